@@ -1,0 +1,52 @@
+# Everything runs from .venv. Without DATABASE_URL, a private PostgreSQL cluster under
+# .pgdata/ (socket in /tmp) is started for run/migrate/admin/psql.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ADMIN_USERNAME ?= admin
+ADMIN_EMAIL ?= admin@example.com
+export HOST ?= 127.0.0.1
+export PORT ?= 8000
+
+ifdef DATABASE_URL
+DB :=
+else
+DB := db-start
+endif
+
+.PHONY: run test migrate rollback admin psql db-start stop clean
+
+run: $(DB) migrate
+	@$(PY) -m api create-admin --if-empty --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py api.wsgi:app
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+migrate: $(VENV)/.installed $(DB)
+	$(PY) -m api migrate
+
+rollback: $(VENV)/.installed $(DB)
+	$(PY) -m api rollback
+
+admin: $(VENV)/.installed $(DB) migrate
+	$(PY) -m api create-admin --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
+
+psql: $(VENV)/.installed $(DB)
+	psql "$$($(PY) -m api db-url)"
+
+db-start: $(VENV)/.installed
+	@$(PY) -m api db-start
+
+stop: $(VENV)/.installed
+	$(PY) -m api db-stop
+
+clean: stop
+	rm -rf .pgdata $(VENV)
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed" if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@

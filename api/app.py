@@ -1,0 +1,84 @@
+"""The Falcon application: routes, media handlers, middleware and error handling."""
+import functools
+import json
+import logging
+import time
+
+import falcon
+import falcon.media
+
+from api import errors
+from api.auth import AuthMiddleware
+from api.resources import categories, comments, health, incidents, tokens, users
+from api.sql import load_queries
+from api.validation import MERGE_PATCH
+
+MAX_BODY_BYTES = 1024 * 1024
+ID = "int(min=1, max=9223372036854775807)"
+log = logging.getLogger("api")
+
+
+def _json_default(value):
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class BoundedJSONHandler(falcon.media.JSONHandler):
+    """JSON that refuses bodies over MAX_BODY_BYTES (413) and absurd nesting (400)."""
+
+    def deserialize(self, stream, content_type, content_length):
+        if content_length is not None and content_length > MAX_BODY_BYTES:
+            raise falcon.HTTPContentTooLarge(description="The body is over 1 MiB.")
+        data = stream.read(MAX_BODY_BYTES + 1)
+        if len(data) > MAX_BODY_BYTES:
+            raise falcon.HTTPContentTooLarge(description="The body is over 1 MiB.")
+        try:
+            return self._deserialize(data)
+        except RecursionError:
+            raise falcon.MediaMalformedError("JSON") from None
+
+
+class RequestLog:
+    """One log line per request: method, path, status, duration."""
+
+    def process_request(self, req, resp):
+        req.context.started = time.perf_counter()
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        elapsed_ms = (time.perf_counter() - req.context.started) * 1000
+        log.info("%s %s %s %.1fms", req.method, req.path, resp.status[:3], elapsed_ms)
+
+
+def create_app(config, db):
+    queries = load_queries()
+    app = falcon.App(middleware=[RequestLog(), AuthMiddleware(db, queries)])
+    handler = BoundedJSONHandler(dumps=functools.partial(
+        json.dumps, ensure_ascii=False, default=_json_default))
+    app.req_options.media_handlers = falcon.media.Handlers(
+        {falcon.MEDIA_JSON: handler, MERGE_PATCH: handler})
+    app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: handler})
+    errors.register(app)
+    add_routes(app, db, queries)
+    return app
+
+
+def add_routes(app, db, queries):
+    lists = incidents.IncidentLists(queries)
+    routes = {
+        "/health": health.Health(db, queries),
+        "/auth/tokens": tokens.Collection(db, queries),
+        "/auth/tokens/current": tokens.Current(db, queries),
+        "/users": users.Collection(db, queries),
+        f"/users/{{user_id:{ID}}}": users.Item(db, queries),
+        f"/users/{{user_id:{ID}}}/incidents": users.Incidents(db, queries, lists),
+        "/incidents": incidents.Collection(db, queries, lists),
+        f"/incidents/{{incident_id:{ID}}}": incidents.Item(db, queries),
+        f"/incidents/{{incident_id:{ID}}}/comments": comments.Collection(db, queries),
+        f"/incidents/{{incident_id:{ID}}}/comments/{{comment_id:{ID}}}": comments.Item(db, queries),
+        "/categories": categories.Collection(db, queries),
+        f"/categories/{{category_id:{ID}}}": categories.Item(db, queries),
+        f"/categories/{{category_id:{ID}}}/incidents": categories.Incidents(db, queries, lists),
+    }
+    for template, resource in routes.items():
+        app.add_route(template, resource)

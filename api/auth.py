@@ -1,0 +1,77 @@
+"""Bearer tokens, password hashing, and who may do what."""
+import hashlib
+import secrets
+
+import argon2
+import falcon
+
+from api.errors import Problem
+
+TOKEN_PREFIX = "inc_"
+# OWASP's minimum for Argon2id: 19 MiB of memory, 2 iterations, 1 lane.
+_hasher = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+def new_token():
+    """A fresh bearer token (256 random bits) and the hash that is stored for it."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode()).digest()
+
+
+def hash_password(password):
+    return _hasher.hash(password)
+
+
+def password_matches(password_hash, password):
+    """Always does one full Argon2 check, so an unknown user takes as long as a known one."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except argon2.exceptions.VerificationError:
+        return False
+
+
+def unauthorized(detail, error=None):
+    challenge = f'Bearer error="{error}"' if error else "Bearer"
+    return Problem(falcon.HTTP_401, detail, headers={"WWW-Authenticate": challenge})
+
+
+class AuthMiddleware:
+    """Resolves `Authorization: Bearer <token>` to `req.context.user` for every routed request
+    except those whose resource says `auth_required = False`."""
+
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def process_resource(self, req, resp, resource, params):
+        if resource is None or not getattr(resource, "auth_required", True):
+            return
+        scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("Send 'Authorization: Bearer <token>'; get a token from POST /auth/tokens.")
+        req.context.token_hash = hash_token(token.strip())
+        with self._db.read() as conn:
+            user = self._queries.get_user_by_token(conn, token_hash=req.context.token_hash)
+        if user is None:
+            raise unauthorized("The token is unknown, revoked, or its user is deactivated.",
+                               "invalid_token")
+        req.context.user = user
+
+
+def require_role(*roles):
+    """A Falcon `before` hook allowing only the given roles."""
+
+    def hook(req, resp, resource, params):
+        if req.context.user["role"] not in roles:
+            raise Problem(falcon.HTTP_403, f"This needs the role {' or '.join(roles)}.")
+
+    return hook
+
+
+def forbid(detail):
+    return Problem(falcon.HTTP_403, detail)

@@ -1,0 +1,28 @@
+"""Settings, read from the environment once and passed around explicitly."""
+import dataclasses
+import os
+
+from api import pgcluster
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    database_url: str
+    pool_min_size: int = 1
+    pool_max_size: int = 1
+    pool_timeout: float = 5.0
+    statement_timeout_ms: int = 5000
+
+    @classmethod
+    def from_env(cls, env=os.environ):
+        return cls(
+            database_url=env.get("DATABASE_URL") or pgcluster.private_cluster().url(),
+            pool_min_size=_int(env, "POOL_MIN_SIZE", cls.pool_min_size),
+            pool_max_size=_int(env, "POOL_MAX_SIZE", cls.pool_max_size),
+            pool_timeout=float(env.get("POOL_TIMEOUT", cls.pool_timeout)),
+            statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms),
+        )
+
+
+def _int(env, name, default):
+    return int(env.get(name, default))

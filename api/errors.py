@@ -1,0 +1,90 @@
+"""Every error as application/problem+json (RFC 9457), and database errors mapped to HTTP."""
+import http
+import json
+import logging
+
+import falcon
+import psycopg
+from psycopg import errors as pg
+
+log = logging.getLogger("api")
+
+RETRY_AFTER_SECONDS = "2"
+
+# Constraint (or unique index) name -> the request member it is about.
+CONSTRAINT_POINTERS = {
+    "users_username_key": ("#/username", "is already taken"),
+    "users_email_key": ("#/email", "is already taken"),
+    "categories_name_key": ("#/name", "is already taken"),
+    "incidents_assignee_id_fkey": ("#/assignee_id", "names no user"),
+    "incidents_assignee_active": ("#/assignee_id", "names no active user"),
+    "incident_categories_category_id_fkey": ("#/category_ids", "names a category that does not exist"),
+}
+
+
+class Problem(falcon.HTTPError):
+    """An HTTP error with a problem+json body; `errors` lists each bad member or parameter."""
+
+    def __init__(self, status, detail=None, errors=None, headers=None, **extensions):
+        super().__init__(status, description=detail, headers=headers)
+        self.errors = errors
+        self.extensions = extensions
+
+
+class ValidationFailed(Problem):
+    def __init__(self, errors, detail="The request body is not valid."):
+        super().__init__(falcon.HTTP_422, detail, errors)
+
+
+class InvalidParameter(Problem):
+    def __init__(self, name, detail):
+        super().__init__(falcon.HTTP_400, f"Query parameter {name!r} {detail}.",
+                         [{"parameter": name, "detail": detail}])
+
+
+def serialize_problem(req, resp, ex):
+    status = int(ex.status_code)
+    problem = {
+        "type": "about:blank",
+        "title": http.HTTPStatus(status).phrase,
+        "status": status,
+        "detail": ex.description or ex.title,
+    }
+    if getattr(ex, "errors", None):
+        problem["errors"] = ex.errors
+    problem.update(getattr(ex, "extensions", {}))
+    resp.content_type = "application/problem+json"
+    resp.data = json.dumps(problem, ensure_ascii=False).encode()
+
+
+def unique_violation(req, resp, ex, params):
+    pointer, detail = CONSTRAINT_POINTERS.get(ex.diag.constraint_name, ("#", "conflicts"))
+    raise Problem(falcon.HTTP_409, f"{pointer[2:] or 'The resource'} {detail}.",
+                  [{"pointer": pointer, "detail": detail}])
+
+
+def reference_violation(req, resp, ex, params):
+    pointer, detail = CONSTRAINT_POINTERS.get(ex.diag.constraint_name, ("#", "names a missing record"))
+    raise ValidationFailed([{"pointer": pointer, "detail": detail}])
+
+
+def rejected_value(req, resp, ex, params):
+    # NOTE: the JSON Schemas should stop these first; reaching here means a rule is missing.
+    log.error("database rejected a value the schema allowed: %s %s: %s",
+              req.method, req.path, ex.diag.message_primary)
+    raise ValidationFailed([{"pointer": "#", "detail": "a value is out of range or malformed"}])
+
+
+def database_unavailable(req, resp, ex, params):
+    log.warning("database unavailable: %s %s: %s", req.method, req.path, type(ex).__name__)
+    raise Problem(falcon.HTTP_503, "The database is unavailable; retry shortly.",
+                  headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def register(app):
+    app.set_error_serializer(serialize_problem)
+    app.add_error_handler(pg.UniqueViolation, unique_violation)
+    app.add_error_handler(pg.ForeignKeyViolation, reference_violation)
+    app.add_error_handler(psycopg.IntegrityError, rejected_value)
+    app.add_error_handler(psycopg.DataError, rejected_value)
+    app.add_error_handler(psycopg.OperationalError, database_unavailable)

@@ -1,0 +1,54 @@
+"""Who may change what in an incident, and which status may follow which."""
+import falcon
+
+from api.auth import forbid
+from api.errors import Problem
+
+TRANSITIONS = {
+    "open": ["in_progress", "resolved", "closed"],
+    "in_progress": ["open", "resolved", "closed"],
+    "resolved": ["open", "closed"],
+    "closed": ["open"],
+}
+RESPONDER_ROLES = ("responder", "admin")
+REPORTER_FIELDS = {"title", "description"}
+
+
+def allowed_transitions(user, incident):
+    return TRANSITIONS[incident["status"]] if user["role"] in RESPONDER_ROLES else []
+
+
+def present(incident, user):
+    """The incident as the API shows it to `user`."""
+    return {**incident, "allowed_transitions": allowed_transitions(user, incident)}
+
+
+def changes(current, body):
+    """The members of `body` whose values differ from the incident's current ones."""
+    def differs(name, value):
+        if name == "category_ids":
+            return sorted(value) != sorted(current["category_ids"])
+        return value != current[name]
+    return {name: value for name, value in body.items() if differs(name, value)}
+
+
+def check_may_change(user, incident, changed):
+    if user["role"] in RESPONDER_ROLES:
+        return
+    if incident["reporter_id"] != user["id"]:
+        raise forbid("Reporters may only edit incidents they reported.")
+    beyond = sorted(set(changed) - REPORTER_FIELDS)
+    if beyond:
+        raise forbid(f"Reporters may change only title and description, not {', '.join(beyond)}.")
+
+
+def check_transition(user, incident, new_status):
+    allowed = allowed_transitions(user, incident)
+    if new_status not in allowed:
+        raise Problem(
+            falcon.HTTP_409,
+            f"An incident that is {incident['status']} cannot become {new_status}; "
+            f"allowed: {', '.join(allowed) or 'none'}.",
+            [{"pointer": "#/status", "detail": "is not an allowed transition"}],
+            allowed_transitions=allowed,
+        )

@@ -1,0 +1,124 @@
+"""Query parameters: only known names, each given once and parsed, else a 400 problem."""
+import dataclasses
+import datetime
+
+from api import pagination
+from api.errors import InvalidParameter
+from api.schemas import MAX_ID, ROLES, SEVERITIES, STATUSES
+
+
+def parse(req, parsers):
+    """{name: parsed value} for the query parameters present; `parsers` lists the known ones."""
+    unknown = sorted(set(req.params) - set(parsers))
+    if unknown:
+        raise InvalidParameter(unknown[0], "is not a parameter of this resource")
+    values = {}
+    for name, raw in req.params.items():
+        if isinstance(raw, list):
+            raise InvalidParameter(name, "must be given at most once")
+        try:
+            values[name] = parsers[name](raw)
+        except ValueError as ex:
+            raise InvalidParameter(name, str(ex)) from None
+    return values
+
+
+def integer(low, high):
+    def parse_integer(raw):
+        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"must be an integer from {low} to {high}")
+        return int(raw)
+    return parse_integer
+
+
+identifier = integer(1, MAX_ID)
+limit = integer(1, pagination.MAX_LIMIT)
+
+
+def one_of(choices):
+    def parse_choice(raw):
+        if raw not in choices:
+            raise ValueError("must be one of: " + ", ".join(choices))
+        return raw
+    return parse_choice
+
+
+def list_of(choices):
+    def parse_list(raw):
+        values = raw.split(",")
+        if not all(v in choices for v in values):
+            raise ValueError("must be a comma-separated list of: " + ", ".join(choices))
+        return sorted(set(values), key=choices.index)
+    return parse_list
+
+
+def boolean(raw):
+    if raw not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return raw == "true"
+
+
+def timestamp(raw):
+    try:
+        value = datetime.datetime.fromisoformat(raw)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-11-24T00:00:00Z")
+    return value
+
+
+def cursor(raw):
+    return raw  # decoded by the resource, which knows the cursor's shape
+
+
+def id_or_none(raw):
+    return None if raw == "none" else identifier(raw)
+
+
+PAGE = {"limit": limit, "cursor": cursor}
+USER_FILTERS = {**PAGE, "role": one_of(ROLES), "active": boolean}
+INCIDENT_FILTERS = {
+    **PAGE,
+    "status": list_of(STATUSES),
+    "severity": list_of(SEVERITIES),
+    "reporter_id": identifier,
+    "assignee_id": id_or_none,
+    "category_id": identifier,
+    "created_after": timestamp,
+    "created_before": timestamp,
+    "sort": one_of(["created_at", "-created_at", "updated_at", "-updated_at",
+                    "severity", "-severity"]),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sort:
+    """How one sort key orders a page and continues after a cursor: constant SQL only."""
+    column: str
+    cast: str
+    descending: bool
+    parse_value: object
+
+    @property
+    def order_by(self):
+        direction = "DESC" if self.descending else "ASC"
+        return f"i.{self.column} {direction}, i.id {direction}"
+
+    @property
+    def after(self):
+        op = "<" if self.descending else ">"
+        return f"(i.{self.column}, i.id) {op} (%(after_value)s::{self.cast}, %(after_id)s)"
+
+
+def _sorts(column, cast, parse_value):
+    return {column: Sort(column, cast, False, parse_value),
+            "-" + column: Sort(column, cast, True, parse_value)}
+
+
+SORTS = {
+    **_sorts("created_at", "timestamptz", timestamp),
+    **_sorts("updated_at", "timestamptz", timestamp),
+    **_sorts("severity", "incident_severity", one_of(SEVERITIES)),
+}
+DEFAULT_SORT = "-created_at"

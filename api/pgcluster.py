@@ -1,0 +1,124 @@
+"""A private PostgreSQL cluster: `.pgdata/` for `make run`, a temporary one for tests.
+
+The cluster listens on a Unix socket only. Its directory lives under /tmp because socket
+paths are limited to ~107 bytes. PostgreSQL refuses to run as root, so as root every
+server command runs as the `postgres` user, which then owns the data and socket folders.
+"""
+import contextlib
+import glob
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import psycopg
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+DATABASE_NAME = "incidents"
+INSTALL_HINT = (
+    "PostgreSQL server binaries (initdb, pg_ctl) were not found via PG_BINDIR, "
+    "`pg_config --bindir`, PATH or /usr/lib/postgresql/*/bin.\n"
+    "Install them, e.g. on Debian/Ubuntu: sudo apt-get install postgresql\n"
+    "or point DATABASE_URL at a running PostgreSQL >= 14."
+)
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def find_bindir():
+    candidates = [os.environ.get("PG_BINDIR")]
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        candidates.append(subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+        ).stdout.strip())
+    on_path = shutil.which("pg_ctl")
+    candidates.append(on_path and os.path.dirname(on_path))
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+    for bindir in filter(None, candidates):
+        if all(os.access(os.path.join(bindir, tool), os.X_OK) for tool in ("initdb", "pg_ctl")):
+            return bindir
+    raise ClusterError(INSTALL_HINT)
+
+
+def _version_key(path):
+    version = pathlib.Path(path).parent.name
+    return int(version) if version.isdigit() else 0
+
+
+class Cluster:
+    def __init__(self, datadir, sockdir):
+        self.datadir = pathlib.Path(datadir)
+        self.sockdir = pathlib.Path(sockdir)
+
+    def url(self, dbname=DATABASE_NAME):
+        return f"postgresql://postgres@/{dbname}?host={self.sockdir}"
+
+    def start(self, *settings):
+        """Initialise the cluster if needed, start it if stopped, create the app database."""
+        _own(self.sockdir)
+        if not (self.datadir / "PG_VERSION").exists():
+            _own(self.datadir)
+            self._run("initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust",
+                      "-E", "UTF8", "--locale=C.UTF-8")
+        if not self.running():
+            options = " ".join(["-c listen_addresses=''", f"-k {self.sockdir}", *settings])
+            self._run("pg_ctl", "-D", self.datadir, "-l", self.datadir / "server.log",
+                      "-o", options, "-w", "start")
+        self._create_database()
+
+    def stop(self):
+        if self.running():
+            self._run("pg_ctl", "-D", self.datadir, "-m", "fast", "-w", "stop")
+
+    def running(self):
+        if not (self.datadir / "PG_VERSION").exists():
+            return False
+        status = subprocess.run(self._command("pg_ctl", "-D", self.datadir, "status"),
+                                capture_output=True)
+        return status.returncode == 0
+
+    def _create_database(self):
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                [DATABASE_NAME]).fetchone():
+                conn.execute(f"CREATE DATABASE {DATABASE_NAME}")  # a constant, not input
+
+    def _command(self, tool, *args):
+        command = [os.path.join(find_bindir(), tool), *map(str, args)]
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+    def _run(self, tool, *args):
+        result = subprocess.run(self._command(tool, *args), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ClusterError(f"{tool} failed:\n{result.stdout}{result.stderr}")
+
+
+def _own(path):
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+def private_cluster():
+    """The cluster of `make run`: data in .pgdata/, socket in a short per-project /tmp folder."""
+    tag = hashlib.sha1(str(PROJECT_ROOT).encode()).hexdigest()[:10]
+    return Cluster(PROJECT_ROOT / ".pgdata", f"/tmp/incidents-pg-{tag}")
+
+
+@contextlib.contextmanager
+def throwaway_cluster():
+    """A fast, disposable cluster for tests (no fsync); removed on exit."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix="incidents-test-"))
+    _own(base)
+    cluster = Cluster(base / "data", base / "sock")
+    try:
+        cluster.start("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)

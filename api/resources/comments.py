@@ -1,0 +1,51 @@
+import datetime
+
+import falcon
+
+from api import params
+from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
+from api.resources.common import created, found
+from api.schemas import COMMENT_CREATE
+from api.validation import validate_body
+
+BEFORE_ALL = {"after_created_at": datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
+              "after_id": 0}
+
+
+class Collection:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_get(self, req, resp, incident_id):
+        args = params.parse(req, params.PAGE)
+        limit = args.get("limit", DEFAULT_LIMIT)
+        after = BEFORE_ALL
+        if "cursor" in args:
+            after_created_at, after_id = decode_cursor(args["cursor"], [params.timestamp, positive_id])
+            after = {"after_created_at": after_created_at, "after_id": after_id}
+        with self._db.read() as conn:
+            found(self._queries.incident_exists(conn, id=incident_id) or None, "incident")
+            rows = self._queries.list_comments(conn, incident_id=incident_id, limit=limit + 1, **after)
+        resp.media = page(req, resp, rows, limit,
+                          lambda row: encode_cursor(row["created_at"].isoformat(), row["id"]))
+
+    @falcon.before(validate_body(COMMENT_CREATE))
+    def on_post(self, req, resp, incident_id):
+        with self._db.write() as conn:
+            found(self._queries.incident_exists(conn, id=incident_id) or None, "incident")
+            comment = self._queries.create_comment(
+                conn, incident_id=incident_id, author_id=req.context.user["id"],
+                content=req.context.body["content"])
+        created(resp, f"/incidents/{incident_id}/comments/{comment['id']}", comment)
+
+
+class Item:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_get(self, req, resp, incident_id, comment_id):
+        with self._db.read() as conn:
+            resp.media = found(self._queries.get_comment(conn, id=comment_id, incident_id=incident_id),
+                               "comment")

@@ -1,0 +1,130 @@
+import falcon
+
+from api import params
+from api.auth import forbid, require_role
+from api.errors import ValidationFailed
+from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check_transition, present
+from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
+from api.resources.common import check_if_match, created, etag_matches, found
+from api.schemas import INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE
+from api.validation import validate_body
+
+NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_id": None,
+              "unassigned": False, "category_id": None, "created_after": None,
+              "created_before": None, "involved_id": None, "relation": "any"}
+
+
+class IncidentLists:
+    """Filtered, sorted, keyset-paginated incident lists: /incidents and its nested forms."""
+
+    def __init__(self, queries):
+        self._queries = {
+            (key, first): queries.list_incidents.format(
+                after="TRUE" if first else sort.after, order_by=sort.order_by)
+            for key, sort in params.SORTS.items() for first in (True, False)
+        }
+
+    def respond(self, conn, req, resp, allowed=params.INCIDENT_FILTERS, **fixed):
+        args = params.parse(req, allowed)
+        sort_key = args.pop("sort", params.DEFAULT_SORT)
+        sort = params.SORTS[sort_key]
+        limit = args.pop("limit", DEFAULT_LIMIT)
+        cursor = args.pop("cursor", None)
+        after = {"after_value": None, "after_id": None}
+        if cursor:
+            _, after["after_value"], after["after_id"] = decode_cursor(
+                cursor, [params.one_of([sort_key]), sort.parse_value, positive_id])
+        filters = {**NO_FILTERS, **args, **fixed, **after, "limit": limit + 1}
+        if "assignee_id" in args and args["assignee_id"] is None:
+            filters["unassigned"] = True
+        rows = self._queries[sort_key, cursor is None](conn, **filters)
+        user = req.context.user
+        body = page(req, resp, rows, limit,
+                    lambda row: encode_cursor(sort_key, row[sort.column], row["id"]))
+        body["items"] = [present(row, user) for row in body["items"]]
+        return body
+
+
+def set_categories(conn, queries, incident_id, category_ids):
+    missing = queries.list_missing_categories(conn, ids=category_ids)
+    if missing:
+        raise ValidationFailed([{"pointer": f"#/category_ids/{row['position']}",
+                                 "detail": "names no category"} for row in missing])
+    queries.set_incident_categories(conn, id=incident_id, category_ids=category_ids)
+
+
+def respond_with(resp, incident, user):
+    resp.etag = str(incident["version"])
+    resp.media = present(incident, user)
+
+
+class Collection:
+    def __init__(self, db, queries, lists):
+        self._db = db
+        self._queries = queries
+        self._lists = lists
+
+    def on_get(self, req, resp):
+        with self._db.read() as conn:
+            resp.media = self._lists.respond(conn, req, resp)
+
+    @falcon.before(validate_body(INCIDENT_CREATE))
+    def on_post(self, req, resp):
+        body, user = req.context.body, req.context.user
+        if body.get("assignee_id") is not None and user["role"] not in RESPONDER_ROLES:
+            raise forbid("Only responders and admins assign incidents.")
+        with self._db.write() as conn:
+            incident_id = self._queries.create_incident(
+                conn, title=body["title"], description=body.get("description", ""),
+                severity=body.get("severity", "medium"), reporter_id=user["id"],
+                assignee_id=body.get("assignee_id"))
+            if body.get("category_ids"):
+                set_categories(conn, self._queries, incident_id, body["category_ids"])
+            incident = self._queries.get_incident(conn, id=incident_id)
+        created(resp, f"/incidents/{incident_id}", None)
+        respond_with(resp, incident, user)
+
+
+class Item:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_get(self, req, resp, incident_id):
+        with self._db.read() as conn:
+            incident = found(self._queries.get_incident(conn, id=incident_id), "incident")
+        if etag_matches(req, incident["version"]):
+            resp.status = falcon.HTTP_304
+            resp.etag = str(incident["version"])
+            return
+        respond_with(resp, incident, req.context.user)
+
+    @falcon.before(validate_body(INCIDENT_REPLACE))
+    def on_put(self, req, resp, incident_id):
+        self._update(req, resp, incident_id)
+
+    @falcon.before(validate_body(INCIDENT_PATCH))
+    def on_patch(self, req, resp, incident_id):
+        self._update(req, resp, incident_id)
+
+    @falcon.before(require_role("admin"))
+    def on_delete(self, req, resp, incident_id):
+        with self._db.write() as conn:
+            found(self._queries.delete_incident(conn, id=incident_id) or None, "incident")
+        resp.status = falcon.HTTP_204
+
+    def _update(self, req, resp, incident_id):
+        user = req.context.user
+        with self._db.write() as conn:
+            current = found(self._queries.lock_incident(conn, id=incident_id), "incident")
+            changed = changes(current, req.context.body)
+            check_may_change(user, current, changed)
+            check_if_match(req, current["version"])
+            if "status" in changed:
+                check_transition(user, current, changed["status"])
+            if "category_ids" in changed:
+                set_categories(conn, self._queries, incident_id, changed["category_ids"])
+            if changed:
+                self._queries.update_incident(conn, **{**current, **changed})
+            incident = self._queries.get_incident(conn, id=incident_id)
+        respond_with(resp, incident, user)

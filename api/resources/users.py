@@ -1,0 +1,103 @@
+import falcon
+
+from api import params
+from api.auth import forbid, hash_password, require_role
+from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
+from api.resources.common import created, found
+from api.schemas import USER_CREATE, USER_PATCH, USER_REPLACE
+from api.validation import validate_body
+
+SELF_EDITABLE = {"email", "password"}
+NESTED_INCIDENT_FILTERS = {**params.INCIDENT_FILTERS,
+                           "relation": params.one_of(["any", "reporter", "assignee"])}
+
+
+def check_may_edit(caller, current, body):
+    changed = {name for name, value in body.items() if name == "password" or value != current[name]}
+    if caller["role"] == "admin":
+        if caller["id"] == current["id"] and changed & {"role", "active"}:
+            raise forbid("Nobody may change their own role or deactivate themselves.")
+        return
+    if caller["id"] != current["id"]:
+        raise forbid("Only admins edit other users.")
+    if changed - SELF_EDITABLE:
+        raise forbid("You may change only your own email and password.")
+
+
+def password_hash_of(body):
+    return hash_password(body["password"]) if "password" in body else None
+
+
+class Collection:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_get(self, req, resp):
+        args = params.parse(req, params.USER_FILTERS)
+        limit = args.get("limit", DEFAULT_LIMIT)
+        after_id = decode_cursor(args["cursor"], [positive_id])[0] if "cursor" in args else 0
+        with self._db.read() as conn:
+            rows = self._queries.list_users(conn, role=args.get("role"), active=args.get("active"),
+                                            after_id=after_id, limit=limit + 1)
+        resp.media = page(req, resp, rows, limit, lambda row: encode_cursor(row["id"]))
+
+    @falcon.before(require_role("admin"))
+    @falcon.before(validate_body(USER_CREATE))
+    def on_post(self, req, resp):
+        body = req.context.body
+        password_hash = password_hash_of(body)
+        with self._db.write() as conn:
+            user = self._queries.create_user(
+                conn, username=body["username"], email=body["email"],
+                role=body.get("role", "reporter"), active=body.get("active", True),
+                password_hash=password_hash)
+        created(resp, f"/users/{user['id']}", user)
+
+
+class Item:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_get(self, req, resp, user_id):
+        with self._db.read() as conn:
+            resp.media = found(self._queries.get_user(conn, id=user_id), "user")
+
+    @falcon.before(validate_body(USER_REPLACE))
+    def on_put(self, req, resp, user_id):
+        self._update(req, resp, user_id)
+
+    @falcon.before(validate_body(USER_PATCH))
+    def on_patch(self, req, resp, user_id):
+        self._update(req, resp, user_id)
+
+    @falcon.before(require_role("admin"))
+    def on_delete(self, req, resp, user_id):
+        if user_id == req.context.user["id"]:
+            raise forbid("You cannot delete your own account.")
+        with self._db.write() as conn:
+            found(self._queries.delete_user(conn, id=user_id) or None, "user")
+        resp.status = falcon.HTTP_204
+
+    def _update(self, req, resp, user_id):
+        body = req.context.body
+        password_hash = password_hash_of(body)
+        with self._db.write() as conn:
+            current = found(self._queries.lock_user(conn, id=user_id), "user")
+            check_may_edit(req.context.user, current, body)
+            resp.media = self._queries.update_user(
+                conn, **{**current, **body}, password_hash=password_hash)
+
+
+class Incidents:
+    def __init__(self, db, queries, lists):
+        self._db = db
+        self._queries = queries
+        self._lists = lists
+
+    def on_get(self, req, resp, user_id):
+        with self._db.read() as conn:
+            found(self._queries.get_user(conn, id=user_id), "user")
+            resp.media = self._lists.respond(conn, req, resp, NESTED_INCIDENT_FILTERS,
+                                             involved_id=user_id)

@@ -1,0 +1,103 @@
+"""Named SQL queries, loaded once from `sql/*.sql`.
+
+Each query starts with a header line `-- name: <name> :<kind>`, optional `--` doc lines,
+then its text with psycopg placeholders (`%(name)s`), byte for byte what the server gets.
+A duplicate name, an unknown kind or an empty query stops start-up.
+"""
+import dataclasses
+import pathlib
+import re
+
+from psycopg import sql
+
+SQL_DIR = pathlib.Path(__file__).resolve().parent.parent / "sql"
+HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)\s*$")
+KINDS = {"one", "many", "scalar", "exec", "execrows"}
+
+
+class QueryFileError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    name: str
+    kind: str
+    text: str
+    file: str
+    line: int
+
+    def __call__(self, conn, **params):
+        """Run on `conn`: a row or None (one), rows (many), a value (scalar), None (exec),
+        or the number of rows touched (execrows)."""
+        cursor = conn.execute(self.text, params)
+        if self.kind == "one":
+            return cursor.fetchone()
+        if self.kind == "many":
+            return cursor.fetchall()
+        if self.kind == "scalar":
+            row = cursor.fetchone()
+            return None if row is None else next(iter(row.values()))
+        if self.kind == "execrows":
+            return cursor.rowcount
+        return None
+
+    def format(self, **fragments):
+        """This query with its `{name}` slots filled by constant SQL fragments, never input."""
+        text = sql.SQL(self.text).format(**{k: sql.SQL(v) for k, v in fragments.items()})
+        return dataclasses.replace(self, text=text.as_string(None))
+
+
+class Queries(dict):
+    """Queries by name, also reachable as attributes: `queries.get_incident(conn, id=1)`."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no query named {name!r} in {SQL_DIR}") from None
+
+
+def load_queries(directory=SQL_DIR):
+    queries = Queries()
+    for path in sorted(pathlib.Path(directory).glob("*.sql")):
+        for query in parse_file(path):
+            if query.name in queries:
+                first = queries[query.name]
+                raise QueryFileError(f"{query.file}:{query.line}: query {query.name!r} "
+                                     f"already defined at {first.file}:{first.line}")
+            queries[query.name] = query
+    return queries
+
+
+def parse_file(path):
+    header, body, queries = None, [], []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.startswith("-- name:"):
+            if header:
+                queries.append(_make_query(path, header, body))
+            header, body = (number, _parse_header(path, number, line)), []
+        elif header:
+            body.append(line)
+        elif line.strip() and not line.startswith("--"):
+            raise QueryFileError(f"{path}:{number}: SQL before the first '-- name:' header")
+    if header:
+        queries.append(_make_query(path, header, body))
+    return queries
+
+
+def _parse_header(path, number, line):
+    match = HEADER.match(line)
+    if not match or match["kind"] not in KINDS:
+        raise QueryFileError(f"{path}:{number}: malformed header {line!r}; expected "
+                             f"'-- name: <snake_case> :<{'|'.join(sorted(KINDS))}>'")
+    return match["name"], match["kind"]
+
+
+def _make_query(path, header, body):
+    number, (name, kind) = header
+    text = "\n".join(line for line in body if not line.startswith("--")).strip().rstrip(";")
+    if not text.strip():
+        raise QueryFileError(f"{path}:{number}: query {name!r} has no SQL")
+    return Query(name, kind, text, str(path), number)
+

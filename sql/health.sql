@@ -1,0 +1,4 @@
+-- Liveness.
+
+-- name: ping :scalar
+SELECT 1

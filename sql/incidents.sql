@@ -1,0 +1,70 @@
+-- Incidents. Reads go through the incident_details view, the API's representation.
+
+-- name: get_incident :one
+SELECT * FROM incident_details WHERE id = %(id)s
+
+-- name: list_incidents :many
+-- One page of incidents matching the filters (a NULL filter matches all). {after} and
+-- {order_by} are constant fragments picked by the sort key in api/params.py, never input.
+-- involved_id with relation ('reporter', 'assignee' or 'any') is /users/{id}/incidents.
+SELECT * FROM incident_details i
+WHERE (%(status)s::incident_status[] IS NULL OR i.status = ANY(%(status)s::incident_status[]))
+  AND (%(severity)s::incident_severity[] IS NULL OR i.severity = ANY(%(severity)s::incident_severity[]))
+  AND (%(reporter_id)s::bigint IS NULL OR i.reporter_id = %(reporter_id)s)
+  AND (%(assignee_id)s::bigint IS NULL OR i.assignee_id = %(assignee_id)s)
+  AND (NOT %(unassigned)s OR i.assignee_id IS NULL)
+  AND (%(category_id)s::bigint IS NULL OR EXISTS (
+        SELECT 1 FROM incident_categories ic
+        WHERE ic.incident_id = i.id AND ic.category_id = %(category_id)s))
+  AND (%(created_after)s::timestamptz IS NULL OR i.created_at >= %(created_after)s)
+  AND (%(created_before)s::timestamptz IS NULL OR i.created_at < %(created_before)s)
+  AND (%(involved_id)s::bigint IS NULL
+       OR (%(relation)s <> 'assignee' AND i.reporter_id = %(involved_id)s)
+       OR (%(relation)s <> 'reporter' AND i.assignee_id = %(involved_id)s))
+  AND {after}
+ORDER BY {order_by}
+LIMIT %(limit)s
+
+-- name: create_incident :scalar
+INSERT INTO incidents (title, description, severity, reporter_id, assignee_id)
+VALUES (%(title)s, %(description)s, %(severity)s, %(reporter_id)s, %(assignee_id)s)
+RETURNING id
+
+-- name: lock_incident :one
+-- The row to change, locked until the transaction ends, with its category ids.
+SELECT id, title, description, status, severity, reporter_id, assignee_id, resolution, version,
+       ARRAY(SELECT category_id FROM incident_categories
+             WHERE incident_id = incidents.id ORDER BY category_id) AS category_ids
+FROM incidents WHERE id = %(id)s FOR UPDATE
+
+-- name: update_incident :exec
+-- acknowledged_at is set the first time the incident leaves 'open'; resolved_at when it
+-- enters 'resolved', cleared when it is reopened. (Right of `=`, columns hold old values.)
+UPDATE incidents
+SET title = %(title)s, description = %(description)s,
+    status = %(status)s::incident_status, severity = %(severity)s::incident_severity,
+    assignee_id = %(assignee_id)s, resolution = %(resolution)s,
+    acknowledged_at = CASE WHEN %(status)s::incident_status <> 'open'
+                           THEN coalesce(acknowledged_at, now()) ELSE acknowledged_at END,
+    resolved_at = CASE WHEN %(status)s::incident_status = 'resolved' AND status <> 'resolved' THEN now()
+                       WHEN %(status)s::incident_status IN ('open', 'in_progress') THEN NULL
+                       ELSE resolved_at END,
+    updated_at = now(), version = version + 1
+WHERE id = %(id)s
+
+-- name: set_incident_categories :exec
+-- Makes the incident's categories exactly the given ids.
+WITH removed AS (
+    DELETE FROM incident_categories
+    WHERE incident_id = %(id)s AND category_id <> ALL(%(category_ids)s::bigint[])
+)
+INSERT INTO incident_categories (incident_id, category_id)
+SELECT %(id)s, unnest(%(category_ids)s::bigint[])
+ON CONFLICT DO NOTHING
+
+-- name: delete_incident :execrows
+-- Its comments and category links go with it (ON DELETE CASCADE).
+DELETE FROM incidents WHERE id = %(id)s
+
+-- name: incident_exists :scalar
+SELECT EXISTS (SELECT 1 FROM incidents WHERE id = %(id)s)
