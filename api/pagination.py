@@ -43,5 +43,5 @@ def page(req, resp, rows, limit, cursor_of):
     if next_cursor:
         query = {**req.params, "cursor": next_cursor}
         url = f"{req.prefix}{req.path}?{urllib.parse.urlencode(query)}"
-        resp.append_link(url, "next")
+        resp.append_header("Link", f'<{url}>; rel="next"')
     return {"items": items, "next_cursor": next_cursor}

@@ -31,7 +31,7 @@ class IncidentLists:
         limit = args.pop("limit", DEFAULT_LIMIT)
         cursor = args.pop("cursor", None)
         after = {"after_value": None, "after_id": None}
-        if cursor:
+        if cursor is not None:
             _, after["after_value"], after["after_id"] = decode_cursor(
                 cursor, [params.one_of([sort_key]), sort.parse_value, positive_id])
         filters = {**NO_FILTERS, **args, **fixed, **after, "limit": limit + 1}
