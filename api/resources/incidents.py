@@ -14,15 +14,20 @@ NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_i
               "created_before": None, "involved_id": None, "relation": "any"}
 
 
+def list_queries(queries):
+    """list_incidents for each (sort key, first page or not), filled with constant SQL."""
+    return {
+        (key, first): queries.list_incidents.format(
+            after="TRUE" if first else sort.after, order_by=sort.order_by)
+        for key, sort in params.SORTS.items() for first in (True, False)
+    }
+
+
 class IncidentLists:
     """Filtered, sorted, keyset-paginated incident lists: /incidents and its nested forms."""
 
     def __init__(self, queries):
-        self._queries = {
-            (key, first): queries.list_incidents.format(
-                after="TRUE" if first else sort.after, order_by=sort.order_by)
-            for key, sort in params.SORTS.items() for first in (True, False)
-        }
+        self._queries = list_queries(queries)
 
     def respond(self, conn, req, resp, allowed=params.INCIDENT_FILTERS, **fixed):
         args = params.parse(req, allowed)

@@ -1,0 +1,66 @@
+import re
+
+import psycopg
+import pytest
+
+from api.resources.incidents import list_queries
+from api.sql import QueryFileError, load_queries
+
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def all_query_texts(queries):
+    texts = {name: q.text for name, q in queries.items() if name != "list_incidents"}
+    texts.update({f"list_incidents{key}": q.text for key, q in list_queries(queries).items()})
+    return texts
+
+
+def as_prepared(text):
+    """The query with psycopg's named placeholders numbered as the server sees them."""
+    numbers = {}
+    return PLACEHOLDER.sub(lambda m: f"${numbers.setdefault(m[1], len(numbers) + 1)}", text)
+
+
+def test_every_query_prepares_against_the_migrated_schema(db_conn, queries):
+    texts = all_query_texts(queries)
+    assert len(texts) > 30
+    failures = []
+    for name, text in texts.items():
+        try:
+            db_conn.execute(f"PREPARE check_query AS {as_prepared(text)}")
+            db_conn.execute("DEALLOCATE check_query")
+        except psycopg.Error as ex:
+            failures.append(f"{name}: {ex}")
+    assert failures == []
+
+
+@pytest.mark.parametrize("content, message", [
+    ("-- name: a :one\nSELECT 1\n-- name: a :one\nSELECT 2\n", "already defined"),
+    ("-- name: a :sometimes\nSELECT 1\n", "malformed header"),
+    ("-- name: BadName :one\nSELECT 1\n", "malformed header"),
+    ("SELECT 1\n-- name: a :one\nSELECT 1\n", "before the first"),
+    ("-- name: a :one\n-- only a comment\n", "has no SQL"),
+])
+def test_malformed_sql_files_stop_startup(tmp_path, content, message):
+    (tmp_path / "broken.sql").write_text(content)
+    with pytest.raises(QueryFileError, match=message):
+        load_queries(tmp_path)
+
+
+def test_duplicate_names_across_files_stop_startup(tmp_path):
+    (tmp_path / "a.sql").write_text("-- name: same :one\nSELECT 1\n")
+    (tmp_path / "b.sql").write_text("-- name: same :one\nSELECT 2\n")
+    with pytest.raises(QueryFileError, match="a.sql"):
+        load_queries(tmp_path)
+
+
+def test_query_kinds(db_conn, tmp_path):
+    (tmp_path / "q.sql").write_text(
+        "-- name: one :one\nSELECT 1 AS x\n-- name: many :many\nSELECT generate_series(1, 3) AS x\n"
+        "-- name: scalar :scalar\nSELECT 42\n-- name: rows :execrows\n"
+        "UPDATE users SET active = active WHERE false\n")
+    q = load_queries(tmp_path)
+    assert q.one(db_conn) == {"x": 1}
+    assert q.many(db_conn) == [{"x": 1}, {"x": 2}, {"x": 3}]
+    assert q.scalar(db_conn) == 42
+    assert q.rows(db_conn) == 0
