@@ -9,7 +9,8 @@ import falcon.media
 
 from api import errors
 from api.auth import AuthMiddleware
-from api.resources import categories, comments, health, incidents, tokens, users
+from api.resources import (
+    categories, comments, follows, health, history, incidents, notifications, tokens, users)
 from api.sql import load_queries
 from api.validation import MERGE_PATCH
 
@@ -72,10 +73,17 @@ def add_routes(app, db, queries):
         "/users": users.Collection(db, queries),
         f"/users/{{user_id:{ID}}}": users.Item(db, queries),
         f"/users/{{user_id:{ID}}}/incidents": users.Incidents(db, queries, lists),
+        f"/users/{{user_id:{ID}}}/follow": follows.Follow(db, queries),
+        f"/users/{{user_id:{ID}}}/followers": follows.Followers(db, queries, queries.list_followers),
+        f"/users/{{user_id:{ID}}}/following": follows.Followers(db, queries, queries.list_following),
         "/incidents": incidents.Collection(db, queries, lists),
         f"/incidents/{{incident_id:{ID}}}": incidents.Item(db, queries),
         f"/incidents/{{incident_id:{ID}}}/comments": comments.Collection(db, queries),
         f"/incidents/{{incident_id:{ID}}}/comments/{{comment_id:{ID}}}": comments.Item(db, queries),
+        f"/incidents/{{incident_id:{ID}}}/resolve": incidents.Resolve(db, queries),
+        f"/incidents/{{incident_id:{ID}}}/history": history.History(db, queries),
+        "/notifications": notifications.Collection(db, queries),
+        f"/notifications/{{notification_id:{ID}}}/read": notifications.Read(db, queries),
         "/categories": categories.Collection(db, queries),
         f"/categories/{{category_id:{ID}}}": categories.Item(db, queries),
         f"/categories/{{category_id:{ID}}}/incidents": categories.Incidents(db, queries, lists),

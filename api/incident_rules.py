@@ -25,11 +25,8 @@ def present(incident, user):
 
 def changes(current, body):
     """The members of `body` whose values differ from the incident's current ones."""
-    def differs(name, value):
-        if name == "category_ids":
-            return sorted(value) != sorted(current["category_ids"])
-        return value != current[name]
-    return {name: value for name, value in body.items() if differs(name, value)}
+    wanted = {**body, "category_ids": sorted(body["category_ids"])} if "category_ids" in body else body
+    return {name: value for name, value in wanted.items() if value != current[name]}
 
 
 def check_may_change(user, incident, changed):

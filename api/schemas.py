@@ -41,6 +41,8 @@ INCIDENT_CREATE = _object({k: v for k, v in INCIDENT_FIELDS.items()
 INCIDENT_REPLACE = _object(INCIDENT_FIELDS, INCIDENT_FIELDS)
 INCIDENT_PATCH = _object(INCIDENT_FIELDS)
 
+RESOLVE = _object({"resolution": RESOLUTION})
+
 COMMENT_CREATE = _object({"content": {"type": "string", "minLength": 1, "maxLength": 10000,
                                       "pattern": r"\S"}}, ["content"])
 

@@ -36,11 +36,15 @@ def compile_schema(schema):
     return Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def validate_body(schema):
-    """A Falcon `before` hook: the parsed body in `req.context.body`, or a 415/422 problem."""
+def validate_body(schema, optional=False):
+    """A Falcon `before` hook: the parsed body in `req.context.body`, or a 415/422 problem.
+    With `optional`, a request without a body counts as `{}`."""
     validator = compile_schema(schema)
 
     def hook(req, resp, resource, params):
+        if optional and not req.content_length and req.content_type is None:
+            req.context.body = {}
+            return
         media_type = (req.content_type or "").split(";")[0].strip().lower()
         if media_type != JSON and not (media_type == MERGE_PATCH and req.method == "PATCH"):
             raise Problem(falcon.HTTP_415, f"Send the body as {JSON}.")

@@ -28,6 +28,7 @@ def test_rollback_one_undoes_only_the_last_migration(server_url):
     with scratch_database(server_url) as url:
         migrate.apply(url)
         migrate.rollback(url)
-        assert app_tables(url) == {"users", "api_tokens", "categories"}
+        assert app_tables(url) == {"users", "api_tokens", "categories", "incidents",
+                                   "incident_categories", "comments"}
         migrate.apply(url)
         assert app_tables(url) == set(APP_TABLES)

@@ -2,8 +2,7 @@ import falcon
 
 from api import params
 from api.auth import require_role
-from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
-from api.resources.common import created, found
+from api.resources.common import created, found, id_page
 from api.schemas import CATEGORY_CREATE, CATEGORY_PATCH
 from api.validation import validate_body
 
@@ -16,12 +15,9 @@ class Collection:
         self._queries = queries
 
     def on_get(self, req, resp):
-        args = params.parse(req, params.PAGE)
-        limit = args.get("limit", DEFAULT_LIMIT)
-        after_id = decode_cursor(args["cursor"], [positive_id])[0] if "cursor" in args else 0
         with self._db.read() as conn:
-            rows = self._queries.list_categories(conn, after_id=after_id, limit=limit + 1)
-        resp.media = page(req, resp, rows, limit, lambda row: encode_cursor(row["id"]))
+            resp.media = id_page(req, resp, lambda args, after_id, limit: self._queries.list_categories(
+                conn, after_id=after_id, limit=limit))
 
     @falcon.before(require_role("admin"))
     @falcon.before(validate_body(CATEGORY_CREATE))

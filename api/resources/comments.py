@@ -2,7 +2,7 @@ import datetime
 
 import falcon
 
-from api import params
+from api import events, params
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.resources.common import created, found
 from api.schemas import COMMENT_CREATE
@@ -37,6 +37,7 @@ class Collection:
             comment = self._queries.create_comment(
                 conn, incident_id=incident_id, author_id=req.context.user["id"],
                 content=req.context.body["content"])
+            events.record_commented(conn, self._queries, req.context.user["id"], comment)
         created(resp, f"/incidents/{incident_id}/comments/{comment['id']}", comment)
 
 

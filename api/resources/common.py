@@ -1,7 +1,9 @@
 """Small helpers shared by the resources."""
 import falcon
 
+from api import params
 from api.errors import Problem
+from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 
 
 def found(row, what="resource"):
@@ -31,3 +33,14 @@ def etag_matches(req, version):
     """Whether `If-None-Match` names the current version (weak comparison)."""
     tags = req.if_none_match or []
     return any(tag == "*" or tag == str(version) for tag in tags)
+
+
+def id_page(req, resp, fetch, allowed=params.PAGE, first=0):
+    """A page of rows keyed by id: `fetch(args, after_id, limit)` runs the list query with
+    `after_id` = the cursor's id (or `first`) and `limit` = page size + 1."""
+    args = params.parse(req, allowed)
+    limit = args.pop("limit", DEFAULT_LIMIT)
+    cursor = args.pop("cursor", None)
+    after_id = first if cursor is None else decode_cursor(cursor, [positive_id])[0]
+    rows = fetch(args, after_id, limit + 1)
+    return page(req, resp, rows, limit, lambda row: encode_cursor(row["id"]))

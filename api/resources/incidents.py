@@ -1,12 +1,12 @@
 import falcon
 
-from api import params
+from api import events, params
 from api.auth import forbid, require_role
 from api.errors import ValidationFailed
 from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check_transition, present
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.resources.common import check_if_match, created, etag_matches, found
-from api.schemas import INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE
+from api.schemas import INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE
 from api.validation import validate_body
 
 NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_id": None,
@@ -86,6 +86,7 @@ class Collection:
             if body.get("category_ids"):
                 set_categories(conn, self._queries, incident_id, body["category_ids"])
             incident = self._queries.get_incident(conn, id=incident_id)
+            events.record_created(conn, self._queries, user["id"], incident)
         created(resp, f"/incidents/{incident_id}", None)
         respond_with(resp, incident, user)
 
@@ -119,17 +120,41 @@ class Item:
         resp.status = falcon.HTTP_204
 
     def _update(self, req, resp, incident_id):
-        user = req.context.user
         with self._db.write() as conn:
             current = found(self._queries.lock_incident(conn, id=incident_id), "incident")
-            changed = changes(current, req.context.body)
-            check_may_change(user, current, changed)
             check_if_match(req, current["version"])
-            if "status" in changed:
-                check_transition(user, current, changed["status"])
-            if "category_ids" in changed:
-                set_categories(conn, self._queries, incident_id, changed["category_ids"])
-            if changed:
-                self._queries.update_incident(conn, **{**current, **changed})
-            incident = self._queries.get_incident(conn, id=incident_id)
-        respond_with(resp, incident, user)
+            incident = change(conn, self._queries, req.context.user, current, req.context.body)
+        respond_with(resp, incident, req.context.user)
+
+
+class Resolve:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    @falcon.before(require_role(*RESPONDER_ROLES))
+    @falcon.before(validate_body(RESOLVE, optional=True))
+    def on_post(self, req, resp, incident_id):
+        with self._db.write() as conn:
+            current = found(self._queries.lock_incident(conn, id=incident_id), "incident")
+            if current["status"] == "resolved":
+                incident = self._queries.get_incident(conn, id=incident_id)
+            else:
+                body = {"status": "resolved", **req.context.body}
+                incident = change(conn, self._queries, req.context.user, current, body)
+        respond_with(resp, incident, req.context.user)
+
+
+def change(conn, queries, user, current, body):
+    """Applies `body` to the locked incident `current` as `user`, with its history entry and
+    notifications; returns the incident as it now is."""
+    changed = changes(current, body)
+    check_may_change(user, current, changed)
+    if "status" in changed:
+        check_transition(user, current, changed["status"])
+    if "category_ids" in changed:
+        set_categories(conn, queries, current["id"], changed["category_ids"])
+    if changed:
+        queries.update_incident(conn, **{**current, **changed})
+        events.record_changed(conn, queries, user["id"], current, changed)
+    return queries.get_incident(conn, id=current["id"])

@@ -1,9 +1,10 @@
 import falcon
+from psycopg.errors import ForeignKeyViolation
 
 from api import params
 from api.auth import forbid, hash_password, require_role
-from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
-from api.resources.common import created, found
+from api.errors import Problem
+from api.resources.common import created, found, id_page
 from api.schemas import USER_CREATE, USER_PATCH, USER_REPLACE
 from api.validation import validate_body
 
@@ -34,13 +35,10 @@ class Collection:
         self._queries = queries
 
     def on_get(self, req, resp):
-        args = params.parse(req, params.USER_FILTERS)
-        limit = args.get("limit", DEFAULT_LIMIT)
-        after_id = decode_cursor(args["cursor"], [positive_id])[0] if "cursor" in args else 0
         with self._db.read() as conn:
-            rows = self._queries.list_users(conn, role=args.get("role"), active=args.get("active"),
-                                            after_id=after_id, limit=limit + 1)
-        resp.media = page(req, resp, rows, limit, lambda row: encode_cursor(row["id"]))
+            resp.media = id_page(req, resp, lambda args, after_id, limit: self._queries.list_users(
+                conn, role=args.get("role"), active=args.get("active"), after_id=after_id,
+                limit=limit), params.USER_FILTERS)
 
     @falcon.before(require_role("admin"))
     @falcon.before(validate_body(USER_CREATE))
@@ -76,8 +74,12 @@ class Item:
     def on_delete(self, req, resp, user_id):
         if user_id == req.context.user["id"]:
             raise forbid("You cannot delete your own account.")
-        with self._db.write() as conn:
-            found(self._queries.delete_user(conn, id=user_id) or None, "user")
+        try:
+            with self._db.write() as conn:
+                found(self._queries.delete_user(conn, id=user_id) or None, "user")
+        except ForeignKeyViolation:
+            raise Problem(falcon.HTTP_409, "This user reported incidents, wrote comments or changed "
+                                           "incidents; deactivate them instead.") from None
         resp.status = falcon.HTTP_204
 
     def _update(self, req, resp, user_id):

@@ -1,0 +1,54 @@
+"""What a change to an incident leaves behind: one history entry and its notifications,
+written on the same connection, inside the transaction of the change."""
+from psycopg.types.json import Jsonb
+
+CREATED_FIELDS = ("title", "description", "status", "severity", "assignee_id", "category_ids")
+
+
+def action_for(changed):
+    """The most specific action describing every change of one request."""
+    if changed.get("status") == "resolved":
+        return "resolved"
+    if "status" in changed:
+        return "status_changed"
+    if "assignee_id" in changed:
+        return "assigned"
+    if "category_ids" in changed:
+        return "categorized"
+    return "updated"
+
+
+def record_created(conn, queries, actor_id, incident):
+    changed = {name: incident[name] for name in CREATED_FIELDS if name != "category_ids"}
+    changed["category_ids"] = [category["id"] for category in incident["categories"]]
+    _record(conn, queries, actor_id, incident["id"], "created", {}, changed)
+    direct = {incident["assignee_id"]: "assigned"} if incident["assignee_id"] else {}
+    _notify(conn, queries, actor_id, incident["id"], direct, "followed_reported")
+
+
+def record_changed(conn, queries, actor_id, before, changed):
+    _record(conn, queries, actor_id, before["id"], action_for(changed), before, changed)
+    direct, follow_event = {}, None
+    if changed.get("status") == "resolved":
+        direct[before["reporter_id"]] = "resolved"
+        follow_event = "followed_resolved"
+    if changed.get("assignee_id"):
+        direct[changed["assignee_id"]] = "assigned"
+    if direct or follow_event:
+        _notify(conn, queries, actor_id, before["id"], direct, follow_event)
+
+
+def record_commented(conn, queries, actor_id, comment):
+    _record(conn, queries, actor_id, comment["incident_id"], "commented", {},
+            {"comment_id": comment["id"]})
+
+
+def _record(conn, queries, actor_id, incident_id, action, before, changed):
+    changes = {name: [before.get(name), value] for name, value in changed.items()}
+    queries.add_history(conn, incident_id=incident_id, actor_id=actor_id, action=action,
+                        changes=Jsonb(changes))
+
+
+def _notify(conn, queries, actor_id, incident_id, direct, follow_event):
+    queries.notify(conn, incident_id=incident_id, actor_id=actor_id, follow_event=follow_event,
+                   recipients=list(direct), events=list(direct.values()))

@@ -1,0 +1,31 @@
+import falcon
+
+from api import params
+from api.resources.common import found, id_page
+
+FILTERS = {**params.PAGE, "unread": params.boolean}
+
+
+class Collection:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_get(self, req, resp):
+        with self._db.read() as conn:
+            resp.media = id_page(req, resp, lambda args, before_id, limit: self._queries.list_notifications(
+                conn, user_id=req.context.user["id"], unread=args.get("unread", False),
+                before_id=before_id, limit=limit), FILTERS, first=None)
+
+
+class Read:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_post(self, req, resp, notification_id):
+        with self._db.write() as conn:
+            marked = self._queries.mark_notification_read(
+                conn, id=notification_id, user_id=req.context.user["id"])
+        found(marked or None, "notification")
+        resp.status = falcon.HTTP_204

@@ -1,0 +1,3 @@
+DROP TABLE notifications;
+DROP TABLE follows;
+DROP TABLE incident_history;
