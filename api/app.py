@@ -9,13 +9,14 @@ import falcon.media
 
 from api import errors
 from api.auth import AuthMiddleware
+from api.schemas import MAX_ID
 from api.resources import (
-    categories, comments, follows, health, history, incidents, notifications, tokens, users)
+    analytics, categories, comments, follows, health, history, incidents, notifications, tokens, users)
 from api.sql import load_queries
 from api.validation import MERGE_PATCH
 
 MAX_BODY_BYTES = 1024 * 1024
-ID = "int(min=1, max=9223372036854775807)"
+ID = "id"
 log = logging.getLogger("api")
 
 
@@ -23,6 +24,16 @@ def _json_default(value):
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class IdConverter(falcon.routing.BaseConverter):
+    """Path ids: plain ASCII digits, 1 to 2**63 - 1. (Falcon's `int` also takes "+1", "0_1"
+    and non-ASCII digits, which would make one incident reachable under many URLs.)"""
+
+    def convert(self, value):
+        if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_ID and value[0] != "0":
+            return int(value)
+        return None
 
 
 class BoundedJSONHandler(falcon.media.JSONHandler):
@@ -54,6 +65,7 @@ class RequestLog:
 def create_app(config, db):
     queries = load_queries()
     app = falcon.App(middleware=[RequestLog(), AuthMiddleware(db, queries)])
+    app.router_options.converters[ID] = IdConverter
     handler = BoundedJSONHandler(dumps=functools.partial(
         json.dumps, ensure_ascii=False, default=_json_default))
     app.req_options.media_handlers = falcon.media.Handlers(
@@ -77,6 +89,8 @@ def add_routes(app, db, queries):
         f"/users/{{user_id:{ID}}}/followers": follows.Followers(db, queries, queries.list_followers),
         f"/users/{{user_id:{ID}}}/following": follows.Followers(db, queries, queries.list_following),
         "/incidents": incidents.Collection(db, queries, lists),
+        "/incidents/search": analytics.Search(db, queries),
+        "/incidents/stats": analytics.Stats(db, queries),
         f"/incidents/{{incident_id:{ID}}}": incidents.Item(db, queries),
         f"/incidents/{{incident_id:{ID}}}/comments": comments.Collection(db, queries),
         f"/incidents/{{incident_id:{ID}}}/comments/{{comment_id:{ID}}}": comments.Item(db, queries),

@@ -54,7 +54,7 @@ def serialize_problem(req, resp, ex):
         problem["errors"] = ex.errors
     problem.update(getattr(ex, "extensions", {}))
     resp.content_type = "application/problem+json"
-    resp.data = json.dumps(problem, ensure_ascii=False).encode()
+    resp.data = json.dumps(problem).encode()  # ASCII-escaped, so any echoed input encodes
 
 
 def unique_violation(req, resp, ex, params):

@@ -68,6 +68,14 @@ def timestamp(raw):
     return value
 
 
+def text(max_length):
+    def parse_text(raw):
+        if not raw.strip() or len(raw) > max_length or "\x00" in raw:
+            raise ValueError(f"must be non-blank text of at most {max_length} characters")
+        return raw
+    return parse_text
+
+
 def cursor(raw):
     return raw  # decoded by the resource, which knows the cursor's shape
 

@@ -2,6 +2,7 @@
 
 Each query starts with a header line `-- name: <name> :<kind>`, optional `--` doc lines,
 then its text with psycopg placeholders (`%(name)s`), byte for byte what the server gets.
+A `:fragment` is no query but SQL that other queries include by writing `{its_name}`.
 A duplicate name, an unknown kind or an empty query stops start-up.
 """
 import dataclasses
@@ -12,7 +13,7 @@ from psycopg import sql
 
 SQL_DIR = pathlib.Path(__file__).resolve().parent.parent / "sql"
 HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)\s*$")
-KINDS = {"one", "many", "scalar", "exec", "execrows"}
+KINDS = {"one", "many", "scalar", "exec", "execrows", "fragment"}
 
 
 class QueryFileError(ValueError):
@@ -67,6 +68,13 @@ def load_queries(directory=SQL_DIR):
                 raise QueryFileError(f"{query.file}:{query.line}: query {query.name!r} "
                                      f"already defined at {first.file}:{first.line}")
             queries[query.name] = query
+    fragments = {name: queries.pop(name).text for name, q in list(queries.items())
+                 if q.kind == "fragment"}
+    for name, query in queries.items():
+        text = query.text
+        for fragment, fragment_text in fragments.items():
+            text = text.replace("{" + fragment + "}", fragment_text)
+        queries[name] = dataclasses.replace(query, text=text)
     return queries
 
 

@@ -49,8 +49,8 @@ def validate_body(schema, optional=False):
         if media_type != JSON and not (media_type == MERGE_PATCH and req.method == "PATCH"):
             raise Problem(falcon.HTTP_415, f"Send the body as {JSON}.")
         body = req.get_media()
-        errors = list(text_errors(body)) or [
-            item for error in validator.iter_errors(body) for item in _describe(error)]
+        errors = [*text_errors(body),
+                  *(item for error in validator.iter_errors(body) for item in _describe(error))]
         if errors:
             raise ValidationFailed(_unique(errors))
         req.context.body = body
@@ -85,7 +85,8 @@ def _is_utf8(text):
 def pointer(path):
     """A JSON Pointer as a URI fragment, e.g. ('category_ids', 2) -> '#/category_ids/2'."""
     tokens = (str(p).replace("~", "~0").replace("/", "~1") for p in path)
-    return "#" + "".join("/" + urllib.parse.quote(t, safe="~!$&'()*+,;=:@") for t in tokens)
+    return "#" + "".join("/" + urllib.parse.quote(t, safe="~!$&'()*+,;=:@", errors="surrogatepass")
+                         for t in tokens)
 
 
 def _describe(error):

@@ -3,12 +3,10 @@
 -- name: get_incident :one
 SELECT * FROM incident_details WHERE id = %(id)s
 
--- name: list_incidents :many
--- One page of incidents matching the filters (a NULL filter matches all). {after} and
--- {order_by} are constant fragments picked by the sort key in api/params.py, never input.
+-- name: incident_filters :fragment
+-- The incident filters shared by lists, search and stats (a NULL filter matches all).
 -- involved_id with relation ('reporter', 'assignee' or 'any') is /users/{id}/incidents.
-SELECT * FROM incident_details i
-WHERE (%(status)s::incident_status[] IS NULL OR i.status = ANY(%(status)s::incident_status[]))
+(%(status)s::incident_status[] IS NULL OR i.status = ANY(%(status)s::incident_status[]))
   AND (%(severity)s::incident_severity[] IS NULL OR i.severity = ANY(%(severity)s::incident_severity[]))
   AND (%(reporter_id)s::bigint IS NULL OR i.reporter_id = %(reporter_id)s)
   AND (%(assignee_id)s::bigint IS NULL OR i.assignee_id = %(assignee_id)s)
@@ -21,6 +19,12 @@ WHERE (%(status)s::incident_status[] IS NULL OR i.status = ANY(%(status)s::incid
   AND (%(involved_id)s::bigint IS NULL
        OR (%(relation)s <> 'assignee' AND i.reporter_id = %(involved_id)s)
        OR (%(relation)s <> 'reporter' AND i.assignee_id = %(involved_id)s))
+
+-- name: list_incidents :many
+-- One page of incidents matching the filters. {after} and {order_by} are constant
+-- fragments picked by the sort key in api/params.py, never input.
+SELECT * FROM incident_details i
+WHERE {incident_filters}
   AND {after}
 ORDER BY {order_by}
 LIMIT %(limit)s

@@ -14,6 +14,12 @@ NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_i
               "created_before": None, "involved_id": None, "relation": "any"}
 
 
+def incident_filters(args):
+    """The parameters of the incident_filters SQL fragment for parsed query parameters."""
+    unassigned = "assignee_id" in args and args["assignee_id"] is None
+    return {**NO_FILTERS, **args, "unassigned": unassigned}
+
+
 def list_queries(queries):
     """list_incidents for each (sort key, first page or not), filled with constant SQL."""
     return {
@@ -39,9 +45,7 @@ class IncidentLists:
         if cursor is not None:
             _, after["after_value"], after["after_id"] = decode_cursor(
                 cursor, [params.one_of([sort_key]), sort.parse_value, positive_id])
-        filters = {**NO_FILTERS, **args, **fixed, **after, "limit": limit + 1}
-        if "assignee_id" in args and args["assignee_id"] is None:
-            filters["unassigned"] = True
+        filters = {**incident_filters({**args, **fixed}), **after, "limit": limit + 1}
         rows = self._queries[sort_key, cursor is None](conn, **filters)
         user = req.context.user
         body = page(req, resp, rows, limit,

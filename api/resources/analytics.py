@@ -1,0 +1,51 @@
+"""GET /incidents/search and GET /incidents/stats."""
+from api import params
+from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
+from api.errors import InvalidParameter
+from api.incident_rules import present
+from api.resources.incidents import NO_FILTERS, incident_filters
+
+MAX_QUERY_LENGTH = 1000
+SEARCH_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items() if k != "sort"},
+                     "query": params.text(MAX_QUERY_LENGTH)}
+STATS_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items()
+                       if k not in params.PAGE and k != "sort"},
+                    "days": params.integer(1, 3660)}
+
+
+class Search:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_get(self, req, resp):
+        args = params.parse(req, SEARCH_PARAMETERS)
+        if "query" not in args:
+            raise InvalidParameter("query", "is required")
+        limit = args.pop("limit", DEFAULT_LIMIT)
+        after = {"after_rank": None, "after_id": None}
+        if "cursor" in args:
+            after["after_rank"], after["after_id"] = decode_cursor(args.pop("cursor"), [rank, positive_id])
+        with self._db.read() as conn:
+            rows = self._queries.search_incidents(conn, **incident_filters(args), **after, limit=limit + 1)
+        body = page(req, resp, rows, limit, lambda row: encode_cursor(row["rank"], row["id"]))
+        body["items"] = [present(row, req.context.user) for row in body["items"]]
+        resp.media = body
+
+
+def rank(value):
+    if type(value) not in (int, float) or not 0 <= value < float("inf"):
+        raise ValueError("not a rank")
+    return value
+
+
+class Stats:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    def on_get(self, req, resp):
+        args = params.parse(req, STATS_PARAMETERS)
+        days = args.pop("days", 30)
+        with self._db.read() as conn:
+            resp.media = self._queries.incident_stats(conn, **incident_filters(args), days=days)

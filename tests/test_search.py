@@ -1,0 +1,87 @@
+import pytest
+
+
+def search(client, user, qs):
+    result = client.simulate_get("/incidents/search", query_string=qs, headers=user["headers"])
+    assert result.status_code == 200, result.json
+    return result.json
+
+
+def ids(body):
+    return [item["id"] for item in body["items"]]
+
+
+def test_title_match_ranks_above_description_above_comment_only(client, reporter, make_incident):
+    in_comment = make_incident(reporter, title="Printer jam", description="paper stuck")
+    client.simulate_post(f"/incidents/{in_comment['id']}/comments", json={"content": "the database replica lags"},
+                         headers=reporter["headers"])
+    in_description = make_incident(reporter, title="Slow pages", description="database CPU at 100%")
+    in_title = make_incident(reporter, title="Database failover", description="primary lost")
+    make_incident(reporter, title="Unrelated", description="coffee machine")
+    body = search(client, reporter, "query=database")
+    assert ids(body) == [in_title["id"], in_description["id"], in_comment["id"]]
+    ranks = [item["rank"] for item in body["items"]]
+    assert ranks == sorted(ranks, reverse=True) and ranks[-1] > 0
+    assert "<b>database</b>" in body["items"][2]["snippet"].lower()
+    assert body["items"][0]["snippet"].startswith("<b>Database</b>")
+    assert body["items"][0]["allowed_transitions"] == [] and body["items"][0]["title"] == "Database failover"
+
+
+def test_phrase_or_and_exclusion_syntax(client, reporter, make_incident):
+    a = make_incident(reporter, title="disk full on db host")
+    b = make_incident(reporter, title="full disk alarm on web host")
+    c = make_incident(reporter, title="network partition")
+    assert ids(search(client, reporter, 'query="disk full"')) == [a["id"]]
+    assert sorted(ids(search(client, reporter, "query=partition or alarm"))) == sorted([b["id"], c["id"]])
+    assert ids(search(client, reporter, "query=disk -web")) == [a["id"]]
+
+
+def test_new_comments_and_edits_are_found_at_once(client, reporter, make_incident):
+    incident = make_incident(reporter, title="Login fails")
+    assert ids(search(client, reporter, "query=kerberos")) == []
+    client.simulate_post(f"/incidents/{incident['id']}/comments", json={"content": "Kerberos ticket expired"},
+                         headers=reporter["headers"])
+    assert ids(search(client, reporter, "query=kerberos")) == [incident["id"]]
+    client.simulate_patch(f"/incidents/{incident['id']}", json={"title": "SSO outage"}, headers=reporter["headers"])
+    assert ids(search(client, reporter, "query=login")) == []
+    assert ids(search(client, reporter, "query=sso")) == [incident["id"]]
+
+
+def test_filters_apply_to_search(client, reporter, responder, make_incident):
+    low = make_incident(reporter, title="queue backlog", severity="low")
+    high = make_incident(responder, title="queue stalled", severity="high")
+    assert ids(search(client, reporter, "query=queue&severity=high")) == [high["id"]]
+    assert ids(search(client, reporter, f"query=queue&reporter_id={reporter['id']}")) == [low["id"]]
+
+
+def test_pagination_has_no_repeats(client, reporter, make_incident):
+    for n in range(7):
+        make_incident(reporter, title="cache " * (n % 3 + 1) + str(n))
+    seen, cursor = [], None
+    while True:
+        body = search(client, reporter, "query=cache&limit=3" + (f"&cursor={cursor}" if cursor else ""))
+        seen += ids(body)
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 7 and len(set(seen)) == 7
+
+
+def test_snippet_escapes_html(client, reporter, make_incident):
+    make_incident(reporter, title="<script>alert(1)</script> xss probe")
+    snippet = search(client, reporter, "query=probe")["items"][0]["snippet"]
+    assert "<script>" not in snippet and "script&gt;" in snippet and "<b>probe</b>" in snippet
+
+
+@pytest.mark.parametrize("qs", ["", "query=", "query=%20%20", "query=" + "x" * 1001, "query=a&query=b", "query=a&sort=severity"])
+def test_missing_blank_or_bad_query_is_400(client, reporter, qs):
+    result = client.simulate_get("/incidents/search", query_string=qs, headers=reporter["headers"])
+    assert result.status_code == 400
+    assert result.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("query", ["'; DROP TABLE incidents; --", "a & | ! ( ) :*", '"unterminated', "-", "the"])
+def test_hostile_queries_never_fail(client, reporter, make_incident, query):
+    make_incident(reporter, title="some title")
+    result = client.simulate_get("/incidents/search", params={"query": query}, headers=reporter["headers"])
+    assert result.status_code == 200
