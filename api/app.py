@@ -7,11 +7,11 @@ import time
 import falcon
 import falcon.media
 
-from api import errors
+from api import errors, openapi
 from api.auth import AuthMiddleware
 from api.schemas import MAX_ID
 from api.resources import (
-    analytics, categories, comments, follows, health, history, incidents, notifications, tokens, users)
+    analytics, categories, comments, docs, follows, health, history, incidents, notifications, tokens, users)
 from api.sql import load_queries
 from api.validation import MERGE_PATCH
 
@@ -78,16 +78,19 @@ def create_app(config, db):
 
 def add_routes(app, db, queries):
     lists = incidents.IncidentLists(queries)
+    openapi_document = docs.OpenAPIDocument()
     routes = {
         "/health": health.Health(db, queries),
+        "/openapi.json": openapi_document,
+        "/docs": docs.DocsPage(),
         "/auth/tokens": tokens.Collection(db, queries),
         "/auth/tokens/current": tokens.Current(db, queries),
         "/users": users.Collection(db, queries),
         f"/users/{{user_id:{ID}}}": users.Item(db, queries),
         f"/users/{{user_id:{ID}}}/incidents": users.Incidents(db, queries, lists),
         f"/users/{{user_id:{ID}}}/follow": follows.Follow(db, queries),
-        f"/users/{{user_id:{ID}}}/followers": follows.Followers(db, queries, queries.list_followers),
-        f"/users/{{user_id:{ID}}}/following": follows.Followers(db, queries, queries.list_following),
+        f"/users/{{user_id:{ID}}}/followers": follows.Followers(db, queries),
+        f"/users/{{user_id:{ID}}}/following": follows.Following(db, queries),
         "/incidents": incidents.Collection(db, queries, lists),
         "/incidents/search": analytics.Search(db, queries),
         "/incidents/stats": analytics.Stats(db, queries),
@@ -104,3 +107,5 @@ def add_routes(app, db, queries):
     }
     for template, resource in routes.items():
         app.add_route(template, resource)
+    app.add_static_route("/docs/assets", str(docs.swagger_ui_dir()))
+    openapi_document.publish(openapi.document(routes))

@@ -7,6 +7,14 @@ from api.errors import InvalidParameter
 from api.schemas import MAX_ID, ROLES, SEVERITIES, STATUSES
 
 
+def with_schema(schema):
+    """Attach the parameter's JSON Schema to its parser, for the OpenAPI document."""
+    def attach(parser):
+        parser.schema = schema
+        return parser
+    return attach
+
+
 def parse(req, parsers):
     """{name: parsed value} for the query parameters present; `parsers` lists the known ones."""
     unknown = sorted(set(req.params) - set(parsers))
@@ -24,6 +32,7 @@ def parse(req, parsers):
 
 
 def integer(low, high):
+    @with_schema({"type": "integer", "minimum": low, "maximum": high})
     def parse_integer(raw):
         if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
             raise ValueError(f"must be an integer from {low} to {high}")
@@ -36,6 +45,7 @@ limit = integer(1, pagination.MAX_LIMIT)
 
 
 def one_of(choices):
+    @with_schema({"enum": list(choices)})
     def parse_choice(raw):
         if raw not in choices:
             raise ValueError("must be one of: " + ", ".join(choices))
@@ -44,6 +54,7 @@ def one_of(choices):
 
 
 def list_of(choices):
+    @with_schema({"type": "array", "items": {"enum": list(choices)}})
     def parse_list(raw):
         values = raw.split(",")
         if not all(v in choices for v in values):
@@ -52,12 +63,14 @@ def list_of(choices):
     return parse_list
 
 
+@with_schema({"type": "boolean"})
 def boolean(raw):
     if raw not in ("true", "false"):
         raise ValueError("must be true or false")
     return raw == "true"
 
 
+@with_schema({"type": "string", "format": "date-time"})
 def timestamp(raw):
     try:
         value = datetime.datetime.fromisoformat(raw)
@@ -69,6 +82,7 @@ def timestamp(raw):
 
 
 def text(max_length):
+    @with_schema({"type": "string", "minLength": 1, "maxLength": max_length})
     def parse_text(raw):
         if not raw.strip() or len(raw) > max_length or "\x00" in raw:
             raise ValueError(f"must be non-blank text of at most {max_length} characters")
@@ -76,10 +90,12 @@ def text(max_length):
     return parse_text
 
 
+@with_schema({"type": "string", "maxLength": pagination.MAX_CURSOR_LENGTH})
 def cursor(raw):
     return raw  # decoded by the resource, which knows the cursor's shape
 
 
+@with_schema({"oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_ID}, {"const": "none"}]})
 def id_or_none(raw):
     return None if raw == "none" else identifier(raw)
 

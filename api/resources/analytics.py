@@ -1,8 +1,9 @@
 """GET /incidents/search and GET /incidents/stats."""
 from api import params
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
-from api.errors import InvalidParameter
 from api.incident_rules import present
+from api.openapi import operation
+from api.schemas import SEARCH_ITEM, STATS, page_of
 from api.resources.incidents import NO_FILTERS, incident_filters
 
 MAX_QUERY_LENGTH = 1000
@@ -18,10 +19,10 @@ class Search:
         self._db = db
         self._queries = queries
 
+    @operation("Search incidents", response=page_of(SEARCH_ITEM), query=SEARCH_PARAMETERS,
+               required=["query"])
     def on_get(self, req, resp):
-        args = params.parse(req, SEARCH_PARAMETERS)
-        if "query" not in args:
-            raise InvalidParameter("query", "is required")
+        args = dict(req.context.args)
         limit = args.pop("limit", DEFAULT_LIMIT)
         after = {"after_rank": None, "after_id": None}
         if "cursor" in args:
@@ -44,8 +45,9 @@ class Stats:
         self._db = db
         self._queries = queries
 
+    @operation("Incident statistics", response=STATS, query=STATS_PARAMETERS)
     def on_get(self, req, resp):
-        args = params.parse(req, STATS_PARAMETERS)
+        args = dict(req.context.args)
         days = args.pop("days", 30)
         with self._db.read() as conn:
             resp.media = self._queries.incident_stats(conn, **incident_filters(args), days=days)

@@ -1,10 +1,10 @@
 import falcon
 
 from api import params
-from api.auth import require_role
+from api.openapi import operation
 from api.resources.common import created, found, id_page
-from api.schemas import CATEGORY_CREATE, CATEGORY_PATCH
-from api.validation import validate_body
+from api.resources.incidents import INCIDENT_PAGE
+from api.schemas import CATEGORY, CATEGORY_CREATE, CATEGORY_PATCH, page_of
 
 NESTED_INCIDENT_FILTERS = {k: v for k, v in params.INCIDENT_FILTERS.items() if k != "category_id"}
 
@@ -14,13 +14,14 @@ class Collection:
         self._db = db
         self._queries = queries
 
+    @operation("List categories", response=page_of(CATEGORY), query=params.PAGE)
     def on_get(self, req, resp):
         with self._db.read() as conn:
             resp.media = id_page(req, resp, lambda args, after_id, limit: self._queries.list_categories(
                 conn, after_id=after_id, limit=limit))
 
-    @falcon.before(require_role("admin"))
-    @falcon.before(validate_body(CATEGORY_CREATE))
+    @operation("Create a category", status=201, response=CATEGORY, body=CATEGORY_CREATE,
+               roles=["admin"], errors=[409])
     def on_post(self, req, resp):
         with self._db.write() as conn:
             category = self._queries.create_category(conn, name=req.context.body["name"])
@@ -32,18 +33,19 @@ class Item:
         self._db = db
         self._queries = queries
 
+    @operation("Get a category", response=CATEGORY)
     def on_get(self, req, resp, category_id):
         with self._db.read() as conn:
             resp.media = found(self._queries.get_category(conn, id=category_id), "category")
 
-    @falcon.before(require_role("admin"))
-    @falcon.before(validate_body(CATEGORY_PATCH))
+    @operation("Rename a category", response=CATEGORY, body=CATEGORY_PATCH, roles=["admin"],
+               errors=[409])
     def on_patch(self, req, resp, category_id):
         with self._db.write() as conn:
             resp.media = found(self._queries.update_category(
                 conn, id=category_id, name=req.context.body.get("name")), "category")
 
-    @falcon.before(require_role("admin"))
+    @operation("Delete a category", status=204, roles=["admin"])
     def on_delete(self, req, resp, category_id):
         with self._db.write() as conn:
             found(self._queries.delete_category(conn, id=category_id) or None, "category")
@@ -56,8 +58,8 @@ class Incidents:
         self._queries = queries
         self._lists = lists
 
+    @operation("List a category's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
     def on_get(self, req, resp, category_id):
         with self._db.read() as conn:
             found(self._queries.get_category(conn, id=category_id), "category")
-            resp.media = self._lists.respond(conn, req, resp, NESTED_INCIDENT_FILTERS,
-                                             category_id=category_id)
+            resp.media = self._lists.respond(conn, req, resp, category_id=category_id)

@@ -4,9 +4,9 @@ import falcon
 
 from api import events, params
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
+from api.openapi import operation
 from api.resources.common import created, found
-from api.schemas import COMMENT_CREATE
-from api.validation import validate_body
+from api.schemas import COMMENT, COMMENT_CREATE, page_of
 
 BEFORE_ALL = {"after_created_at": datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
               "after_id": 0}
@@ -17,8 +17,9 @@ class Collection:
         self._db = db
         self._queries = queries
 
+    @operation("List an incident's comments", response=page_of(COMMENT), query=params.PAGE)
     def on_get(self, req, resp, incident_id):
-        args = params.parse(req, params.PAGE)
+        args = req.context.args
         limit = args.get("limit", DEFAULT_LIMIT)
         after = BEFORE_ALL
         if "cursor" in args:
@@ -30,7 +31,7 @@ class Collection:
         resp.media = page(req, resp, rows, limit,
                           lambda row: encode_cursor(row["created_at"].isoformat(), row["id"]))
 
-    @falcon.before(validate_body(COMMENT_CREATE))
+    @operation("Comment on an incident", status=201, response=COMMENT, body=COMMENT_CREATE)
     def on_post(self, req, resp, incident_id):
         with self._db.write() as conn:
             found(self._queries.incident_exists(conn, id=incident_id) or None, "incident")
@@ -46,6 +47,7 @@ class Item:
         self._db = db
         self._queries = queries
 
+    @operation("Get a comment", response=COMMENT)
     def on_get(self, req, resp, incident_id, comment_id):
         with self._db.read() as conn:
             resp.media = found(self._queries.get_comment(conn, id=comment_id, incident_id=incident_id),

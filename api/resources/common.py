@@ -1,7 +1,6 @@
 """Small helpers shared by the resources."""
 import falcon
 
-from api import params
 from api.errors import Problem
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 
@@ -35,10 +34,10 @@ def etag_matches(req, version):
     return any(tag == "*" or tag == str(version) for tag in tags)
 
 
-def id_page(req, resp, fetch, allowed=params.PAGE, first=0):
+def id_page(req, resp, fetch, first=0):
     """A page of rows keyed by id: `fetch(args, after_id, limit)` runs the list query with
     `after_id` = the cursor's id (or `first`) and `limit` = page size + 1."""
-    args = params.parse(req, allowed)
+    args = dict(req.context.args)
     limit = args.pop("limit", DEFAULT_LIMIT)
     cursor = args.pop("cursor", None)
     after_id = first if cursor is None else decode_cursor(cursor, [positive_id])[0]

@@ -1,7 +1,10 @@
 import falcon
 
 from api.errors import ValidationFailed
+from api import params
+from api.openapi import operation
 from api.resources.common import found, id_page
+from api.schemas import USER, page_of
 
 
 class Follow:
@@ -9,9 +12,11 @@ class Follow:
         self._db = db
         self._queries = queries
 
+    @operation("Follow a user", status=204, errors=[422])
     def on_post(self, req, resp, user_id):
         self._set(req, resp, user_id, self._queries.follow_user)
 
+    @operation("Unfollow a user", status=204, errors=[422])
     def on_delete(self, req, resp, user_id):
         self._set(req, resp, user_id, self._queries.unfollow_user)
 
@@ -24,16 +29,30 @@ class Follow:
         resp.status = falcon.HTTP_204
 
 
-class Followers:
-    """GET /users/{id}/followers or /following, by the query given."""
+def users_page(db, req, resp, user_id, get_user, list_users):
+    with db.read() as conn:
+        found(get_user(conn, id=user_id), "user")
+        return id_page(req, resp, lambda args, after_id, limit: list_users(
+            conn, user_id=user_id, after_id=after_id, limit=limit))
 
-    def __init__(self, db, queries, list_query):
+
+class Followers:
+    def __init__(self, db, queries):
         self._db = db
         self._queries = queries
-        self._list = list_query
 
+    @operation("List a user's followers", response=page_of(USER), query=params.PAGE)
     def on_get(self, req, resp, user_id):
-        with self._db.read() as conn:
-            found(self._queries.get_user(conn, id=user_id), "user")
-            resp.media = id_page(req, resp, lambda args, after_id, limit: self._list(
-                conn, user_id=user_id, after_id=after_id, limit=limit))
+        resp.media = users_page(self._db, req, resp, user_id, self._queries.get_user,
+                                self._queries.list_followers)
+
+
+class Following:
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+
+    @operation("List whom a user follows", response=page_of(USER), query=params.PAGE)
+    def on_get(self, req, resp, user_id):
+        resp.media = users_page(self._db, req, resp, user_id, self._queries.get_user,
+                                self._queries.list_following)

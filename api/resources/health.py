@@ -1,3 +1,7 @@
+from api.openapi import operation
+from api.schemas import HEALTH
+
+
 class Health:
     auth_required = False
 
@@ -5,6 +9,7 @@ class Health:
         self._db = db
         self._queries = queries
 
+    @operation("Check liveness and the database", response=HEALTH)
     def on_get(self, req, resp):
         with self._db.read() as conn:
             self._queries.ping(conn)

@@ -1,4 +1,7 @@
+from api import params
+from api.openapi import operation
 from api.resources.common import found, id_page
+from api.schemas import HISTORY_ENTRY, page_of
 
 
 class History:
@@ -6,6 +9,7 @@ class History:
         self._db = db
         self._queries = queries
 
+    @operation("List an incident's history", response=page_of(HISTORY_ENTRY), query=params.PAGE)
     def on_get(self, req, resp, incident_id):
         with self._db.read() as conn:
             found(self._queries.incident_exists(conn, id=incident_id) or None, "incident")

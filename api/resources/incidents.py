@@ -1,13 +1,16 @@
 import falcon
 
 from api import events, params
-from api.auth import forbid, require_role
+from api.auth import forbid
 from api.errors import ValidationFailed
 from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check_transition, present
+from api.openapi import operation
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.resources.common import check_if_match, created, etag_matches, found
-from api.schemas import INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE
-from api.validation import validate_body
+from api.schemas import (
+    INCIDENT, INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE, page_of)
+
+INCIDENT_PAGE = page_of(INCIDENT)
 
 NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_id": None,
               "unassigned": False, "category_id": None, "created_after": None,
@@ -35,8 +38,9 @@ class IncidentLists:
     def __init__(self, queries):
         self._queries = list_queries(queries)
 
-    def respond(self, conn, req, resp, allowed=params.INCIDENT_FILTERS, **fixed):
-        args = params.parse(req, allowed)
+    def respond(self, conn, req, resp, **fixed):
+        """The page for the parsed query parameters, within the `fixed` filters of the route."""
+        args = dict(req.context.args)
         sort_key = args.pop("sort", params.DEFAULT_SORT)
         sort = params.SORTS[sort_key]
         limit = args.pop("limit", DEFAULT_LIMIT)
@@ -73,11 +77,13 @@ class Collection:
         self._queries = queries
         self._lists = lists
 
+    @operation("List incidents", response=INCIDENT_PAGE, query=params.INCIDENT_FILTERS)
     def on_get(self, req, resp):
         with self._db.read() as conn:
             resp.media = self._lists.respond(conn, req, resp)
 
-    @falcon.before(validate_body(INCIDENT_CREATE))
+    @operation("Report an incident", status=201, response=INCIDENT, body=INCIDENT_CREATE,
+               errors=[403])
     def on_post(self, req, resp):
         body, user = req.context.body, req.context.user
         if body.get("assignee_id") is not None and user["role"] not in RESPONDER_ROLES:
@@ -100,6 +106,7 @@ class Item:
         self._db = db
         self._queries = queries
 
+    @operation("Get an incident", response=INCIDENT, errors=[304])
     def on_get(self, req, resp, incident_id):
         with self._db.read() as conn:
             incident = found(self._queries.get_incident(conn, id=incident_id), "incident")
@@ -109,15 +116,17 @@ class Item:
             return
         respond_with(resp, incident, req.context.user)
 
-    @falcon.before(validate_body(INCIDENT_REPLACE))
+    @operation("Replace an incident", response=INCIDENT, body=INCIDENT_REPLACE,
+               errors=[403, 409, 412])
     def on_put(self, req, resp, incident_id):
         self._update(req, resp, incident_id)
 
-    @falcon.before(validate_body(INCIDENT_PATCH))
+    @operation("Update an incident", response=INCIDENT, body=INCIDENT_PATCH,
+               errors=[403, 409, 412])
     def on_patch(self, req, resp, incident_id):
         self._update(req, resp, incident_id)
 
-    @falcon.before(require_role("admin"))
+    @operation("Delete an incident", status=204, roles=["admin"])
     def on_delete(self, req, resp, incident_id):
         with self._db.write() as conn:
             found(self._queries.delete_incident(conn, id=incident_id) or None, "incident")
@@ -136,8 +145,8 @@ class Resolve:
         self._db = db
         self._queries = queries
 
-    @falcon.before(require_role(*RESPONDER_ROLES))
-    @falcon.before(validate_body(RESOLVE, optional=True))
+    @operation("Resolve an incident", response=INCIDENT, body=RESOLVE, optional_body=True,
+               roles=RESPONDER_ROLES, errors=[409])
     def on_post(self, req, resp, incident_id):
         with self._db.write() as conn:
             current = found(self._queries.lock_incident(conn, id=incident_id), "incident")

@@ -1,7 +1,9 @@
 import falcon
 
 from api import params
+from api.openapi import operation
 from api.resources.common import found, id_page
+from api.schemas import NOTIFICATION, page_of
 
 FILTERS = {**params.PAGE, "unread": params.boolean}
 
@@ -11,11 +13,12 @@ class Collection:
         self._db = db
         self._queries = queries
 
+    @operation("List my notifications", response=page_of(NOTIFICATION), query=FILTERS)
     def on_get(self, req, resp):
         with self._db.read() as conn:
             resp.media = id_page(req, resp, lambda args, before_id, limit: self._queries.list_notifications(
                 conn, user_id=req.context.user["id"], unread=args.get("unread", False),
-                before_id=before_id, limit=limit), FILTERS, first=None)
+                before_id=before_id, limit=limit), first=None)
 
 
 class Read:
@@ -23,6 +26,7 @@ class Read:
         self._db = db
         self._queries = queries
 
+    @operation("Mark a notification read", status=204)
     def on_post(self, req, resp, notification_id):
         with self._db.write() as conn:
             marked = self._queries.mark_notification_read(

@@ -1,9 +1,9 @@
 import falcon
 
 from api.auth import new_token, password_matches, unauthorized
+from api.openapi import operation
 from api.resources.common import created
-from api.schemas import TOKEN_CREATE
-from api.validation import validate_body
+from api.schemas import TOKEN, TOKEN_CREATE
 
 
 class Collection:
@@ -13,7 +13,7 @@ class Collection:
         self._db = db
         self._queries = queries
 
-    @falcon.before(validate_body(TOKEN_CREATE))
+    @operation("Log in: get a bearer token", status=201, response=TOKEN, body=TOKEN_CREATE)
     def on_post(self, req, resp):
         body = req.context.body
         with self._db.read() as conn:
@@ -33,6 +33,7 @@ class Current:
         self._db = db
         self._queries = queries
 
+    @operation("Log out: revoke the token used", status=204)
     def on_delete(self, req, resp):
         with self._db.write() as conn:
             self._queries.delete_token(conn, token_hash=req.context.token_hash)

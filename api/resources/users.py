@@ -2,11 +2,12 @@ import falcon
 from psycopg.errors import ForeignKeyViolation
 
 from api import params
-from api.auth import forbid, hash_password, require_role
+from api.auth import forbid, hash_password
 from api.errors import Problem
+from api.openapi import operation
 from api.resources.common import created, found, id_page
-from api.schemas import USER_CREATE, USER_PATCH, USER_REPLACE
-from api.validation import validate_body
+from api.resources.incidents import INCIDENT_PAGE
+from api.schemas import USER, USER_CREATE, USER_PATCH, USER_REPLACE, page_of
 
 SELF_EDITABLE = {"email", "password"}
 NESTED_INCIDENT_FILTERS = {**params.INCIDENT_FILTERS,
@@ -34,14 +35,15 @@ class Collection:
         self._db = db
         self._queries = queries
 
+    @operation("List users", response=page_of(USER), query=params.USER_FILTERS)
     def on_get(self, req, resp):
         with self._db.read() as conn:
             resp.media = id_page(req, resp, lambda args, after_id, limit: self._queries.list_users(
                 conn, role=args.get("role"), active=args.get("active"), after_id=after_id,
-                limit=limit), params.USER_FILTERS)
+                limit=limit))
 
-    @falcon.before(require_role("admin"))
-    @falcon.before(validate_body(USER_CREATE))
+    @operation("Create a user", status=201, response=USER, body=USER_CREATE, roles=["admin"],
+               errors=[409])
     def on_post(self, req, resp):
         body = req.context.body
         password_hash = password_hash_of(body)
@@ -58,19 +60,20 @@ class Item:
         self._db = db
         self._queries = queries
 
+    @operation("Get a user", response=USER)
     def on_get(self, req, resp, user_id):
         with self._db.read() as conn:
             resp.media = found(self._queries.get_user(conn, id=user_id), "user")
 
-    @falcon.before(validate_body(USER_REPLACE))
+    @operation("Replace a user", response=USER, body=USER_REPLACE, errors=[403, 409])
     def on_put(self, req, resp, user_id):
         self._update(req, resp, user_id)
 
-    @falcon.before(validate_body(USER_PATCH))
+    @operation("Update a user", response=USER, body=USER_PATCH, errors=[403, 409])
     def on_patch(self, req, resp, user_id):
         self._update(req, resp, user_id)
 
-    @falcon.before(require_role("admin"))
+    @operation("Delete a user", status=204, roles=["admin"], errors=[409])
     def on_delete(self, req, resp, user_id):
         if user_id == req.context.user["id"]:
             raise forbid("You cannot delete your own account.")
@@ -98,8 +101,8 @@ class Incidents:
         self._queries = queries
         self._lists = lists
 
+    @operation("List a user's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
     def on_get(self, req, resp, user_id):
         with self._db.read() as conn:
             found(self._queries.get_user(conn, id=user_id), "user")
-            resp.media = self._lists.respond(conn, req, resp, NESTED_INCIDENT_FILTERS,
-                                             involved_id=user_id)
+            resp.media = self._lists.respond(conn, req, resp, involved_id=user_id)

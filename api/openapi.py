@@ -1,0 +1,160 @@
+"""Each responder declares its operation once with `@operation`, which both applies the checks
+(role, query parameters, body schema) and describes them; the OpenAPI 3.1 document is built
+from those declarations and the route table, so it cannot drift from what the code does."""
+import dataclasses
+import re
+
+import falcon
+from falcon.routing import map_http_methods
+
+from api import params
+from api.auth import require_role
+from api.errors import InvalidParameter
+from api.schemas import ID, PROBLEM
+from api.validation import MERGE_PATCH, validate_body
+
+ERROR_TEXT = {
+    304: "Not modified: the ETag in If-None-Match is current",
+    400: "Malformed JSON, or an unknown, repeated or invalid query parameter",
+    401: "Missing, unknown or revoked bearer token",
+    403: "The caller's role or ownership does not allow this",
+    404: "No such resource",
+    409: "Conflict: a duplicate, a forbidden transition, or records that depend on this one",
+    412: "If-Match names a version that is no longer current",
+    413: "The body is over 1 MiB",
+    415: "The body is not application/json",
+    422: "The body breaks its schema or names a record that does not exist",
+    503: "The database is unavailable; retry after Retry-After seconds",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    summary: str
+    status: int
+    response: dict | None
+    query: dict
+    required: tuple
+    body: dict | None
+    roles: tuple
+    errors: tuple
+    media_type: str
+
+
+def operation(summary, *, status=200, response=None, query=None, required=(), body=None,
+              optional_body=False, roles=(), errors=(), media_type="application/json"):
+    """Declares and enforces a responder's contract: `roles` (else 403), `query` parameters
+    parsed into `req.context.args` (unknown or missing `required` ones 400), `body` validated
+    into `req.context.body`.
+    `errors` names the further statuses it may answer (403 for ownership, 409, 412, 304)."""
+    query = query or {}
+
+    def decorate(responder):
+        if body is not None:
+            responder = falcon.before(validate_body(body, optional_body))(responder)
+        responder = falcon.before(parse_query(query, required))(responder)
+        if roles:
+            responder = falcon.before(require_role(*roles))(responder)
+        responder.operation = Operation(summary, status, response, query, tuple(required), body,
+                                        tuple(roles), tuple(errors), media_type)
+        return responder
+
+    return decorate
+
+
+def parse_query(known, required):
+    def hook(req, resp, resource, route_params):
+        req.context.args = params.parse(req, known)
+        for name in required:
+            if name not in req.context.args:
+                raise InvalidParameter(name, "is required")
+
+    return hook
+
+
+def document(routes):
+    """The OpenAPI 3.1 document for `routes` ({template: resource})."""
+    paths = {}
+    for template, resource in routes.items():
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", template)
+        public = not getattr(resource, "auth_required", True)
+        for method, responder in sorted(map_http_methods(resource).items()):
+            declared = getattr(responder, "operation", None)
+            if declared is None:
+                raise RuntimeError(f"{method} {template} has no @operation")
+            paths.setdefault(path, {})[method.lower()] = _describe(declared, method, path, public)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Incidents API", "version": "1.0.0",
+                 "description": "Report, assign, categorize, discuss and resolve incidents."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": PROBLEM},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _describe(declared, method, path, public):
+    path_params = re.findall(r"\{(\w+)\}", path)
+    described = {
+        "summary": declared.summary,
+        "operationId": _operation_id(declared.summary),
+        "parameters": [{"name": name, "in": "path", "required": True, "schema": ID}
+                       for name in path_params] + [
+            _query_parameter(name, parser, name in declared.required)
+            for name, parser in declared.query.items()],
+        "responses": {str(declared.status): _success(declared)},
+    }
+    if declared.body is not None:
+        media = {"application/json": {"schema": declared.body}}
+        if method == "PATCH":
+            media[MERGE_PATCH] = {"schema": declared.body}
+        described["requestBody"] = {"required": True, "content": media}
+    if public:
+        described["security"] = []
+    for code in sorted(_error_statuses(declared, path_params, public)):
+        described["responses"][str(code)] = _problem(code)
+    return described
+
+
+def _error_statuses(declared, path_params, public):
+    codes = {400, 503, *declared.errors}
+    if not public:
+        codes.add(401)
+    if declared.roles:
+        codes.add(403)
+    if path_params:
+        codes.add(404)
+    if declared.body is not None:
+        codes |= {413, 415, 422}
+    return codes
+
+
+def _success(declared):
+    if declared.response is None:
+        return {"description": "Done; no body"}
+    headers = {}
+    if declared.status == 201:
+        headers["Location"] = {"schema": {"type": "string"}, "description": "URL of the new resource"}
+    return {"description": "OK" if declared.status == 200 else "Created", "headers": headers,
+            "content": {declared.media_type: {"schema": declared.response}}}
+
+
+def _problem(code):
+    if code == 304:
+        return {"description": ERROR_TEXT[304]}
+    return {"description": ERROR_TEXT[code],
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def _query_parameter(name, parser, required):
+    described = {"name": name, "in": "query", "required": required, "schema": parser.schema}
+    if parser.schema.get("type") == "array":
+        described.update(style="form", explode=False)
+    return described
+
+
+def _operation_id(summary):
+    return re.sub(r"[^a-z0-9]+", "_", summary.lower()).strip("_")
