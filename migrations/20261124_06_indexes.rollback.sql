@@ -1,0 +1,4 @@
+DROP INDEX comments_author_id_idx;
+DROP INDEX incident_categories_category_id_idx;
+DROP INDEX incidents_assignee_id_idx;
+DROP INDEX incidents_reporter_id_idx;
