@@ -60,7 +60,6 @@ CREATE TABLE comments (
                 CONSTRAINT comments_content_length CHECK (char_length(content) BETWEEN 1 AND 10000 AND content ~ '\S'),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX comments_incident_id_idx ON comments (incident_id, created_at, id);
 
 -- The incident as the API shows it: one place for its columns and its categories.
 CREATE VIEW incident_details AS

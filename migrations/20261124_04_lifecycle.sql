@@ -11,8 +11,6 @@ CREATE TABLE incident_history (
     changes     jsonb NOT NULL CONSTRAINT incident_history_changes_object CHECK (jsonb_typeof(changes) = 'object'),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX incident_history_incident_id_idx ON incident_history (incident_id, id);
-CREATE INDEX incident_history_actor_id_idx ON incident_history (actor_id);
 
 CREATE TABLE follows (
     follower_id bigint NOT NULL REFERENCES users ON DELETE CASCADE,
@@ -21,7 +19,6 @@ CREATE TABLE follows (
     PRIMARY KEY (follower_id, followee_id),
     CONSTRAINT follows_not_self CHECK (follower_id <> followee_id)
 );
-CREATE INDEX follows_followee_id_idx ON follows (followee_id, follower_id);
 
 CREATE TABLE notifications (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -34,5 +31,3 @@ CREATE TABLE notifications (
     created_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT notifications_not_own_action CHECK (user_id <> actor_id)
 );
-CREATE INDEX notifications_user_id_idx ON notifications (user_id, id DESC);
-CREATE INDEX notifications_unread_idx ON notifications (user_id, id DESC) WHERE NOT read;

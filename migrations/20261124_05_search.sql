@@ -8,7 +8,6 @@ ALTER TABLE incidents ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
     || setweight(to_tsvector('english', description), 'B')
     || comments_vector
 ) STORED;
-CREATE INDEX incidents_search_idx ON incidents USING gin (search_vector);
 
 CREATE FUNCTION comments_add_to_search() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -1,4 +1,10 @@
-DROP INDEX comments_author_id_idx;
+DROP INDEX incidents_search_idx;
+DROP INDEX notifications_user_id_idx;
+DROP INDEX follows_followee_id_idx;
+DROP INDEX incident_history_incident_id_idx;
+DROP INDEX comments_incident_id_idx;
 DROP INDEX incident_categories_category_id_idx;
+DROP INDEX incident_history_actor_id_idx;
+DROP INDEX comments_author_id_idx;
 DROP INDEX incidents_assignee_id_idx;
 DROP INDEX incidents_reporter_id_idx;
