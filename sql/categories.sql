@@ -21,7 +21,7 @@ RETURNING id, name, created_at
 -- Its links to incidents go with it (ON DELETE CASCADE); incidents stay.
 DELETE FROM categories WHERE id = %(id)s
 
--- name: list_missing_categories :many
+-- name: find_missing_categories :many
 -- Positions (0-based) of the ids that name no category, for precise error pointers.
 SELECT (u.ord - 1)::int AS position
 FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)

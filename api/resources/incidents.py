@@ -59,7 +59,7 @@ class IncidentLists:
 
 
 def set_categories(conn, queries, incident_id, category_ids):
-    missing = queries.list_missing_categories(conn, ids=category_ids)
+    missing = queries.find_missing_categories(conn, ids=category_ids)
     if missing:
         raise ValidationFailed([{"pointer": f"#/category_ids/{row['position']}",
                                  "detail": "names no category"} for row in missing])

@@ -1,0 +1,199 @@
+"""make bench, step 2: EXPLAIN (ANALYZE, BUFFERS) every list, search and stats query with the
+index migration's indexes absent and present, custom and generic plans, into
+bench/results/explain.md (python -m bench.explain)."""
+import datetime
+import pathlib
+import re
+import statistics
+import time
+
+import psycopg
+from psycopg import sql
+
+from api.db import connect
+from api.resources.incidents import incident_filters, list_queries
+from api.sql import load_queries
+from bench import database, indexes
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "explain.md"
+RUNS = 3
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def probes(conn):
+    """Real ids that make each case representative: the busiest users, category, incident."""
+    one = lambda text: conn.execute(text).fetchone()["id"]  # noqa: E731
+    return {
+        "assignee": one("SELECT assignee_id AS id FROM incidents WHERE status IN ('open', 'in_progress') "
+                        "AND assignee_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
+        "reporter": one("SELECT reporter_id AS id FROM incidents GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
+        "category": one("SELECT category_id AS id FROM incident_categories GROUP BY 1 ORDER BY count(*) LIMIT 1"),
+        "incident": one("SELECT incident_id AS id FROM comments GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
+        "notified": one("SELECT user_id AS id FROM notifications GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
+        "followed": one("SELECT followee_id AS id FROM follows GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
+        "follower": one("SELECT follower_id AS id FROM follows GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
+        "unreferenced": unreferenced_user(conn),
+    }
+
+
+def unreferenced_user(conn):
+    """A user nothing refers to, whose (rolled back) deletion runs every foreign-key check."""
+    conn.execute("INSERT INTO users (username, email) VALUES ('bench_unreferenced', 'bench@example.com') "
+                 "ON CONFLICT DO NOTHING")
+    return conn.execute("SELECT id FROM users WHERE username = 'bench_unreferenced'").fetchone()["id"]
+
+
+def cases(queries, ids, page_two_after):
+    """(title, query name, SQL text, parameters) for every query behind a list, search or stats endpoint."""
+    lists = list_queries(queries)
+    page = {"after_value": None, "after_id": None, "limit": 51}
+
+    def listing(title, sort="-created_at", first=True, after=page, **args):
+        return (title, "list_incidents", lists[sort, first].text, {**incident_filters(args), **after})
+
+    return [
+        listing("GET /incidents (newest first)"),
+        listing("GET /incidents page 2 (cursor)", first=False, after={**page, **page_two_after}),
+        listing("GET /incidents?status=open,in_progress", status=["open", "in_progress"]),
+        listing("GET /incidents?status=open&severity=critical,high", status=["open"], severity=["critical", "high"]),
+        listing("GET /incidents?assignee_id=none&status=open", status=["open"], assignee_id=None),
+        listing("GET /incidents?assignee_id=<busiest>", assignee_id=ids["assignee"]),
+        listing("GET /incidents?created_after=<30 days ago>",
+                created_after=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)),
+        listing("GET /incidents?sort=-severity", sort="-severity"),
+        listing("GET /incidents?sort=-updated_at", sort="-updated_at"),
+        listing("GET /users/{busiest reporter}/incidents", involved_id=ids["reporter"]),
+        listing("GET /users/{busiest assignee}/incidents?relation=assignee", involved_id=ids["assignee"],
+                relation="assignee"),
+        listing("GET /categories/{rarest}/incidents", category_id=ids["category"]),
+        ("GET /incidents/search?query=database timeout", "search_incidents", queries.search_incidents.text,
+         {**incident_filters({}), "query": "database timeout", "after_rank": None, "after_id": None, "limit": 51}),
+        ("GET /incidents/search?query=\"disk full\" -kubernetes&status=open", "search_incidents",
+         queries.search_incidents.text, {**incident_filters({"status": ["open"]}), "query": '"disk full" -kubernetes',
+                                         "after_rank": None, "after_id": None, "limit": 51}),
+        ("GET /incidents/stats", "incident_stats", queries.incident_stats.text, {**incident_filters({}), "days": 30}),
+        ("GET /incidents/stats?severity=critical&created_after=<90 days ago>", "incident_stats",
+         queries.incident_stats.text,
+         {**incident_filters({"severity": ["critical"], "created_after": datetime.datetime.now(
+             datetime.timezone.utc) - datetime.timedelta(days=90)}), "days": 90}),
+        ("GET /incidents/{busiest}/comments", "list_comments", queries.list_comments.text,
+         {"incident_id": ids["incident"], "after_created_at": "-infinity", "after_id": 0, "limit": 51}),
+        ("GET /incidents/{busiest}/history", "list_history", queries.list_history.text,
+         {"incident_id": ids["incident"], "after_id": 0, "limit": 51}),
+        ("GET /notifications (busiest recipient)", "list_notifications", queries.list_notifications.text,
+         {"user_id": ids["notified"], "unread": False, "before_id": None, "limit": 51}),
+        ("GET /notifications?unread=true", "list_notifications", queries.list_notifications.text,
+         {"user_id": ids["notified"], "unread": True, "before_id": None, "limit": 51}),
+        ("GET /users?role=responder", "list_users", queries.list_users.text,
+         {"role": "responder", "active": None, "after_id": 0, "limit": 51}),
+        ("GET /categories", "list_categories", queries.list_categories.text, {"after_id": 0, "limit": 51}),
+        ("GET /users/{most followed}/followers", "list_followers", queries.list_followers.text,
+         {"user_id": ids["followed"], "after_id": 0, "limit": 51}),
+        ("GET /users/{keenest follower}/following", "list_following", queries.list_following.text,
+         {"user_id": ids["follower"], "after_id": 0, "limit": 51}),
+        ("DELETE /users/{unreferenced} (foreign-key checks)", "delete_user", queries.delete_user.text,
+         {"id": ids["unreferenced"]}),
+    ]
+
+
+def measure(conn, text, params, generic=False):
+    """(median execution ms, shared buffers touched, plan text) over RUNS warm runs."""
+    timings = []
+    for _ in range(RUNS):
+        plan = _explain(conn, text, params, generic, "JSON")[0][0][0]
+        timings.append(plan["Execution Time"])
+    top = plan["Plan"]
+    buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
+    lines = _explain(conn, text, params, generic, "TEXT")
+    return statistics.median(timings), buffers, "\n".join(row[0] for row in lines)
+
+
+def _explain(conn, text, params, generic, fmt):
+    options = f"ANALYZE, BUFFERS, FORMAT {fmt}"
+    with conn.transaction(force_rollback=True):  # a measured DELETE changes nothing
+        cursor = conn.cursor(row_factory=psycopg.rows.tuple_row)
+        if not generic:
+            return cursor.execute(f"EXPLAIN ({options}) {text}", params).fetchall()
+        names = list(dict.fromkeys(PLACEHOLDER.findall(text)))
+        numbered = PLACEHOLDER.sub(lambda m: f"${names.index(m[1]) + 1}", text)
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE bench_query AS {numbered}")
+        args = sql.SQL(", ").join(sql.Literal(_literal(params[n])) for n in names)
+        rows = cursor.execute(sql.SQL(f"EXPLAIN ({options}) EXECUTE bench_query({{}})").format(args)).fetchall()
+        cursor.execute("DEALLOCATE bench_query")
+        return rows
+
+
+def _literal(value):
+    """Lists as array literals, so EXECUTE casts them to the prepared (enum) array types."""
+    return "{" + ",".join(value) + "}" if isinstance(value, list) else value
+
+
+def used_indexes(plan_text):
+    return set(re.findall(r"(?:Index|Index Only|Bitmap Index) Scan(?: Backward)? (?:using|on) (\w+)", plan_text))
+
+
+def run(url):
+    queries = load_queries()
+    with connect(url) as conn:
+        ids = probes(conn)
+        first = conn.execute(list_queries(queries)["-created_at", True].text,
+                             {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50}).fetchall()
+        page_two = {"after_value": first[-1]["created_at"], "after_id": first[-1]["id"]}
+        todo = cases(queries, ids, page_two)
+        indexes.drop(conn)
+        before = [measure(conn, text, params) for _, _, text, params in todo]
+        build = indexes.create(conn)
+        after = [measure(conn, text, params) for _, _, text, params in todo]
+        generic = [measure(conn, text, params, generic=True) for _, _, text, params in todo]
+        sizes = conn.execute("SELECT indexrelname AS name, pg_size_pretty(pg_relation_size(indexrelid)) AS size "
+                             "FROM pg_stat_user_indexes").fetchall()
+        counts = conn.execute("SELECT (SELECT count(*) FROM incidents) AS incidents, (SELECT count(*) FROM comments) "
+                              "AS comments, (SELECT count(*) FROM users) AS users, version() AS version").fetchone()
+    return todo, before, after, generic, build, {r["name"]: r["size"] for r in sizes}, counts
+
+
+def report(todo, before, after, generic, build, sizes, counts):
+    lines = [
+        "# EXPLAIN (ANALYZE, BUFFERS): every list, search and stats query, without and with indexes",
+        "",
+        f"Written by `make bench` on {datetime.date.today()} against {counts['incidents']:,} incidents, "
+        f"{counts['comments']:,} comments and {counts['users']:,} users ({counts['version'].split(' on ')[0]}).",
+        f"Times are the median execution time of {RUNS} warm runs, in ms; buffers are shared blocks hit or read "
+        "by the whole plan. *Without* has none of the index migration's indexes; *with* has all of them "
+        "(custom plans, as for the first executions of a prepared statement); *generic* is the plan PostgreSQL "
+        "may switch to for a prepared statement (`plan_cache_mode = force_generic_plan`).",
+        "",
+        "| request | query | without (ms) | with (ms) | speed-up | buffers without → with | generic (ms) | indexes used |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for (title, name, _, _), b, a, g in zip(todo, before, after, generic):
+        used = ", ".join(sorted(used_indexes(a[2]))) or "—"
+        lines.append(f"| {title} | `{name}` | {b[0]:.2f} | {a[0]:.2f} | {b[0] / max(a[0], 0.001):.0f}× | "
+                     f"{b[1]:,} → {a[1]:,} | {g[0]:.2f} | {used} |")
+    all_used = set().union(*(used_indexes(a[2]) | used_indexes(g[2]) for a, g in zip(after, generic)))
+    lines += ["", "## The indexes", "", "| index | build (s) | size | used by a plan above |", "|---|---:|---:|---|"]
+    for statement, seconds in build.items():
+        name = re.search(r"CREATE INDEX (\w+)", statement)[1]
+        lines.append(f"| `{name}` | {seconds:.1f} | {sizes.get(name, '?')} | {'yes' if name in all_used else 'no'} |")
+    lines += ["", "## Plans", ""]
+    for (title, _, _, _), b, a, g in zip(todo, before, after, generic):
+        lines += [f"### {title}", "", "With indexes:", "", "```", a[2], "```", "",
+                  "<details><summary>Without indexes</summary>", "", "```", b[2], "```", "", "</details>", "",
+                  "<details><summary>Generic plan, with indexes</summary>", "", "```", g[2], "```", "",
+                  "</details>", ""]
+    return "\n".join(lines)
+
+
+def main():
+    if database.seeded_scale() is None:
+        raise SystemExit(f"{database.NAME} is not seeded: run `make bench` (or python -m bench.seed) first")
+    started = time.perf_counter()
+    results = run(database.bench_url())
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(report(*results))
+    print(f"wrote {RESULTS} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

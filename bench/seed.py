@@ -1,0 +1,71 @@
+"""make bench, step 1: seed the bench database (python -m bench.seed).
+
+SCALE=1 (the default) is 1,000,000 incidents, 10,000 users, 50 categories and 2,000,000
+comments; SCALE=0.01 a hundredth of that. Seeding is skipped when the database already holds
+that scale; RESEED=1 seeds again."""
+import os
+import pathlib
+import time
+
+from api import migrate
+from api.db import connect
+from api.sql import load_queries
+from bench import database, indexes
+
+STEPS = ["seed_users", "seed_categories", "seed_comment_drafts", "seed_incidents", "seed_comments",
+         "seed_incident_categories", "seed_history", "seed_notifications", "seed_follows"]
+TABLES = {"seed_users": "users", "seed_categories": "categories", "seed_comment_drafts": "comment_drafts",
+          "seed_incidents": "incidents", "seed_comments": "comments",
+          "seed_incident_categories": "incident_categories", "seed_history": "incident_history",
+          "seed_notifications": "notifications", "seed_follows": "follows"}
+
+
+def sizes(scale):
+    return {"users": max(20, round(10_000 * scale)), "categories": 50,
+            "incidents": max(10, round(1_000_000 * scale)), "comments": max(10, round(2_000_000 * scale)),
+            "follows": max(10, round(30_000 * scale))}
+
+
+def seed(url, scale):
+    """Seeds a freshly created bench database; returns [(step, rows, seconds)]."""
+    migrate.apply(url)
+    queries = load_queries(pathlib.Path(__file__).parent)
+    report = []
+    with connect(url) as conn:
+        indexes.drop(conn)
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET work_mem = '256MB'")
+        with conn.transaction():
+            conn.execute("SELECT setseed(0.42)")
+            conn.execute("ALTER TABLE incidents DISABLE TRIGGER USER")  # data is valid by construction
+            conn.execute("ALTER TABLE comments DISABLE TRIGGER USER")  # vectors are seeded with incidents
+            for step in STEPS:
+                started = time.perf_counter()
+                queries[step](conn, **sizes(scale))
+                rows = conn.execute(f"SELECT count(*) AS n FROM {TABLES[step]}").fetchone()["n"]
+                report.append((step, rows, time.perf_counter() - started))
+            conn.execute("ALTER TABLE incidents ENABLE TRIGGER USER")
+            conn.execute("ALTER TABLE comments ENABLE TRIGGER USER")
+        started = time.perf_counter()
+        conn.execute("VACUUM ANALYZE")
+        report.append(("vacuum analyze", 0, time.perf_counter() - started))
+    return report
+
+
+def main():
+    scale = float(os.environ.get("SCALE", "1"))
+    if database.seeded_scale() == scale and not os.environ.get("RESEED"):
+        print(f"{database.NAME} is already seeded at scale {scale} (RESEED=1 to seed again)")
+        return
+    database.recreate()
+    url = database.bench_url()
+    total = time.perf_counter()
+    for step, rows, seconds in seed(url, scale):
+        rate = f"{rows / seconds:,.0f} rows/s" if rows else ""
+        print(f"{step:26} {rows:>11,} rows {seconds:7.1f} s  {rate}")
+    database.mark_seeded(scale)
+    print(f"seeded {database.NAME} at scale {scale} in {time.perf_counter() - total:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
