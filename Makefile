@@ -1,5 +1,5 @@
 # Everything runs from .venv. Without DATABASE_URL, a private PostgreSQL cluster under
-# .pgdata/ (socket in /tmp) is started for run/migrate/admin/psql.
+# .pgdata/ (socket in /tmp) is started for run/migrate/admin/psql/report/diagram.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,6 +7,7 @@ ADMIN_USERNAME ?= admin
 ADMIN_EMAIL ?= admin@example.com
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
+REPORT_DIR ?= report/
 
 ifdef DATABASE_URL
 DB :=
@@ -14,7 +15,7 @@ else
 DB := db-start
 endif
 
-.PHONY: run test migrate rollback admin psql db-start stop clean
+.PHONY: run test migrate rollback admin psql report diagram insomnia db-start stop clean
 
 run: $(DB) migrate
 	@$(PY) -m api create-admin --if-empty --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
@@ -34,6 +35,15 @@ admin: $(VENV)/.installed $(DB) migrate
 
 psql: $(VENV)/.installed $(DB)
 	psql "$$($(PY) -m api db-url)"
+
+report: $(DB) migrate
+	$(PY) -m api report --out $(REPORT_DIR)
+
+diagram: $(DB) migrate
+	$(PY) -m api diagram
+
+insomnia: $(VENV)/.installed
+	$(PY) -m api insomnia
 
 db-start: $(VENV)/.installed
 	@$(PY) -m api db-start

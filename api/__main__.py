@@ -1,10 +1,11 @@
-"""Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url`."""
+"""Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url|report|diagram|insomnia`."""
 import argparse
+import pathlib
 import sys
 
 import psycopg
 
-from api import migrate, pgcluster
+from api import diagram, insomnia, migrate, pgcluster
 from api.auth import new_token
 from api.config import Config
 from api.db import connect
@@ -54,6 +55,33 @@ def cmd_db_url(args, config):
     print(config.database_url)
 
 
+def cmd_report(args, config):
+    # NOTE: imported here so that other commands do not pay for loading pandas and matplotlib.
+    from api.report import write_report
+    with connect(config.database_url) as conn:
+        paths = write_report(conn, args.out, days=args.days)
+    print(f"wrote {len(paths)} files; open {paths[-1]}")
+
+
+def cmd_diagram(args, config):
+    with connect(config.database_url) as conn:
+        schema = diagram.read_schema(conn)
+    try:
+        diagram.write_png(diagram.dot(schema), args.png)
+        diagram.update_readme(diagram.mermaid(schema), args.readme)
+    except RuntimeError as ex:
+        sys.exit(str(ex))
+    print(f"wrote {args.png} and the erDiagram in {args.readme}")
+
+
+def cmd_insomnia(args, config):
+    try:
+        path = insomnia.write(config, args.out)
+    except insomnia.ExamplesMismatch as ex:
+        sys.exit(str(ex))
+    print(f"wrote {path}")
+
+
 def parser():
     root = argparse.ArgumentParser(prog="python -m api")
     commands = root.add_subparsers(dest="command", required=True)
@@ -70,6 +98,17 @@ def parser():
         run=cmd_db_start)
     commands.add_parser("db-stop", help="stop the private cluster").set_defaults(run=cmd_db_stop)
     commands.add_parser("db-url", help="print the database URL in use").set_defaults(run=cmd_db_url)
+    report = commands.add_parser("report", help="render charts and index.html from the database")
+    report.add_argument("--out", default="report", help="folder to write to (default: report)")
+    report.add_argument("--days", type=int, default=30, help="days of the opened/resolved chart")
+    report.set_defaults(run=cmd_report)
+    erd = commands.add_parser("diagram", help="draw the schema: docs/diagram.png and README.md's erDiagram")
+    erd.add_argument("--png", default=diagram.PNG, help="where to write the PNG")
+    erd.add_argument("--readme", default=diagram.README, help="the README with the erd markers")
+    erd.set_defaults(run=cmd_diagram)
+    collection = commands.add_parser("insomnia", help="write docs/insomnia.json, an Insomnia collection")
+    collection.add_argument("--out", type=pathlib.Path, default=insomnia.OUTPUT, help="where to write it")
+    collection.set_defaults(run=cmd_insomnia)
     return root
 
 

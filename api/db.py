@@ -1,9 +1,24 @@
 """The connection pool of one process, and one transaction per request."""
 import contextlib
+import contextvars
+import time
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+# NOTE: after the database was found unreachable, requests fail at once for DOWN_SECONDS, then
+# wait at most PROBE_TIMEOUT for a connection until one works again: a sync worker that waited
+# the whole pool timeout for every request would hold every client queued behind it.
+DOWN_SECONDS = 1.0
+PROBE_TIMEOUT = 1.0
+# NOTE: psycopg_pool backs off exponentially while reconnecting; giving up early makes the next
+# request start a fresh attempt, so the service is back within seconds of the database.
+RECONNECT_TIMEOUT = 2.0
+
+
+class DatabaseUnavailable(psycopg.OperationalError):
+    """The database was found unreachable moments ago; raised without trying again."""
 
 
 class Database:
@@ -15,6 +30,7 @@ class Database:
             min_size=config.pool_min_size,
             max_size=config.pool_max_size,
             timeout=config.pool_timeout,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             check=ConnectionPool.check_connection,
             open=False,
             kwargs={
@@ -23,6 +39,9 @@ class Database:
                 "options": f"-c TimeZone=UTC -c statement_timeout={config.statement_timeout_ms}",
             },
         )
+        self._timeout = config.pool_timeout
+        self._down_at = None  # time.monotonic() when the database was last found unreachable
+        self._request = contextvars.ContextVar("request_transaction", default=None)
 
     def open(self, timeout=10.0):
         self._pool.open(wait=True, timeout=timeout)
@@ -33,14 +52,51 @@ class Database:
     @contextlib.contextmanager
     def read(self):
         """An autocommit connection: each statement is its own snapshot."""
-        with self._pool.connection() as conn:
+        if (conn := self._request.get()) is not None:
+            yield conn
+            return
+        with self._connection() as conn:
             yield conn
 
     @contextlib.contextmanager
     def write(self):
         """A connection inside one transaction, rolled back if the block raises."""
-        with self._pool.connection() as conn, conn.transaction():
+        if (conn := self._request.get()) is not None:
+            with conn.transaction():  # a savepoint in the request's transaction
+                yield conn
+            return
+        with self._connection() as conn, conn.transaction():
             yield conn
+
+    @contextlib.contextmanager
+    def request_transaction(self):
+        """One transaction that every read() and write() inside the block joins."""
+        with self._connection() as conn, conn.transaction():
+            token = self._request.set(conn)
+            try:
+                yield conn
+            finally:
+                self._request.reset(token)
+
+    @contextlib.contextmanager
+    def _connection(self):
+        timeout = self._timeout
+        if self._down_at is not None:
+            if time.monotonic() - self._down_at < DOWN_SECONDS:
+                raise DatabaseUnavailable("the database was unreachable moments ago")
+            timeout = min(timeout, PROBE_TIMEOUT)
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                self._down_at = None
+                try:
+                    yield conn
+                except psycopg.OperationalError:
+                    if conn.broken:
+                        self._down_at = time.monotonic()
+                    raise
+        except PoolTimeout:
+            self._down_at = time.monotonic()
+            raise
 
 
 def connect(database_url):

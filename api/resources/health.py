@@ -1,3 +1,7 @@
+import falcon
+import psycopg
+
+from api.errors import RETRY_AFTER_SECONDS, Problem
 from api.openapi import operation
 from api.schemas import HEALTH
 
@@ -11,6 +15,11 @@ class Health:
 
     @operation("Check liveness and the database", response=HEALTH)
     def on_get(self, req, resp):
-        with self._db.read() as conn:
-            self._queries.ping(conn)
+        try:
+            with self._db.read() as conn:
+                self._queries.ping(conn)
+        except psycopg.OperationalError:
+            raise Problem(falcon.HTTP_503, "The database is unreachable; retry shortly.",
+                          headers={"Retry-After": RETRY_AFTER_SECONDS},
+                          database="unreachable") from None
         resp.media = {"status": "ok", "database": "ok"}

@@ -1,0 +1,65 @@
+"""`Idempotency-Key` on the POSTs that create: a replay by the same user within 24 hours gets the
+stored response. The response is stored in the transaction of the write it describes, so a
+request is either wholly done and remembered, or not done at all."""
+import functools
+import hashlib
+import json
+
+import falcon
+
+from api.errors import Problem
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[\\x21-\\x7e]+$"}
+
+
+def idempotent(responder):
+    """Wraps a POST responder of a resource with `_db` and `_queries`."""
+
+    @functools.wraps(responder)
+    def respond(resource, req, resp, **params):
+        key = req.get_header(HEADER)
+        if key is None:
+            return responder(resource, req, resp, **params)
+        check_key(key)
+        scope = {"user_id": req.context.user["id"], "key": key}
+        queries = resource._queries
+        with resource._db.request_transaction() as conn:
+            if not queries.lock_idempotency_key(conn, **scope):
+                raise Problem(falcon.HTTP_409, f"A request with this {HEADER} is still in progress.")
+            stored = queries.get_idempotent_response(conn, **scope)
+            if stored is not None:
+                return replay(req, resp, stored)
+            responder(resource, req, resp, **params)
+            queries.delete_expired_idempotent_responses(conn, user_id=scope["user_id"])
+            queries.save_idempotent_response(
+                conn, **scope, fingerprint=fingerprint(req), status=resp.status_code,
+                body=resp.render_body() or b"", location=resp.get_header("Location"),
+                etag=resp.get_header("ETag"))
+
+    return respond
+
+
+def check_key(key):
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable() or " " in key:
+        raise Problem(falcon.HTTP_400, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII characters.")
+
+
+def fingerprint(req):
+    """What makes a request the same: method, path and body (parsed, so spacing does not count)."""
+    body = json.dumps(getattr(req.context, "body", None), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{req.method} {req.path}\n{body}".encode(errors="surrogatepass")).digest()
+
+
+def replay(req, resp, stored):
+    if bytes(stored["fingerprint"]) != fingerprint(req):
+        raise Problem(falcon.HTTP_422, f"This {HEADER} was used for a different request; "
+                                       "use a new key for a new request.")
+    resp.status = stored["status"]
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = bytes(stored["body"])
+    for name in ("Location", "ETag"):
+        if stored[name.lower()] is not None:
+            resp.set_header(name, stored[name.lower()])
+    resp.set_header("Idempotent-Replayed", "true")
