@@ -8,6 +8,7 @@ ADMIN_EMAIL ?= admin@example.com
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 REPORT_DIR ?= report/
+SCALE ?= 1
 
 ifdef DATABASE_URL
 DB :=
@@ -15,7 +16,7 @@ else
 DB := db-start
 endif
 
-.PHONY: run test migrate rollback admin psql report diagram insomnia db-start stop clean
+.PHONY: run test migrate rollback admin psql report diagram insomnia bench loadtest db-start stop clean
 
 run: $(DB) migrate
 	@$(PY) -m api create-admin --if-empty --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
@@ -44,6 +45,14 @@ diagram: $(DB) migrate
 
 insomnia: $(VENV)/.installed
 	$(PY) -m api insomnia
+
+bench: $(DB) migrate
+	SCALE=$(SCALE) $(PY) -m bench.seed
+	$(PY) -m bench.explain
+
+loadtest: $(DB) migrate
+	@command -v wrk >/dev/null || { echo "wrk is missing: sudo apt-get install wrk" >&2; exit 1; }
+	$(PY) -m bench.load
 
 db-start: $(VENV)/.installed
 	@$(PY) -m api db-start

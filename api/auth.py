@@ -23,6 +23,11 @@ def hash_token(token):
     return hashlib.sha256(token.encode()).digest()
 
 
+def throttle_key(username):
+    """What failed logins are counted under: no username in clear, any case the same."""
+    return hashlib.sha256(username.lower().encode()).digest()
+
+
 def hash_password(password):
     return _hasher.hash(password)
 

@@ -82,13 +82,16 @@ def mermaid(schema):
     lines = ["erDiagram"]
     for table, columns in schema.tables.items():
         lines.append(f"    {table} {{")
-        lines += [" ".join(filter(None, [f"        {mermaid_type(c['type'])} {c['name']}", keys(c),
-                                         targets.get((table, c["name"]))])) for c in columns]
+        lines += [f"        {mermaid_attribute(c, targets.get((table, c['name'])))}" for c in columns]
         lines.append("    }")
     for fk in schema.foreign_keys:
         parent = "|o" if fk["optional"] else "||"
         lines.append(f'    {fk["target"]} {parent}--o{{ {fk["table"]} : "{", ".join(fk["columns"])}"')
     return "\n".join(lines) + "\n"
+
+
+def mermaid_attribute(column, target):
+    return " ".join(filter(None, [mermaid_type(column["type"]), column["name"], keys(column), target]))
 
 
 def references(schema):
@@ -113,11 +116,14 @@ def dot(schema):
 
 
 def dot_table(table, columns):
-    rows = "".join(f'<TR><TD ALIGN="LEFT" PORT="{c["name"]}">'
-                   f'{html.escape(" ".join(filter(None, [c["name"], ":", c["type"], keys(c)])))}</TD></TR>'
+    rows = "".join(f'<TR><TD ALIGN="LEFT" PORT="{c["name"]}">{html.escape(dot_cell(c))}</TD></TR>'
                    for c in columns)
     return (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
             f'<TR><TD BGCOLOR="lightgrey"><B>{html.escape(table)}</B></TD></TR>{rows}</TABLE>')
+
+
+def dot_cell(column):
+    return " ".join(filter(None, [column["name"], ":", column["type"], keys(column)]))
 
 
 def write_png(dot_text, path):

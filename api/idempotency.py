@@ -4,6 +4,7 @@ request is either wholly done and remembered, or not done at all."""
 import functools
 import hashlib
 import json
+import re
 
 import falcon
 
@@ -11,7 +12,8 @@ from api.errors import Problem
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[\\x21-\\x7e]+$"}
+VISIBLE_ASCII = r"[\x21-\x7e]+"
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": f"^{VISIBLE_ASCII}$"}
 
 
 def idempotent(responder):
@@ -23,6 +25,7 @@ def idempotent(responder):
         if key is None:
             return responder(resource, req, resp, **params)
         check_key(key)
+        digest = fingerprint(req)
         scope = {"user_id": req.context.user["id"], "key": key}
         queries = resource._queries
         with resource._db.request_transaction() as conn:
@@ -30,11 +33,11 @@ def idempotent(responder):
                 raise Problem(falcon.HTTP_409, f"A request with this {HEADER} is still in progress.")
             stored = queries.get_idempotent_response(conn, **scope)
             if stored is not None:
-                return replay(req, resp, stored)
+                return replay(resp, stored, digest)
             responder(resource, req, resp, **params)
             queries.delete_expired_idempotent_responses(conn, user_id=scope["user_id"])
             queries.save_idempotent_response(
-                conn, **scope, fingerprint=fingerprint(req), status=resp.status_code,
+                conn, **scope, fingerprint=digest, status=resp.status_code,
                 body=resp.render_body() or b"", location=resp.get_header("Location"),
                 etag=resp.get_header("ETag"))
 
@@ -42,18 +45,18 @@ def idempotent(responder):
 
 
 def check_key(key):
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable() or " " in key:
+    if len(key) > MAX_KEY_LENGTH or not re.fullmatch(VISIBLE_ASCII, key):
         raise Problem(falcon.HTTP_400, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII characters.")
 
 
 def fingerprint(req):
     """What makes a request the same: method, path and body (parsed, so spacing does not count)."""
     body = json.dumps(getattr(req.context, "body", None), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(f"{req.method} {req.path}\n{body}".encode(errors="surrogatepass")).digest()
+    return hashlib.sha256(f"{req.method} {req.path}\n{body}".encode()).digest()
 
 
-def replay(req, resp, stored):
-    if bytes(stored["fingerprint"]) != fingerprint(req):
+def replay(resp, stored, digest):
+    if bytes(stored["fingerprint"]) != digest:
         raise Problem(falcon.HTTP_422, f"This {HEADER} was used for a different request; "
                                        "use a new key for a new request.")
     resp.status = stored["status"]

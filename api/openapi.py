@@ -7,7 +7,7 @@ import re
 import falcon
 from falcon.routing import map_http_methods
 
-from api import params
+from api import idempotency, params
 from api.auth import require_role
 from api.errors import InvalidParameter
 from api.schemas import ID, PROBLEM
@@ -19,11 +19,14 @@ ERROR_TEXT = {
     401: "Missing, unknown or revoked bearer token",
     403: "The caller's role or ownership does not allow this",
     404: "No such resource",
-    409: "Conflict: a duplicate, a forbidden transition, or records that depend on this one",
+    409: "Conflict: a duplicate, a forbidden transition, records that depend on this one, "
+         "or a request with the same Idempotency-Key still in progress",
     412: "If-Match names a version that is no longer current",
     413: "The body is over 1 MiB",
     415: "The body is not application/json",
-    422: "The body breaks its schema or names a record that does not exist",
+    422: "The body breaks its schema or names a record that does not exist, "
+         "or the Idempotency-Key was used for a different request",
+    429: "Too many failed logins for this username; retry after Retry-After seconds",
     503: "The database is unavailable; retry after Retry-After seconds",
 }
 
@@ -39,24 +42,28 @@ class Operation:
     roles: tuple
     errors: tuple
     media_type: str
+    idempotent: bool
 
 
 def operation(summary, *, status=200, response=None, query=None, required=(), body=None,
-              optional_body=False, roles=(), errors=(), media_type="application/json"):
+              optional_body=False, roles=(), errors=(), media_type="application/json",
+              idempotent=False):
     """Declares and enforces a responder's contract: `roles` (else 403), `query` parameters
     parsed into `req.context.args` (unknown or missing `required` ones 400), `body` validated
-    into `req.context.body`.
+    into `req.context.body`, and with `idempotent` an `Idempotency-Key` honoured.
     `errors` names the further statuses it may answer (403 for ownership, 409, 412, 304)."""
     query = query or {}
 
     def decorate(responder):
+        if idempotent:
+            responder = idempotency.idempotent(responder)
         if body is not None:
             responder = falcon.before(validate_body(body, optional_body))(responder)
         responder = falcon.before(parse_query(query, required))(responder)
         if roles:
             responder = falcon.before(require_role(*roles))(responder)
         responder.operation = Operation(summary, status, response, query, tuple(required), body,
-                                        tuple(roles), tuple(errors), media_type)
+                                        tuple(roles), tuple(errors), media_type, idempotent)
         return responder
 
     return decorate
@@ -104,7 +111,8 @@ def _describe(declared, method, path, public):
         "parameters": [{"name": name, "in": "path", "required": True, "schema": ID}
                        for name in path_params] + [
             _query_parameter(name, parser, name in declared.required)
-            for name, parser in declared.query.items()],
+            for name, parser in declared.query.items()] + (
+            [IDEMPOTENCY_KEY] if declared.idempotent else []),
         "responses": {str(declared.status): _success(declared)},
     }
     if declared.body is not None:
@@ -129,13 +137,25 @@ def _error_statuses(declared, path_params, public):
         codes.add(404)
     if declared.body is not None:
         codes |= {413, 415, 422}
+    if declared.idempotent:
+        codes |= {409, 422}
     return codes
+
+
+IDEMPOTENCY_KEY = {
+    "name": idempotency.HEADER, "in": "header", "required": False, "schema": idempotency.KEY_SCHEMA,
+    "description": "Makes a retry safe: a replay by the same user within 24 hours gets the stored "
+                   "response (409 while the first is in progress, 422 for a different request).",
+}
 
 
 def _success(declared):
     if declared.response is None:
         return {"description": "Done; no body"}
     headers = {}
+    if declared.idempotent:
+        headers["Idempotent-Replayed"] = {"schema": {"const": "true"},
+                                          "description": "Present when this is a stored response"}
     if declared.status == 201:
         headers["Location"] = {"schema": {"type": "string"}, "description": "URL of the new resource"}
     return {"description": "OK" if declared.status == 200 else "Created", "headers": headers,

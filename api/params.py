@@ -6,6 +6,8 @@ from api import pagination
 from api.errors import InvalidParameter
 from api.schemas import MAX_ID, ROLES, SEVERITIES, STATUSES
 
+MAX_QUERY_STRING = 4096  # bytes as sent, percent-encoded
+
 
 def with_schema(schema):
     """Attach the parameter's JSON Schema to its parser, for the OpenAPI document."""
@@ -17,6 +19,9 @@ def with_schema(schema):
 
 def parse(req, parsers):
     """{name: parsed value} for the query parameters present; `parsers` lists the known ones."""
+    if len(req.query_string) > MAX_QUERY_STRING:
+        longest = max(req.params, key=lambda name: len(str(req.params[name])), default="")
+        raise InvalidParameter(longest, f"makes the query string longer than {MAX_QUERY_STRING} bytes")
     unknown = sorted(set(req.params) - set(parsers))
     if unknown:
         raise InvalidParameter(unknown[0], "is not a parameter of this resource")

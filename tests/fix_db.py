@@ -11,7 +11,7 @@ from psycopg import sql
 from api import migrate, pgcluster
 from api.db import connect
 
-APP_TABLES = ["notifications", "follows", "incident_history", "comments", "incident_categories", "incidents", "categories", "api_tokens", "users"]
+APP_TABLES = ["idempotency_keys", "login_failures", "notifications", "follows", "incident_history", "comments", "incident_categories", "incidents", "categories", "api_tokens", "users"]
 
 
 def with_database(url, name):

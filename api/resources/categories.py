@@ -21,7 +21,7 @@ class Collection:
                 conn, after_id=after_id, limit=limit))
 
     @operation("Create a category", status=201, response=CATEGORY, body=CATEGORY_CREATE,
-               roles=["admin"], errors=[409])
+               roles=["admin"], errors=[409], idempotent=True)
     def on_post(self, req, resp):
         with self._db.write() as conn:
             category = self._queries.create_category(conn, name=req.context.body["name"])

@@ -31,7 +31,8 @@ class Collection:
         resp.media = page(req, resp, rows, limit,
                           lambda row: encode_cursor(row["created_at"].isoformat(), row["id"]))
 
-    @operation("Comment on an incident", status=201, response=COMMENT, body=COMMENT_CREATE)
+    @operation("Comment on an incident", status=201, response=COMMENT, body=COMMENT_CREATE,
+               idempotent=True)
     def on_post(self, req, resp, incident_id):
         with self._db.write() as conn:
             found(self._queries.incident_exists(conn, id=incident_id) or None, "incident")

@@ -83,7 +83,7 @@ class Collection:
             resp.media = self._lists.respond(conn, req, resp)
 
     @operation("Report an incident", status=201, response=INCIDENT, body=INCIDENT_CREATE,
-               errors=[403])
+               errors=[403], idempotent=True)
     def on_post(self, req, resp):
         body, user = req.context.body, req.context.user
         if body.get("assignee_id") is not None and user["role"] not in RESPONDER_ROLES:
@@ -146,7 +146,7 @@ class Resolve:
         self._queries = queries
 
     @operation("Resolve an incident", response=INCIDENT, body=RESOLVE, optional_body=True,
-               roles=RESPONDER_ROLES, errors=[409])
+               roles=RESPONDER_ROLES, errors=[409], idempotent=True)
     def on_post(self, req, resp, incident_id):
         with self._db.write() as conn:
             current = found(self._queries.lock_incident(conn, id=incident_id), "incident")

@@ -1,9 +1,14 @@
+import datetime
+
 import falcon
 
-from api.auth import new_token, password_matches, unauthorized
+from api.auth import new_token, password_matches, throttle_key, unauthorized
+from api.errors import Problem
 from api.openapi import operation
 from api.resources.common import created
 from api.schemas import TOKEN, TOKEN_CREATE
+
+THROTTLE = {"max_failures": 10, "window": datetime.timedelta(minutes=15)}
 
 
 class Collection:
@@ -13,17 +18,26 @@ class Collection:
         self._db = db
         self._queries = queries
 
-    @operation("Log in: get a bearer token", status=201, response=TOKEN, body=TOKEN_CREATE)
+    @operation("Log in: get a bearer token", status=201, response=TOKEN, body=TOKEN_CREATE,
+               errors=[401, 429])
     def on_post(self, req, resp):
         body = req.context.body
+        username_hash = throttle_key(body["username"])
         with self._db.read() as conn:
+            retry_after = self._queries.login_retry_after(conn, username_hash=username_hash, **THROTTLE)
             login = self._queries.get_login(conn, username=body["username"])
+        if retry_after:
+            raise Problem(falcon.HTTP_429, "Too many failed logins for this username; retry later.",
+                          headers={"Retry-After": str(retry_after)})
         matches = password_matches(login and login["password_hash"], body["password"])
         if not (matches and login["active"]):
+            with self._db.write() as conn:
+                self._queries.record_login_failure(conn, username_hash=username_hash, **THROTTLE)
             raise unauthorized("Wrong username or password.")
         token, token_hash = new_token()
         with self._db.write() as conn:
             self._queries.create_token(conn, token_hash=token_hash, user_id=login["id"])
+            self._queries.clear_login_failures(conn, username_hash=username_hash)
         del login["password_hash"]
         created(resp, "/auth/tokens/current", {"token": token, "user": login})
 

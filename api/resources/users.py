@@ -43,7 +43,7 @@ class Collection:
                 limit=limit))
 
     @operation("Create a user", status=201, response=USER, body=USER_CREATE, roles=["admin"],
-               errors=[409])
+               errors=[409], idempotent=True)
     def on_post(self, req, resp):
         body = req.context.body
         password_hash = password_hash_of(body)

@@ -1,0 +1,296 @@
+"""make loadtest: gunicorn on the seeded bench database driven by wrk over loopback, next to
+its two limits measured in the same run: pgbench running the endpoint's own SQL with the same
+number of clients (PostgreSQL alone) and a no-database Falcon endpoint on the same gunicorn
+settings (the framework alone). Rounds interleave every configuration; ratios are per round.
+Writes bench/results/http.md and http.csv (python -m bench.load)."""
+import csv
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from api import pgcluster
+from api.auth import new_token
+from api.db import connect
+from api.sql import load_queries
+from bench import database
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+ROUNDS = int(os.environ.get("ROUNDS", 3))
+SECONDS = int(os.environ.get("SECONDS_PER_RUN", 10))
+WORKERS = int(os.environ.get("WEB_CONCURRENCY", 4))
+CLIENTS = int(os.environ.get("CLIENTS", WORKERS))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass
+class Scenario:
+    name: str
+    lua: str  # the body of wrk's request() function, or a whole script
+
+
+def scenarios(ids):
+    post = 'wrk.headers["Content-Type"] = "application/json"\n'
+    return [
+        Scenario("GET /incidents/{id}", f'return wrk.format("GET", "/incidents/" .. math.random(1, {ids["max_incident"]}))'),
+        Scenario("GET /incidents?status=open,in_progress&severity=high,critical",
+                 'return wrk.format("GET", "/incidents?status=open,in_progress&severity=high,critical")'),
+        Scenario("GET /users/{id}/incidents",
+                 f'return wrk.format("GET", "/users/" .. (4 * math.random(1, {ids["max_user"] // 4 - 1})) .. "/incidents")'),
+        Scenario("GET /incidents/search?query=…",
+                 'local words = {"database", "timeout", "disk full", "login", "replica lag", "checkout"}\n'
+                 'return wrk.format("GET", "/incidents/search?query=" .. words[math.random(1, #words)]:gsub(" ", "%%20"))'),
+        Scenario("GET /incidents/stats", 'return wrk.format("GET", "/incidents/stats")'),
+        Scenario("POST /incidents", post + 'return wrk.format("POST", "/incidents", nil, '
+                 '\'{"title": "Load test incident", "description": "made by make loadtest", "severity": "low"}\')'),
+        Scenario("POST /incidents/{id}/comments",
+                 post + f'return wrk.format("POST", "/incidents/" .. math.random(1, {ids["max_incident"]}) .. '
+                        '"/comments", nil, \'{"content": "load test comment"}\')'),
+    ]
+
+
+def wrk_script(body, token):
+    return f"""
+wrk.headers["Authorization"] = "Bearer {token}"
+request = function()
+  {body}
+end
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {{"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "errors": %d}}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(port, script_body, token, seconds=SECONDS):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(wrk_script(script_body, token))
+        script.flush()
+        out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "-s", script.name,
+                              f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    result = json.loads(re.search(r"RESULT (\{.*\})", out)[1])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICKS
+
+
+def postgres_pids():
+    pids = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == "postgres":
+                    pids.append(int(proc.name))
+            except OSError:
+                pass
+    return pids
+
+
+def rss_kib(pid, field="VmRSS"):
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"{field}:\s+(\d+)", status)[1])
+
+
+class Server:
+    """gunicorn with gunicorn.conf.py on a free loopback port."""
+
+    def __init__(self, app, url):
+        self.port = free_port()
+        env = {**os.environ, "DATABASE_URL": url, "PORT": str(self.port), "WEB_CONCURRENCY": str(WORKERS),
+               "LOG_LEVEL": "WARNING"}
+        self.process = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "gunicorn"), "-c",
+                                         "gunicorn.conf.py", app], cwd=ROOT, env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(self.workers()) < WORKERS:
+            time.sleep(0.2)
+        wait_until_up(self.port)
+
+    def workers(self):
+        children = pathlib.Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(port):
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not come up")
+
+
+def measured(server, body, token):
+    """wrk against `server`, with the app's and PostgreSQL's CPU time per request."""
+    workers, pg = server.workers(), postgres_pids()
+    app_before, pg_before = cpu_seconds(workers), cpu_seconds(pg)
+    result = run_wrk(server.port, body, token)
+    result["app_cpu_us"] = (cpu_seconds(workers) - app_before) / result["requests"] * 1e6
+    result["pg_cpu_us"] = (cpu_seconds(pg) - pg_before) / result["requests"] * 1e6
+    result["peak_rss_mib"] = max(rss_kib(pid, "VmHWM") for pid in workers) / 1024
+    return result
+
+
+def pgbench(url, token_hash, ids):
+    """PostgreSQL alone: the by-id endpoint's two queries (token, incident) per transaction."""
+    queries = load_queries()
+    statements = [queries.get_user_by_token.text.replace("%(token_hash)s", f"'\\x{token_hash.hex()}'::bytea"),
+                  queries.get_incident.text.replace("%(id)s", ":id")]
+    script = f"\\set id random(1, {ids['max_incident']})\n" + "".join(
+        " ".join(statement.split()) + ";\n" for statement in statements)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
+        file.write(script)
+        file.flush()
+        out = subprocess.run([os.path.join(pgcluster.find_bindir(), "pgbench"), "-n", "-M", "prepared",
+                              "-c", str(CLIENTS), "-j", "2", "-T", str(SECONDS), "-f", file.name, url],
+                             capture_output=True, text=True, check=True).stdout
+    return {"rps": float(re.search(r"tps = ([0-9.]+)", out)[1]),
+            "p50_ms": float(re.search(r"latency average = ([0-9.]+) ms", out)[1])}
+
+
+def prepare(url):
+    """A token for the busiest responder, and the id ranges to draw from."""
+    queries = load_queries()
+    with connect(url) as conn:
+        user_id = conn.execute("SELECT assignee_id AS id FROM incidents WHERE assignee_id IS NOT NULL "
+                               "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()["id"]
+        token, token_hash = new_token()
+        queries.create_token(conn, token_hash=token_hash, user_id=user_id)
+        ids = conn.execute("SELECT (SELECT max(id) FROM incidents) AS max_incident, "
+                           "(SELECT max(id) FROM users) AS max_user").fetchone()
+    return token, token_hash, ids
+
+
+def memory_check(server, token, ids):
+    """Worker RSS after ~1k by-id requests and after 100k more."""
+    body = scenarios(ids)[0].lua
+    run_wrk(server.port, body, token, seconds=1)
+    early = sum(rss_kib(pid) for pid in server.workers())
+    total, started = 0, time.monotonic()
+    while total < 100_000 and time.monotonic() - started < 300:
+        total += run_wrk(server.port, body, token, seconds=10)["requests"]
+    late = sum(rss_kib(pid) for pid in server.workers())
+    return {"requests": total, "early_mib": early / 1024, "late_mib": late / 1024, "growth": late / early - 1}
+
+
+def main():
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: sudo apt-get install wrk")
+    if database.seeded_scale() is None:
+        raise SystemExit("Seed the bench database first: make bench")
+    url = database.bench_url()
+    token, token_hash, ids = prepare(url)
+    rows = []
+    app, hello = Server("api.wsgi:app", url), Server("bench.hello:app", url)
+    try:
+        for round_number in range(1, ROUNDS + 1):
+            for scenario in scenarios(ids):
+                rows.append({"round": round_number, "config": scenario.name, **measured(app, scenario.lua, token)})
+            rows.append({"round": round_number, "config": "limit: pgbench, by-id SQL", **pgbench(url, token_hash, ids)})
+            rows.append({"round": round_number, "config": "limit: Falcon without database",
+                         **measured(hello, 'return wrk.format("GET", "/hello")', token)})
+            print(f"round {round_number}: " + ", ".join(f"{r['config']} {r['rps']:.0f}/s" for r in rows
+                                                        if r["round"] == round_number), flush=True)
+        memory = memory_check(app, token, ids)
+    finally:
+        app.stop()
+        hello.stop()
+    write_results(rows, memory)
+
+
+def write_results(rows, memory):
+    RESULTS.mkdir(exist_ok=True)
+    fields = ["round", "config", "rps", "p50_ms", "p99_ms", "app_cpu_us", "pg_cpu_us", "peak_rss_mib", "errors"]
+    with open(RESULTS / "http.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    (RESULTS / "http.md").write_text(report(rows, memory))
+    print(f"wrote {RESULTS / 'http.md'}")
+
+
+def report(rows, memory):
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    by = {(r["round"], r["config"]): r for r in rows}
+    rounds = sorted({r["round"] for r in rows})
+
+    def median(config, field):
+        values = [by[n, config].get(field) for n in rounds if by[n, config].get(field) is not None]
+        return statistics.median(values) if values else None
+
+    def ratio(a, b):
+        return statistics.median(by[n, a]["rps"] / by[n, b]["rps"] for n in rounds)
+
+    by_id, pg, hello = configs[0], "limit: pgbench, by-id SQL", "limit: Falcon without database"
+    fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
+    lines = [
+        "# HTTP load on loopback: the API against its two limits",
+        "",
+        f"Written by `make loadtest`: gunicorn ({WORKERS} sync workers, gunicorn.conf.py) on the bench database, "
+        f"wrk with {CLIENTS} connections for {SECONDS} s per configuration, {len(rounds)} interleaved rounds; "
+        "medians over rounds. CPU is per request, from /proc: the gunicorn workers (app) and every PostgreSQL "
+        "process (pg). Peak RSS is the largest worker's VmHWM.",
+        "",
+        "| configuration | req/s | p50 ms | p99 ms | app CPU µs/req | pg CPU µs/req | peak RSS MiB | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for config in configs:
+        lines.append(f"| {config} | {median(config, 'rps'):.0f} | {fmt(median(config, 'p50_ms'), '.2f')} | "
+                     f"{fmt(median(config, 'p99_ms'), '.2f')} | {fmt(median(config, 'app_cpu_us'), '.0f')} | "
+                     f"{fmt(median(config, 'pg_cpu_us'), '.0f')} | {fmt(median(config, 'peak_rss_mib'), '.1f')} | "
+                     f"{fmt(median(config, 'errors'), '.0f')} |")
+    lines += [
+        "",
+        "## Ratios (median of the per-round ratios)",
+        "",
+        "| ratio | measured | target |",
+        "|---|---:|---:|",
+        f"| GET /incidents/{{id}} ÷ pgbench on its SQL | {ratio(by_id, pg):.2f} | ≥ 0.12 |",
+        f"| GET /incidents/{{id}} ÷ Falcon without database | {ratio(by_id, hello):.2f} | ≥ 0.6 |",
+        f"| filtered list ÷ GET /incidents/{{id}} | {ratio(configs[1], by_id):.2f} | ≥ 0.4 |",
+        f"| POST /incidents ÷ GET /incidents/{{id}} | {ratio('POST /incidents', by_id):.2f} | ≥ 0.6 |",
+        "",
+        "## Memory",
+        "",
+        f"Worker RSS (sum over {WORKERS} workers) after ~1k by-id requests: {memory['early_mib']:.1f} MiB; "
+        f"after {memory['requests']:,} more: {memory['late_mib']:.1f} MiB ({memory['growth']:+.1%}; target within ±10 %).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
