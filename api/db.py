@@ -36,7 +36,10 @@ class Database:
             kwargs={
                 "autocommit": True,
                 "row_factory": dict_row,
-                "options": f"-c TimeZone=UTC -c statement_timeout={config.statement_timeout_ms}",
+                # PERF: custom plans always (the catch-all filters' generic plans scan whole
+                # tables: bench/results/explain.md), and no JIT (it cost ~0.9 s on stats).
+                "options": f"-c TimeZone=UTC -c statement_timeout={config.statement_timeout_ms}"
+                           " -c plan_cache_mode=force_custom_plan -c jit=off",
             },
         )
         self._timeout = config.pool_timeout

@@ -59,7 +59,7 @@ def replay(resp, stored, digest):
     if bytes(stored["fingerprint"]) != digest:
         raise Problem(falcon.HTTP_422, f"This {HEADER} was used for a different request; "
                                        "use a new key for a new request.")
-    resp.status = stored["status"]
+    resp.status = falcon.code_to_http_status(stored["status"])
     resp.content_type = falcon.MEDIA_JSON
     resp.data = bytes(stored["body"])
     for name in ("Location", "ETag"):

@@ -51,6 +51,10 @@ def cases(queries, ids, page_two_after):
     def listing(title, sort="-created_at", first=True, after=page, **args):
         return (title, "list_incidents", lists[sort, first].text, {**incident_filters(args), **after})
 
+    def search(title, query, **args):
+        return (title, "search_incidents", queries.search_incidents.text,
+                {**incident_filters(args), "query": query, "after_rank": None, "after_id": None, "limit": 51})
+
     return [
         listing("GET /incidents (newest first)"),
         listing("GET /incidents page 2 (cursor)", first=False, after={**page, **page_two_after}),
@@ -66,11 +70,11 @@ def cases(queries, ids, page_two_after):
         listing("GET /users/{busiest assignee}/incidents?relation=assignee", involved_id=ids["assignee"],
                 relation="assignee"),
         listing("GET /categories/{rarest}/incidents", category_id=ids["category"]),
-        ("GET /incidents/search?query=database timeout", "search_incidents", queries.search_incidents.text,
-         {**incident_filters({}), "query": "database timeout", "after_rank": None, "after_id": None, "limit": 51}),
-        ("GET /incidents/search?query=\"disk full\" -kubernetes&status=open", "search_incidents",
-         queries.search_incidents.text, {**incident_filters({"status": ["open"]}), "query": '"disk full" -kubernetes',
-                                         "after_rank": None, "after_id": None, "limit": 51}),
+        search("GET /incidents/search?query=pod evicted", "pod evicted"),
+        search("GET /incidents/search?query=host-1234", "host-1234"),
+        search("GET /incidents/search?query=\"oom killed\" -kubernetes&status=open", '"oom killed" -kubernetes',
+               status=["open"]),
+        search("GET /incidents/search?query=database timeout (broad: common words)", "database timeout"),
         ("GET /incidents/stats", "incident_stats", queries.incident_stats.text, {**incident_filters({}), "days": 30}),
         ("GET /incidents/stats?severity=critical&created_after=<90 days ago>", "incident_stats",
          queries.incident_stats.text,

@@ -2,9 +2,20 @@
 -- and without them (bench/results/explain.md says what each index is worth).
 -- depends: 20261124_05_search
 
--- Foreign keys: the checks behind ON DELETE RESTRICT / CASCADE / SET NULL on users.
-CREATE INDEX incidents_reporter_id_idx ON incidents (reporter_id);
-CREATE INDEX incidents_assignee_id_idx ON incidents (assignee_id);
+-- Incident lists in their sort orders (either direction), and created_after/before ranges.
+CREATE INDEX incidents_created_at_idx ON incidents (created_at, id);
+CREATE INDEX incidents_updated_at_idx ON incidents (updated_at, id);
+CREATE INDEX incidents_severity_idx ON incidents (severity, id);
+
+-- A user's incidents, newest first; they also serve the foreign-key checks on users.
+CREATE INDEX incidents_reporter_id_idx ON incidents (reporter_id, created_at, id);
+CREATE INDEX incidents_assignee_id_idx ON incidents (assignee_id, created_at, id);
+
+-- Stats: open workload per assignee, and resolutions per day.
+CREATE INDEX incidents_active_idx ON incidents (assignee_id) WHERE status IN ('open', 'in_progress');
+CREATE INDEX incidents_resolved_at_idx ON incidents (resolved_at) WHERE resolved_at IS NOT NULL;
+
+-- Foreign keys: the checks behind ON DELETE RESTRICT / CASCADE on users.
 CREATE INDEX comments_author_id_idx ON comments (author_id);
 CREATE INDEX incident_history_actor_id_idx ON incident_history (actor_id);
 

@@ -4,60 +4,65 @@
 -- For the incidents matching the filters: counts by status and severity (every value, zeros
 -- included); MTTA (created -> acknowledged) and MTTR (created -> resolved) in seconds as mean,
 -- p50 and p90, overall and per severity (null where none qualify); open workload per
--- assignee, busiest first; opened and resolved per UTC day for the last %(days)s days.
-WITH sel AS (
-    SELECT i.status, i.severity, i.assignee_id, i.created_at, i.acknowledged_at, i.resolved_at
-    FROM incidents i
+-- assignee, busiest first; opened and resolved per UTC day for the last `days` days.
+-- PERF: the figures take one pass over the selection (the percentiles sort each severity's
+-- durations and then all of them); workload and the daily series read only the rows they
+-- need, through their own partial indexes.
+WITH figures AS (
+    SELECT i.severity, GROUPING(i.severity) = 1 AS overall, count(*) AS n,
+           count(*) FILTER (WHERE i.status = 'open') AS open,
+           count(*) FILTER (WHERE i.status = 'in_progress') AS in_progress,
+           count(*) FILTER (WHERE i.status = 'resolved') AS resolved,
+           count(*) FILTER (WHERE i.status = 'closed') AS closed,
+           avg(d.ack) AS ack_mean, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY d.ack) AS ack_p,
+           avg(d.res) AS res_mean, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY d.res) AS res_p
+    FROM incidents i,
+         LATERAL (SELECT extract(epoch FROM i.acknowledged_at - i.created_at)::float8 AS ack,
+                         extract(epoch FROM i.resolved_at - i.created_at)::float8 AS res) AS d
     WHERE {incident_filters}
+    GROUP BY GROUPING SETS ((i.severity), ())
 ),
-durations AS (
-    SELECT 'mtta' AS metric, severity, extract(epoch FROM acknowledged_at - created_at)::float8 AS seconds
-    FROM sel WHERE acknowledged_at IS NOT NULL
-    UNION ALL
-    SELECT 'mttr', severity, extract(epoch FROM resolved_at - created_at)::float8
-    FROM sel WHERE resolved_at IS NOT NULL
+overall AS (SELECT * FROM figures WHERE overall),
+by_severity AS (
+    SELECT s.severity, f.n, f.ack_mean, f.ack_p, f.res_mean, f.res_p
+    FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)
+    LEFT JOIN figures f ON f.severity = s.severity AND NOT f.overall
 ),
-figures AS (
-    SELECT metric, severity, GROUPING(severity) = 1 AS overall, avg(seconds) AS mean,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS p50,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS p90
-    FROM durations
-    GROUP BY GROUPING SETS ((metric), (metric, severity))
+day AS (
+    SELECT (now() AT TIME ZONE 'UTC')::date - offs AS day
+    FROM generate_series(0, %(days)s - 1) AS offs
 ),
-mtt AS (
-    SELECT m.metric,
-           json_build_object('mean', o.mean, 'p50', o.p50, 'p90', o.p90, 'by_severity', (
-               SELECT json_object_agg(s, json_build_object('mean', f.mean, 'p50', f.p50, 'p90', f.p90)
-                                      ORDER BY s)
-               FROM unnest(enum_range(NULL::incident_severity)) AS s
-               LEFT JOIN figures f ON f.metric = m.metric AND NOT f.overall AND f.severity = s)) AS figure
-    FROM (VALUES ('mtta'), ('mttr')) AS m(metric)
-    LEFT JOIN figures o ON o.metric = m.metric AND o.overall
-),
-today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day)
+window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
 SELECT
-    (SELECT json_object_agg(s, coalesce(c.n, 0) ORDER BY s)
-     FROM unnest(enum_range(NULL::incident_status)) AS s
-     LEFT JOIN (SELECT status, count(*) AS n FROM sel GROUP BY status) AS c ON c.status = s) AS by_status,
-    (SELECT json_object_agg(s, coalesce(c.n, 0) ORDER BY s)
-     FROM unnest(enum_range(NULL::incident_severity)) AS s
-     LEFT JOIN (SELECT severity, count(*) AS n FROM sel GROUP BY severity) AS c ON c.severity = s) AS by_severity,
-    (SELECT figure FROM mtt WHERE metric = 'mtta') AS mtta_seconds,
-    (SELECT figure FROM mtt WHERE metric = 'mttr') AS mttr_seconds,
+    json_build_object('open', open, 'in_progress', in_progress, 'resolved', resolved,
+                      'closed', closed) AS by_status,
+    (SELECT json_object_agg(severity, coalesce(n, 0) ORDER BY severity) FROM by_severity) AS by_severity,
+    json_build_object('mean', ack_mean, 'p50', ack_p[1], 'p90', ack_p[2], 'by_severity',
+        (SELECT json_object_agg(severity, json_build_object('mean', ack_mean, 'p50', ack_p[1], 'p90', ack_p[2])
+                                ORDER BY severity) FROM by_severity)) AS mtta_seconds,
+    json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2], 'by_severity',
+        (SELECT json_object_agg(severity, json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2])
+                                ORDER BY severity) FROM by_severity)) AS mttr_seconds,
     (SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
                                                 'open', w.open, 'in_progress', w.in_progress)
                               ORDER BY w.open + w.in_progress DESC, u.id), '[]')
-     FROM (SELECT assignee_id,
-                  count(*) FILTER (WHERE status = 'open') AS open,
-                  count(*) FILTER (WHERE status = 'in_progress') AS in_progress
-           FROM sel
-           WHERE assignee_id IS NOT NULL AND status IN ('open', 'in_progress')
-           GROUP BY assignee_id) AS w
+     FROM (SELECT i.assignee_id,
+                  count(*) FILTER (WHERE i.status = 'open') AS open,
+                  count(*) FILTER (WHERE i.status = 'in_progress') AS in_progress
+           FROM incidents i
+           WHERE {incident_filters}
+             AND i.status IN ('open', 'in_progress') AND i.assignee_id IS NOT NULL
+           GROUP BY i.assignee_id) AS w
      JOIN users u ON u.id = w.assignee_id) AS workload,
-    (SELECT json_agg(json_build_object('date', d.day, 'opened', coalesce(o.n, 0),
-                                       'resolved', coalesce(r.n, 0)) ORDER BY d.day)
-     FROM (SELECT (today.day - offs) AS day FROM today, generate_series(0, %(days)s - 1) AS offs) AS d
-     LEFT JOIN (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
-                FROM sel GROUP BY 1) AS o ON o.day = d.day
-     LEFT JOIN (SELECT (resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
-                FROM sel WHERE resolved_at IS NOT NULL GROUP BY 1) AS r ON r.day = d.day) AS daily
+    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
+                                       'resolved', coalesce(r.n, 0)) ORDER BY day.day)
+     FROM day
+     LEFT JOIN (SELECT (i.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+                FROM incidents i, window_start
+                WHERE {incident_filters} AND i.created_at >= window_start.at
+                GROUP BY 1) AS o ON o.day = day.day
+     LEFT JOIN (SELECT (i.resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+                FROM incidents i, window_start
+                WHERE {incident_filters} AND i.resolved_at >= window_start.at
+                GROUP BY 1) AS r ON r.day = day.day) AS daily
+FROM overall

@@ -1,4 +1,6 @@
 """Who may do what: every route and method, for each role, is either its 2xx or 403."""
+import re
+
 import pytest
 
 ROLES = ["reporter", "responder", "admin"]
@@ -58,6 +60,7 @@ CASES = [
     ("read comments", "GET", "/incidents/{theirs}/comments", None, 200, EVERYONE),
     ("read comment", "GET", "/incidents/{theirs}/comments/{comment}", None, 200, EVERYONE),
     ("notifications", "GET", "/notifications", None, 200, EVERYONE),
+    ("mark own notification read", "POST", "/notifications/{notification}/read", None, 204, EVERYONE),
 
     ("list categories", "GET", "/categories", None, 200, EVERYONE),
     ("create category", "POST", "/categories", lambda w: {"name": "brand new"}, 201, ADMINS),
@@ -90,11 +93,13 @@ def world(client, make_user, make_incident, make_category):
         other = make_user("reporter")
         helper = make_user("responder")
         spare = make_user("reporter")
+        client.simulate_post(f"/users/{other['id']}/follow", headers=me["headers"])
         theirs = make_incident(other, title="disk full")
         comment = client.simulate_post(f"/incidents/{theirs['id']}/comments", json={"content": "disk"},
                                        headers=other["headers"]).json
         ids = {"me": me["id"], "spare": spare["id"], "helper": helper["id"], "theirs": theirs["id"],
-               "own": make_incident(me)["id"], "comment": comment["id"], "category": make_category()["id"]}
+               "own": make_incident(me)["id"], "comment": comment["id"], "category": make_category()["id"],
+               "notification": client.simulate_get("/notifications", headers=me["headers"]).json["items"][0]["id"]}
         return me, {**ids, "role": role, "me_username": me["username"], "spare_username": spare["username"]}
     return build
 
@@ -111,6 +116,14 @@ def test_role_matrix(client, world, role, name, method, path, body, status, allo
     if expected == 403:
         assert result.headers["content-type"] == "application/problem+json"
         assert result.json["status"] == 403
+
+
+def test_the_matrix_covers_every_operation_that_needs_a_token(client):
+    paths = client.simulate_get("/openapi.json").json["paths"]
+    operations = {(method.upper(), path) for path, item in paths.items()
+                  for method, op in item.items() if op.get("security") != []}
+    covered = {(method, re.sub(r"\{(\w+)\}", "{}", path.partition("?")[0])) for _, method, path, *_ in CASES}
+    assert {(m, p) for m, p in operations if (m, re.sub(r"\{(\w+)\}", "{}", p)) not in covered} == set()
 
 
 @pytest.mark.parametrize("body", [

@@ -1,0 +1,181 @@
+"""Secrets and who gets in: tokens and passwords are never stored or logged in clear, logins
+are throttled per username without telling whether it exists, and nobody reaches another
+user's notifications."""
+import hashlib
+import re
+import statistics
+import time
+
+import pytest
+
+from api.resources.tokens import THROTTLE
+from tests.fix_app import PASSWORD
+from tests.fix_db import APP_TABLES
+from tests.fix_server import call, gunicorn
+
+TOKEN = re.compile(r"inc_[A-Za-z0-9_-]{43}")  # 32 random bytes, base64url: 256 bits
+WINDOW_SECONDS = THROTTLE["window"].total_seconds()
+
+
+def login(client, username, password=PASSWORD):
+    return client.simulate_post("/auth/tokens", json={"username": username, "password": password})
+
+
+def everything_stored(db_conn):
+    """Every row of every table of the app, as text (bytea as hex)."""
+    return "\n".join(row["t"] for table in APP_TABLES
+                     for row in db_conn.execute(f"SELECT t::text AS t FROM {table} t").fetchall())
+
+
+# --- Tokens and passwords -----------------------------------------------------------------
+
+def test_tokens_carry_256_random_bits_behind_a_prefix_and_are_stored_only_as_sha256(client, db_conn, reporter):
+    tokens = [login(client, reporter["username"]).json["token"] for _ in range(5)]
+    assert all(TOKEN.fullmatch(token) for token in tokens) and len(set(tokens)) == 5
+    stored = everything_stored(db_conn)
+    for token in tokens:
+        assert token not in stored and token[4:] not in stored
+        assert hashlib.sha256(token.encode()).hexdigest() in stored
+
+
+def test_passwords_are_stored_as_argon2id_at_owasp_parameters(client, db_conn, admin):
+    created = client.simulate_post("/users", json={"username": "ana", "email": "ana@example.com",
+                                                   "password": "first secret"}, headers=admin["headers"])
+    client.simulate_patch(f"/users/{created.json['id']}", json={"password": "second secret"},
+                          headers=admin["headers"])
+    stored = everything_stored(db_conn)
+    assert "first secret" not in stored and "second secret" not in stored
+    password_hash = db_conn.execute("SELECT password_hash FROM users WHERE username = 'ana'").fetchone()["password_hash"]
+    assert password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert login(client, "ana", "second secret").status_code == 201
+
+
+# --- Login throttling ---------------------------------------------------------------------
+
+def fail_logins(client, username, times):
+    for _ in range(times):
+        assert login(client, username, "wrong password").status_code == 401
+
+
+def assert_throttled(result):
+    assert result.status_code == 429
+    assert result.headers["content-type"] == "application/problem+json"
+    assert 0 < int(result.headers["retry-after"]) <= WINDOW_SECONDS
+
+
+def test_ten_failures_in_15_minutes_throttle_the_username_even_with_the_right_password(client, db_conn, reporter):
+    fail_logins(client, reporter["username"], THROTTLE["max_failures"])
+    assert_throttled(login(client, reporter["username"]))
+    assert_throttled(login(client, reporter["username"].upper(), "wrong password"))
+    assert db_conn.execute("SELECT count(*) AS n FROM api_tokens").fetchone()["n"] == 1  # the fixture's
+
+
+def test_throttling_is_per_username(client, make_user):
+    victim, bystander = make_user(), make_user()
+    fail_logins(client, victim["username"], THROTTLE["max_failures"])
+    assert login(client, bystander["username"]).status_code == 201
+    assert login(client, victim["username"]).status_code == 429
+    assert client.simulate_get("/users", headers=victim["headers"]).status_code == 200  # tokens still work
+
+
+def test_nine_failures_do_not_throttle_and_a_success_clears_only_ones_own_count(client, make_user):
+    ana, bob = make_user(), make_user()
+    fail_logins(client, ana["username"], THROTTLE["max_failures"] - 1)
+    fail_logins(client, bob["username"], THROTTLE["max_failures"] - 1)
+    assert login(client, ana["username"]).status_code == 201
+    fail_logins(client, ana["username"], THROTTLE["max_failures"] - 1)
+    assert login(client, ana["username"]).status_code == 201
+    fail_logins(client, bob["username"], 1)
+    assert login(client, bob["username"]).status_code == 429
+
+
+def test_throttling_lifts_as_failures_leave_the_window(client, db_conn, reporter):
+    fail_logins(client, reporter["username"], THROTTLE["max_failures"])
+    db_conn.execute("UPDATE login_failures SET failed_at = failed_at - %s", [THROTTLE["window"]])
+    assert login(client, reporter["username"]).status_code == 201
+    assert db_conn.execute("SELECT count(*) AS n FROM login_failures").fetchone()["n"] == 0
+
+
+def test_retry_after_counts_down_to_when_the_throttle_lifts(client, db_conn, reporter):
+    fail_logins(client, reporter["username"], THROTTLE["max_failures"])
+    db_conn.execute("UPDATE login_failures SET failed_at = now() - interval '10 minutes'")
+    retry_after = int(login(client, reporter["username"]).headers["retry-after"])
+    assert 299 <= retry_after <= 300
+
+
+def test_an_unknown_username_is_throttled_alike_so_nothing_tells_whether_it_exists(client, reporter):
+    fail_logins(client, reporter["username"], THROTTLE["max_failures"])
+    fail_logins(client, "nobody-by-this-name", THROTTLE["max_failures"])
+    known = login(client, reporter["username"], "wrong password")
+    unknown = login(client, "nobody-by-this-name", "wrong password")
+    assert (known.status_code, known.text) == (unknown.status_code, unknown.text)
+    assert_throttled(unknown)
+
+
+def test_failed_usernames_are_stored_only_as_hashes(client, db_conn):
+    fail_logins(client, "my-password-typed-as-username", 1)
+    assert "my-password-typed-as-username" not in everything_stored(db_conn)
+
+
+def median_seconds(attempt, times=7):
+    durations = []
+    for _ in range(times):
+        started = time.perf_counter()
+        assert attempt().status_code == 401
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations)
+
+
+def test_a_wrong_password_and_an_unknown_user_take_as_long(client, make_user):
+    known = make_user()
+    names = iter(f"nobody{n}" for n in range(100))
+    wrong_password = median_seconds(lambda: login(client, known["username"], "wrong password"))
+    unknown_user = median_seconds(lambda: login(client, next(names), "wrong password"))
+    assert abs(wrong_password - unknown_user) < 0.25 * max(wrong_password, unknown_user)
+
+
+# --- Nobody reaches another user's notifications ------------------------------------------
+
+def test_a_user_can_neither_see_nor_mark_anothers_notifications(client, db_conn, make_user, responder, make_incident):
+    ana, bob = make_user(), make_user()
+    make_incident(responder, assignee_id=ana["id"])
+    mine = client.simulate_get("/notifications", headers=ana["headers"]).json["items"]
+    assert len(mine) == 1
+    assert client.simulate_get("/notifications", headers=bob["headers"]).json["items"] == []
+    result = client.simulate_post(f"/notifications/{mine[0]['id']}/read", headers=bob["headers"])
+    assert result.status_code == 404
+    assert result.headers["content-type"] == "application/problem+json"
+    assert db_conn.execute("SELECT read FROM notifications").fetchone()["read"] is False
+    assert client.simulate_post(f"/notifications/{mine[0]['id']}/read", headers=ana["headers"]).status_code == 204
+    assert db_conn.execute("SELECT read FROM notifications").fetchone()["read"] is True
+
+
+# --- Logs ---------------------------------------------------------------------------------
+
+def test_no_token_password_or_hash_ever_reaches_the_logs(database_url, db_conn, make_user, tmp_path):
+    admin = make_user("admin")
+    log_path = tmp_path / "gunicorn.log"
+    secrets = [admin["token"], PASSWORD, "new secret pass", "wrong secret pass", "user's own secret"]
+    with gunicorn(database_url, log_path, LOG_LEVEL="DEBUG") as (base, _):
+        auth = {"Authorization": f"Bearer {admin['token']}"}
+        created = call("POST", base + "/users", {"username": "ana", "email": "ana@example.com",
+                                                 "password": "user's own secret"}, auth)
+        call("PATCH", f"{base}/users/{created.body['id']}", {"password": "new secret pass"}, auth)
+        call("POST", base + "/users", {"username": "ana", "email": "ana@example.com",
+                                       "password": PASSWORD}, auth)  # 409
+        call("POST", base + "/users", {"username": "x", "password": PASSWORD, "token": admin["token"]}, auth)  # 422
+        logged_in = call("POST", base + "/auth/tokens", {"username": "ana", "password": "new secret pass"})
+        secrets.append(logged_in.body["token"])
+        for _ in range(THROTTLE["max_failures"] + 1):
+            call("POST", base + "/auth/tokens", {"username": "ana", "password": "wrong secret pass"})
+        call("GET", base + "/incidents", headers={"Authorization": f"Bearer {admin['token']}x"})
+        call("DELETE", base + "/auth/tokens/current",
+             headers={"Authorization": f"Bearer {logged_in.body['token']}"})
+    secrets += [row["v"] for row in db_conn.execute(
+        "SELECT password_hash AS v FROM users WHERE password_hash IS NOT NULL "
+        "UNION ALL SELECT encode(token_hash, 'hex') FROM api_tokens").fetchall()]
+    secrets += [hashlib.sha256(s.encode()).hexdigest() for s in secrets if s.startswith("inc_")]
+    log = log_path.read_text()
+    assert "POST /auth/tokens 429" in log and "GET /incidents 401" in log
+    assert [secret for secret in secrets if secret in log] == []
+    assert "Traceback" not in log
