@@ -18,6 +18,7 @@ CREATE INDEX incidents_resolved_at_idx ON incidents (resolved_at) WHERE resolved
 -- Foreign keys: the checks behind ON DELETE RESTRICT / CASCADE on users.
 CREATE INDEX comments_author_id_idx ON comments (author_id);
 CREATE INDEX incident_history_actor_id_idx ON incident_history (actor_id);
+CREATE INDEX notifications_actor_id_idx ON notifications (actor_id);
 
 -- Lists in the order they are read.
 CREATE INDEX incident_categories_category_id_idx ON incident_categories (category_id, incident_id);
