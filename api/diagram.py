@@ -12,44 +12,12 @@ import shutil
 import subprocess
 
 from api.pgcluster import PROJECT_ROOT
+from api.sql import load_queries
 
 README = PROJECT_ROOT / "README.md"
 PNG = PROJECT_ROOT / "docs" / "diagram.png"
 START, END = "<!-- erd:start -->", "<!-- erd:end -->"
 DOT_MISSING = "Graphviz's dot is needed to draw the diagram: sudo apt-get install graphviz"
-
-APP_TABLES = """
-    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-      AND c.relname NOT LIKE '\\_yoyo\\_%' AND c.relname <> 'yoyo_lock'
-"""
-COLUMNS = f"""
-    SELECT c.relname AS table, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-           coalesce(a.attnum = ANY(pk.conkey), false) AS primary_key,
-           EXISTS (SELECT FROM pg_constraint fk WHERE fk.conrelid = c.oid AND fk.contype = 'f'
-                   AND a.attnum = ANY(fk.conkey)) AS foreign_key
-    FROM pg_class c
-    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-    LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
-    WHERE c.oid IN ({APP_TABLES})
-    ORDER BY a.attnum
-"""
-FOREIGN_KEYS = f"""
-    SELECT src.relname AS table, dst.relname AS target,
-           array(SELECT col.attname FROM unnest(fk.conkey) WITH ORDINALITY k(attnum, i)
-                 JOIN pg_attribute col ON col.attrelid = fk.conrelid AND col.attnum = k.attnum
-                 ORDER BY k.i) AS columns,
-           array(SELECT col.attname FROM unnest(fk.confkey) WITH ORDINALITY k(attnum, i)
-                 JOIN pg_attribute col ON col.attrelid = fk.confrelid AND col.attnum = k.attnum
-                 ORDER BY k.i) AS target_columns,
-           EXISTS (SELECT FROM pg_attribute col WHERE col.attrelid = fk.conrelid
-                   AND col.attnum = ANY(fk.conkey) AND NOT col.attnotnull) AS optional
-    FROM pg_constraint fk
-    JOIN pg_class src ON src.oid = fk.conrelid
-    JOIN pg_class dst ON dst.oid = fk.confrelid
-    WHERE fk.contype = 'f' AND fk.conrelid IN ({APP_TABLES})
-"""
-
 
 @dataclasses.dataclass(frozen=True)
 class Schema:
@@ -60,9 +28,10 @@ class Schema:
 def read_schema(conn):
     """Tables by name, columns in table order, foreign keys by table and columns."""
     tables = {}
-    for column in conn.execute(COLUMNS).fetchall():
+    queries = load_queries()
+    for column in queries.read_catalog_columns(conn):
         tables.setdefault(column.pop("table"), []).append(column)
-    foreign_keys = conn.execute(FOREIGN_KEYS).fetchall()
+    foreign_keys = queries.read_catalog_foreign_keys(conn)
     return Schema(dict(sorted(tables.items())),
                   sorted(foreign_keys, key=lambda fk: (fk["table"], fk["columns"])))
 
