@@ -7,11 +7,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-# NOTE: after the database was found unreachable, requests fail at once for DOWN_SECONDS, then
-# wait at most PROBE_TIMEOUT for a connection until one works again: a sync worker that waited
-# the whole pool timeout for every request would hold every client queued behind it.
+# NOTE: a sync worker that waited the whole pool timeout for each request while the database is
+# down would hold every client queued behind it. So a request stops waiting as soon as the pool
+# fails to open a new connection (checked every WAIT_SLICE); then requests fail at once for
+# DOWN_SECONDS, and after that wait at most PROBE_TIMEOUT until a connection works again.
+WAIT_SLICE = 0.2
 DOWN_SECONDS = 1.0
-PROBE_TIMEOUT = 1.0
+PROBE_TIMEOUT = 0.5
 # NOTE: psycopg_pool backs off exponentially while reconnecting; giving up early makes the next
 # request start a fresh attempt, so the service is back within seconds of the database.
 RECONNECT_TIMEOUT = 2.0
@@ -88,18 +90,31 @@ class Database:
             if time.monotonic() - self._down_at < DOWN_SECONDS:
                 raise DatabaseUnavailable("the database was unreachable moments ago")
             timeout = min(timeout, PROBE_TIMEOUT)
+        conn = self._getconn(timeout)
+        self._down_at = None
         try:
-            with self._pool.connection(timeout=timeout) as conn:
-                self._down_at = None
-                try:
-                    yield conn
-                except psycopg.OperationalError:
-                    if conn.broken:
-                        self._down_at = time.monotonic()
-                    raise
-        except PoolTimeout:
-            self._down_at = time.monotonic()
+            yield conn
+        except psycopg.OperationalError:
+            if conn.broken:
+                self._down_at = time.monotonic()
             raise
+        finally:
+            self._pool.putconn(conn)
+
+    def _getconn(self, timeout):
+        """A connection within `timeout`, or PoolTimeout sooner once the pool failed to connect."""
+        failures = self._connection_errors()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._pool.getconn(timeout=max(min(WAIT_SLICE, deadline - time.monotonic()), 0.001))
+            except PoolTimeout:
+                if time.monotonic() >= deadline or self._connection_errors() > failures:
+                    self._down_at = time.monotonic()
+                    raise
+
+    def _connection_errors(self):
+        return self._pool.get_stats().get("connections_errors", 0)
 
 
 def connect(database_url):

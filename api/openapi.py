@@ -39,6 +39,7 @@ class Operation:
     query: dict
     required: tuple
     body: dict | None
+    optional_body: bool
     roles: tuple
     errors: tuple
     media_type: str
@@ -63,7 +64,8 @@ def operation(summary, *, status=200, response=None, query=None, required=(), bo
         if roles:
             responder = falcon.before(require_role(*roles))(responder)
         responder.operation = Operation(summary, status, response, query, tuple(required), body,
-                                        tuple(roles), tuple(errors), media_type, idempotent)
+                                        optional_body, tuple(roles), tuple(errors), media_type,
+                                        idempotent)
         return responder
 
     return decorate
@@ -119,7 +121,7 @@ def _describe(declared, method, path, public):
         media = {"application/json": {"schema": declared.body}}
         if method == "PATCH":
             media[MERGE_PATCH] = {"schema": declared.body}
-        described["requestBody"] = {"required": True, "content": media}
+        described["requestBody"] = {"required": not declared.optional_body, "content": media}
     if public:
         described["security"] = []
     for code in sorted(_error_statuses(declared, path_params, public)):

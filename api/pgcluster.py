@@ -70,9 +70,9 @@ class Cluster:
                       "-o", options, "-w", "start")
         self._create_database()
 
-    def stop(self):
+    def stop(self, mode="fast"):
         if self.running():
-            self._run("pg_ctl", "-D", self.datadir, "-m", "fast", "-w", "stop")
+            self._run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
 
     def running(self):
         if not (self.datadir / "PG_VERSION").exists():
@@ -110,14 +110,17 @@ def private_cluster():
     return Cluster(PROJECT_ROOT / ".pgdata", f"/tmp/incidents-pg-{tag}")
 
 
+FAST = ("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+
+
 @contextlib.contextmanager
-def throwaway_cluster():
-    """A fast, disposable cluster for tests (no fsync); removed on exit."""
+def throwaway_cluster(settings=FAST):
+    """A disposable cluster for tests, by default fast (no fsync); removed on exit."""
     base = pathlib.Path(tempfile.mkdtemp(prefix="incidents-test-"))
     _own(base)
     cluster = Cluster(base / "data", base / "sock")
     try:
-        cluster.start("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+        cluster.start(*settings)
         yield cluster
     finally:
         cluster.stop()
