@@ -10,7 +10,7 @@ import pytest
 
 from api.db import connect
 from api.report import write_report
-from tests.test_gunicorn import server  # noqa: F401  (the real gunicorn, as a fixture)
+from tests.fix_server import gunicorn
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -47,9 +47,13 @@ def test_report_shows_every_chart(chromium, database_url, make_user, make_incide
     assert dom.count("<img ") == 5
 
 
-def test_docs_page_renders_every_operation(chromium, server, tmp_path):  # noqa: F811
-    base, _, _ = server
-    dom = browse(chromium, base + "/docs", tmp_path / "profile")
+def test_docs_page_renders_every_operation(chromium, database_url, tmp_path):
+    with gunicorn(database_url, tmp_path / "gunicorn.log") as (base, _):
+        dom = browse(chromium, base + "/docs", tmp_path / "profile")
+        check_docs_page(base, dom)
+
+
+def check_docs_page(base, dom):
     assert len(re.findall(r'class="opblock opblock-', dom)) >= 20
     assert "/incidents/{incident_id}" in dom
     for error in ("Failed to load", "Fetch error", "errors-wrapper"):

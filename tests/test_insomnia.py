@@ -1,13 +1,10 @@
 """docs/insomnia.json: current, complete, and every request succeeds when replayed in order
 against a real gunicorn on a fresh database whose only user is the admin of `make run`."""
-import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,7 +14,7 @@ import pytest
 from api import insomnia, migrate
 from api.config import Config
 from tests.fix_db import scratch_database
-from tests.test_gunicorn import ROOT, free_port
+from tests.fix_server import ROOT, gunicorn
 
 COLLECTION = ROOT / "docs" / "insomnia.json"
 RESPONSE_TAG = re.compile(r"\{% response 'body', '(?P<id>\w+)', '\$\.(?P<member>\w+)', 'always', \d+ %\}")
@@ -83,35 +80,6 @@ def test_examples_must_match_the_documented_operations_exactly(document):
         insomnia.export(document, insomnia.STEPS + [insomnia.Step("GET", "/health")])
 
 
-@contextlib.contextmanager
-def gunicorn(database_url, log_path):
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "PORT": str(port), "WEB_CONCURRENCY": "2"}
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py",
-             "api.wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(base_url + "/health")
-        yield base_url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-def wait_for(url, seconds=20):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def create_admin(database_url):
     """The token `make run` prints for the admin it creates on an empty database."""
     result = subprocess.run(
@@ -128,7 +96,7 @@ def fresh_server(server_url, tmp_path):
     with scratch_database(server_url) as database_url:
         migrate.apply(database_url)
         token = create_admin(database_url)
-        with gunicorn(database_url, tmp_path / "gunicorn.log") as base_url:
+        with gunicorn(database_url, tmp_path / "gunicorn.log") as (base_url, _):
             yield {"base_url": base_url, "token": token}
 
 

@@ -3,7 +3,6 @@ import threading
 
 import pytest
 
-from api.db import connect
 
 
 def history(client, user, incident_id):

@@ -2,7 +2,6 @@
 import re
 
 import falcon.inspect
-import jsonschema
 import pytest
 from openapi_spec_validator import validate
 

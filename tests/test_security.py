@@ -6,7 +6,6 @@ import re
 import statistics
 import time
 
-import pytest
 
 from api.resources.tokens import THROTTLE
 from tests.fix_app import PASSWORD

@@ -4,7 +4,8 @@ from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, po
 from api.incident_rules import present
 from api.openapi import operation
 from api.schemas import SEARCH_ITEM, STATS, page_of
-from api.resources.incidents import NO_FILTERS, incident_filters
+from api.resources.common import Resource
+from api.resources.incidents import incident_filters
 
 MAX_QUERY_LENGTH = 1000
 SEARCH_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items() if k != "sort"},
@@ -14,11 +15,7 @@ STATS_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items()
                     "days": params.integer(1, 3660)}
 
 
-class Search:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Search(Resource):
     @operation("Search incidents", response=page_of(SEARCH_ITEM), query=SEARCH_PARAMETERS,
                required=["query"])
     def on_get(self, req, resp):
@@ -40,11 +37,7 @@ def rank(value):
     return value
 
 
-class Stats:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Stats(Resource):
     @operation("Incident statistics", response=STATS, query=STATS_PARAMETERS)
     def on_get(self, req, resp):
         args = dict(req.context.args)

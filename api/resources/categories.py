@@ -2,18 +2,14 @@ import falcon
 
 from api import params
 from api.openapi import operation
-from api.resources.common import created, found, id_page
+from api.resources.common import Resource, created, found, id_page
 from api.resources.incidents import INCIDENT_PAGE
 from api.schemas import CATEGORY, CATEGORY_CREATE, CATEGORY_PATCH, page_of
 
 NESTED_INCIDENT_FILTERS = {k: v for k, v in params.INCIDENT_FILTERS.items() if k != "category_id"}
 
 
-class Collection:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Collection(Resource):
     @operation("List categories", response=page_of(CATEGORY), query=params.PAGE)
     def on_get(self, req, resp):
         with self._db.read() as conn:
@@ -28,11 +24,7 @@ class Collection:
         created(resp, f"/categories/{category['id']}", category)
 
 
-class Item:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Item(Resource):
     @operation("Get a category", response=CATEGORY)
     def on_get(self, req, resp, category_id):
         with self._db.read() as conn:
@@ -52,10 +44,9 @@ class Item:
         resp.status = falcon.HTTP_204
 
 
-class Incidents:
+class Incidents(Resource):
     def __init__(self, db, queries, lists):
-        self._db = db
-        self._queries = queries
+        super().__init__(db, queries)
         self._lists = lists
 
     @operation("List a category's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)

@@ -1,22 +1,17 @@
 import datetime
 
-import falcon
 
 from api import events, params
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.openapi import operation
-from api.resources.common import created, found
+from api.resources.common import Resource, created, found
 from api.schemas import COMMENT, COMMENT_CREATE, page_of
 
 BEFORE_ALL = {"after_created_at": datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
               "after_id": 0}
 
 
-class Collection:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Collection(Resource):
     @operation("List an incident's comments", response=page_of(COMMENT), query=params.PAGE)
     def on_get(self, req, resp, incident_id):
         args = req.context.args
@@ -43,11 +38,7 @@ class Collection:
         created(resp, f"/incidents/{incident_id}/comments/{comment['id']}", comment)
 
 
-class Item:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Item(Resource):
     @operation("Get a comment", response=COMMENT)
     def on_get(self, req, resp, incident_id, comment_id):
         with self._db.read() as conn:

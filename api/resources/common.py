@@ -43,3 +43,11 @@ def id_page(req, resp, fetch, first=0):
     after_id = first if cursor is None else decode_cursor(cursor, [positive_id])[0]
     rows = fetch(args, after_id, limit + 1)
     return page(req, resp, rows, limit, lambda row: encode_cursor(row["id"]))
+
+
+class Resource:
+    """A resource with the database and the named queries its responders run."""
+
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries

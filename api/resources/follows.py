@@ -3,15 +3,11 @@ import falcon
 from api.errors import ValidationFailed
 from api import params
 from api.openapi import operation
-from api.resources.common import found, id_page
+from api.resources.common import Resource, found, id_page
 from api.schemas import USER, page_of
 
 
-class Follow:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Follow(Resource):
     @operation("Follow a user", status=204, errors=[422])
     def on_post(self, req, resp, user_id):
         self._set(req, resp, user_id, self._queries.follow_user)
@@ -36,22 +32,14 @@ def users_page(db, req, resp, user_id, get_user, list_users):
             conn, user_id=user_id, after_id=after_id, limit=limit))
 
 
-class Followers:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Followers(Resource):
     @operation("List a user's followers", response=page_of(USER), query=params.PAGE)
     def on_get(self, req, resp, user_id):
         resp.media = users_page(self._db, req, resp, user_id, self._queries.get_user,
                                 self._queries.list_followers)
 
 
-class Following:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Following(Resource):
     @operation("List whom a user follows", response=page_of(USER), query=params.PAGE)
     def on_get(self, req, resp, user_id):
         resp.media = users_page(self._db, req, resp, user_id, self._queries.get_user,

@@ -4,14 +4,11 @@ import psycopg
 from api.errors import RETRY_AFTER_SECONDS, Problem
 from api.openapi import operation
 from api.schemas import HEALTH
+from api.resources.common import Resource
 
 
-class Health:
+class Health(Resource):
     auth_required = False
-
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
 
     @operation("Check liveness and the database", response=HEALTH)
     def on_get(self, req, resp):

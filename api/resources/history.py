@@ -1,14 +1,10 @@
 from api import params
 from api.openapi import operation
-from api.resources.common import found, id_page
+from api.resources.common import Resource, found, id_page
 from api.schemas import HISTORY_ENTRY, page_of
 
 
-class History:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class History(Resource):
     @operation("List an incident's history", response=page_of(HISTORY_ENTRY), query=params.PAGE)
     def on_get(self, req, resp, incident_id):
         with self._db.read() as conn:

@@ -6,7 +6,7 @@ from api.errors import ValidationFailed
 from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check_transition, present
 from api.openapi import operation
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
-from api.resources.common import check_if_match, created, etag_matches, found
+from api.resources.common import Resource, check_if_match, created, etag_matches, found
 from api.schemas import (
     INCIDENT, INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE, page_of)
 
@@ -71,10 +71,9 @@ def respond_with(resp, incident, user):
     resp.media = present(incident, user)
 
 
-class Collection:
+class Collection(Resource):
     def __init__(self, db, queries, lists):
-        self._db = db
-        self._queries = queries
+        super().__init__(db, queries)
         self._lists = lists
 
     @operation("List incidents", response=INCIDENT_PAGE, query=params.INCIDENT_FILTERS)
@@ -101,11 +100,7 @@ class Collection:
         respond_with(resp, incident, user)
 
 
-class Item:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Item(Resource):
     @operation("Get an incident", response=INCIDENT, errors=[304])
     def on_get(self, req, resp, incident_id):
         with self._db.read() as conn:
@@ -140,11 +135,7 @@ class Item:
         respond_with(resp, incident, req.context.user)
 
 
-class Resolve:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Resolve(Resource):
     @operation("Resolve an incident", response=INCIDENT, body=RESOLVE, optional_body=True,
                roles=RESPONDER_ROLES, errors=[409], idempotent=True)
     def on_post(self, req, resp, incident_id):

@@ -2,17 +2,13 @@ import falcon
 
 from api import params
 from api.openapi import operation
-from api.resources.common import found, id_page
+from api.resources.common import Resource, found, id_page
 from api.schemas import NOTIFICATION, page_of
 
 FILTERS = {**params.PAGE, "unread": params.boolean}
 
 
-class Collection:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Collection(Resource):
     @operation("List my notifications", response=page_of(NOTIFICATION), query=FILTERS)
     def on_get(self, req, resp):
         with self._db.read() as conn:
@@ -21,11 +17,7 @@ class Collection:
                 before_id=before_id, limit=limit), first=None)
 
 
-class Read:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Read(Resource):
     @operation("Mark a notification read", status=204)
     def on_post(self, req, resp, notification_id):
         with self._db.write() as conn:

@@ -5,18 +5,14 @@ import falcon
 from api.auth import new_token, password_matches, throttle_key, unauthorized
 from api.errors import Problem
 from api.openapi import operation
-from api.resources.common import created
+from api.resources.common import Resource, created
 from api.schemas import TOKEN, TOKEN_CREATE
 
 THROTTLE = {"max_failures": 10, "window": datetime.timedelta(minutes=15)}
 
 
-class Collection:
+class Collection(Resource):
     auth_required = False
-
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
 
     @operation("Log in: get a bearer token", status=201, response=TOKEN, body=TOKEN_CREATE,
                errors=[401, 429])
@@ -42,11 +38,7 @@ class Collection:
         created(resp, "/auth/tokens/current", {"token": token, "user": login})
 
 
-class Current:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Current(Resource):
     @operation("Log out: revoke the token used", status=204)
     def on_delete(self, req, resp):
         with self._db.write() as conn:

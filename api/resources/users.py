@@ -5,7 +5,7 @@ from api import params
 from api.auth import forbid, hash_password
 from api.errors import Problem
 from api.openapi import operation
-from api.resources.common import created, found, id_page
+from api.resources.common import Resource, created, found, id_page
 from api.resources.incidents import INCIDENT_PAGE
 from api.schemas import USER, USER_CREATE, USER_PATCH, USER_REPLACE, page_of
 
@@ -30,11 +30,7 @@ def password_hash_of(body):
     return hash_password(body["password"]) if "password" in body else None
 
 
-class Collection:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Collection(Resource):
     @operation("List users", response=page_of(USER), query=params.USER_FILTERS)
     def on_get(self, req, resp):
         with self._db.read() as conn:
@@ -55,11 +51,7 @@ class Collection:
         created(resp, f"/users/{user['id']}", user)
 
 
-class Item:
-    def __init__(self, db, queries):
-        self._db = db
-        self._queries = queries
-
+class Item(Resource):
     @operation("Get a user", response=USER)
     def on_get(self, req, resp, user_id):
         with self._db.read() as conn:
@@ -95,10 +87,9 @@ class Item:
                 conn, **{**current, **body}, password_hash=password_hash)
 
 
-class Incidents:
+class Incidents(Resource):
     def __init__(self, db, queries, lists):
-        self._db = db
-        self._queries = queries
+        super().__init__(db, queries)
         self._lists = lists
 
     @operation("List a user's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
