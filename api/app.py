@@ -1,4 +1,5 @@
 """The Falcon application: routes, media handlers, middleware and error handling."""
+import contextlib
 import functools
 import json
 import logging
@@ -51,6 +52,21 @@ class BoundedJSONHandler(falcon.media.JSONHandler):
             raise falcon.MediaMalformedError("JSON") from None
 
 
+class ConnectionPerRequest:
+    """Every query of a request runs on one pooled connection, checked out only if the request
+    touches the database (a 404 or a /docs asset never does) and returned when it ends."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def process_request(self, req, resp):
+        req.context.db_scope = contextlib.ExitStack()
+        req.context.db_scope.enter_context(self._db.request_scope())
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        req.context.db_scope.close()
+
+
 class RequestLog:
     """One log line per request: method, path, status, duration."""
 
@@ -64,7 +80,7 @@ class RequestLog:
 
 def create_app(config, db):
     queries = load_queries()
-    app = falcon.App(middleware=[RequestLog(), AuthMiddleware(db, queries)])
+    app = falcon.App(middleware=[RequestLog(), ConnectionPerRequest(db), AuthMiddleware(db, queries)])
     app.router_options.converters[ID] = IdConverter
     handler = BoundedJSONHandler(dumps=functools.partial(
         json.dumps, ensure_ascii=False, default=_json_default))

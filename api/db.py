@@ -47,6 +47,7 @@ class Database:
         self._timeout = config.pool_timeout
         self._down_at = None  # time.monotonic() when the database was last found unreachable
         self._request = contextvars.ContextVar("request_transaction", default=None)
+        self._held = contextvars.ContextVar("request_connection", default=None)
 
     def open(self, timeout=10.0):
         self._pool.open(wait=True, timeout=timeout)
@@ -84,7 +85,30 @@ class Database:
                 self._request.reset(token)
 
     @contextlib.contextmanager
+    def request_scope(self):
+        """Within the block (one HTTP request), the first read() or write() checks a connection
+        out and the later ones reuse it: one checkout, and one health check, per request."""
+        held = HeldConnection(self._checkout)
+        token = self._held.set(held)
+        try:
+            yield
+        finally:
+            self._held.reset(token)
+            held.release()
+
+    @contextlib.contextmanager
     def _connection(self):
+        held = self._held.get()
+        with contextlib.nullcontext(held.get()) if held else self._checkout() as conn:
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                if conn.broken:
+                    self._down_at = time.monotonic()
+                raise
+
+    @contextlib.contextmanager
+    def _checkout(self):
         timeout = self._timeout
         if self._down_at is not None:
             if time.monotonic() - self._down_at < DOWN_SECONDS:
@@ -94,10 +118,6 @@ class Database:
         self._down_at = None
         try:
             yield conn
-        except psycopg.OperationalError:
-            if conn.broken:
-                self._down_at = time.monotonic()
-            raise
         finally:
             self._pool.putconn(conn)
 
@@ -115,6 +135,23 @@ class Database:
 
     def _connection_errors(self):
         return self._pool.get_stats().get("connections_errors", 0)
+
+
+class HeldConnection:
+    """The connection one request holds from the moment it first needs one."""
+
+    def __init__(self, checkout):
+        self._checkout = checkout
+        self._stack = contextlib.ExitStack()
+        self._conn = None
+
+    def get(self):
+        if self._conn is None:
+            self._conn = self._stack.enter_context(self._checkout())
+        return self._conn
+
+    def release(self):
+        self._stack.close()
 
 
 def connect(database_url):
