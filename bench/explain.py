@@ -31,6 +31,7 @@ def probes(conn):
         "incident": one("SELECT incident_id AS id FROM comments GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "notified": one("SELECT user_id AS id FROM notifications GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "followed": one("SELECT followee_id AS id FROM follows GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
+        "responder": one("SELECT id FROM users WHERE role = 'responder' ORDER BY id DESC LIMIT 1"),
         "follower": one("SELECT follower_id AS id FROM follows GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "unreferenced": unreferenced_user(conn),
     }
@@ -45,11 +46,15 @@ def unreferenced_user(conn):
 
 def cases(queries, ids, page_two_after):
     """(title, query name, SQL text, parameters) for every query behind a list, search or stats endpoint."""
-    lists = list_queries(queries)
+    lists, user_lists = list_queries(queries.list_incidents), list_queries(queries.list_user_incidents)
     page = {"after_value": None, "after_id": None, "limit": 51}
 
     def listing(title, sort="-created_at", first=True, after=page, **args):
         return (title, "list_incidents", lists[sort, first].text, {**incident_filters(args), **after})
+
+    def user_listing(title, user_id, relation="any"):
+        return (title, "list_user_incidents", user_lists["-created_at", True].text,
+                {**incident_filters({}), **page, "user_id": user_id, "relation": relation})
 
     def search(title, query, **args):
         return (title, "search_incidents", queries.search_incidents.text,
@@ -66,9 +71,9 @@ def cases(queries, ids, page_two_after):
                 created_after=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)),
         listing("GET /incidents?sort=-severity", sort="-severity"),
         listing("GET /incidents?sort=-updated_at", sort="-updated_at"),
-        listing("GET /users/{busiest reporter}/incidents", involved_id=ids["reporter"]),
-        listing("GET /users/{busiest assignee}/incidents?relation=assignee", involved_id=ids["assignee"],
-                relation="assignee"),
+        user_listing("GET /users/{busiest reporter}/incidents", ids["reporter"]),
+        user_listing("GET /users/{busiest assignee}/incidents?relation=assignee", ids["assignee"], "assignee"),
+        user_listing("GET /users/{a responder}/incidents", ids["responder"]),
         listing("GET /categories/{rarest}/incidents", category_id=ids["category"]),
         search("GET /incidents/search?query=pod evicted", "pod evicted"),
         search("GET /incidents/search?query=host-1234", "host-1234"),
@@ -142,7 +147,7 @@ def run(url):
     with connect(url) as conn:
         conn.execute("SET jit = off")  # as on the app's connections (api/db.py)
         ids = probes(conn)
-        first = conn.execute(list_queries(queries)["-created_at", True].text,
+        first = conn.execute(list_queries(queries.list_incidents)["-created_at", True].text,
                              {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50}).fetchall()
         page_two = {"after_value": first[-1]["created_at"], "after_id": first[-1]["id"]}
         todo = cases(queries, ids, page_two)

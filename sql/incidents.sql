@@ -5,7 +5,6 @@ SELECT * FROM incident_details WHERE id = %(id)s
 
 -- name: incident_filters :fragment
 -- The incident filters shared by lists, search and stats (a NULL filter matches all).
--- involved_id with relation ('reporter', 'assignee' or 'any') is /users/{id}/incidents.
 (%(status)s::incident_status[] IS NULL OR i.status = ANY(%(status)s::incident_status[]))
   AND (%(severity)s::incident_severity[] IS NULL OR i.severity = ANY(%(severity)s::incident_severity[]))
   AND (%(reporter_id)s::bigint IS NULL OR i.reporter_id = %(reporter_id)s)
@@ -16,9 +15,6 @@ SELECT * FROM incident_details WHERE id = %(id)s
         WHERE ic.incident_id = i.id AND ic.category_id = %(category_id)s))
   AND (%(created_after)s::timestamptz IS NULL OR i.created_at >= %(created_after)s)
   AND (%(created_before)s::timestamptz IS NULL OR i.created_at < %(created_before)s)
-  AND (%(involved_id)s::bigint IS NULL
-       OR (%(relation)s <> 'assignee' AND i.reporter_id = %(involved_id)s)
-       OR (%(relation)s <> 'reporter' AND i.assignee_id = %(involved_id)s))
 
 -- name: list_incidents :many
 -- One page of incidents matching the filters. {after} and {order_by} are constant
@@ -26,6 +22,26 @@ SELECT * FROM incident_details WHERE id = %(id)s
 SELECT * FROM incident_details i
 WHERE {incident_filters}
   AND {after}
+ORDER BY {order_by}
+LIMIT %(limit)s
+
+-- name: list_user_incidents :many
+-- One page of the incidents a user reported or is assigned (relation 'reporter', 'assignee'
+-- or 'any'), matching the filters. PERF: reporter OR assignee in one scan would read the
+-- newest incidents until enough are the user's; two limited scans of the per-user indexes,
+-- merged, read only the user's own.
+SELECT d.* FROM (
+    (SELECT i.id, i.created_at, i.updated_at, i.severity FROM incidents i
+     WHERE i.reporter_id = %(user_id)s AND %(relation)s <> 'assignee'
+       AND {incident_filters} AND {after}
+     ORDER BY {order_by} LIMIT %(limit)s)
+    UNION
+    (SELECT i.id, i.created_at, i.updated_at, i.severity FROM incidents i
+     WHERE i.assignee_id = %(user_id)s AND %(relation)s <> 'reporter'
+       AND {incident_filters} AND {after}
+     ORDER BY {order_by} LIMIT %(limit)s)
+) AS i
+JOIN incident_details d ON d.id = i.id
 ORDER BY {order_by}
 LIMIT %(limit)s
 

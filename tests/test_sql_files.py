@@ -10,8 +10,10 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def all_query_texts(queries):
-    texts = {name: q.text for name, q in queries.items() if name != "list_incidents"}
-    texts.update({f"list_incidents{key}": q.text for key, q in list_queries(queries).items()})
+    templates = ["list_incidents", "list_user_incidents"]
+    texts = {name: q.text for name, q in queries.items() if name not in templates}
+    for name in templates:
+        texts.update({f"{name}{key}": q.text for key, q in list_queries(queries[name]).items()})
     return texts
 
 

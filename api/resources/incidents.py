@@ -14,7 +14,7 @@ INCIDENT_PAGE = page_of(INCIDENT)
 
 NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_id": None,
               "unassigned": False, "category_id": None, "created_after": None,
-              "created_before": None, "involved_id": None, "relation": "any"}
+              "created_before": None}
 
 
 def incident_filters(args):
@@ -23,11 +23,11 @@ def incident_filters(args):
     return {**NO_FILTERS, **args, "unassigned": unassigned}
 
 
-def list_queries(queries):
-    """list_incidents for each (sort key, first page or not), filled with constant SQL."""
+def list_queries(query):
+    """`query` (list_incidents or list_user_incidents) for each (sort key, first page or not),
+    filled with constant SQL."""
     return {
-        (key, first): queries.list_incidents.format(
-            after="TRUE" if first else sort.after, order_by=sort.order_by)
+        (key, first): query.format(after="TRUE" if first else sort.after, order_by=sort.order_by)
         for key, sort in params.SORTS.items() for first in (True, False)
     }
 
@@ -36,7 +36,8 @@ class IncidentLists:
     """Filtered, sorted, keyset-paginated incident lists: /incidents and its nested forms."""
 
     def __init__(self, queries):
-        self._queries = list_queries(queries)
+        self._all = list_queries(queries.list_incidents)
+        self._users = list_queries(queries.list_user_incidents)
 
     def respond(self, conn, req, resp, **fixed):
         """The page for the parsed query parameters, within the `fixed` filters of the route."""
@@ -50,7 +51,8 @@ class IncidentLists:
             _, after["after_value"], after["after_id"] = decode_cursor(
                 cursor, [params.one_of([sort_key]), sort.parse_value, positive_id])
         filters = {**incident_filters({**args, **fixed}), **after, "limit": limit + 1}
-        rows = self._queries[sort_key, cursor is None](conn, **filters)
+        variants = self._users if "user_id" in fixed else self._all
+        rows = variants[sort_key, cursor is None](conn, **filters)
         user = req.context.user
         body = page(req, resp, rows, limit,
                     lambda row: encode_cursor(sort_key, row[sort.column], row["id"]))

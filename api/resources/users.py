@@ -96,4 +96,5 @@ class Incidents(Resource):
     def on_get(self, req, resp, user_id):
         with self._db.read() as conn:
             found(self._queries.get_user(conn, id=user_id), "user")
-            resp.media = self._lists.respond(conn, req, resp, involved_id=user_id)
+            resp.media = self._lists.respond(conn, req, resp, user_id=user_id,
+                                             relation=req.context.args.get("relation", "any"))
