@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on the POSTs that create: a replay by the same user within 24 hours gets the
+"""`Idempotency-Key` on every POST but login: a replay by the same user within 24 hours gets the
 stored response. The response is stored in the transaction of the write it describes, so a
 request is either wholly done and remembered, or not done at all."""
 import functools
@@ -60,8 +60,9 @@ def replay(resp, stored, digest):
         raise Problem(falcon.HTTP_422, f"This {HEADER} was used for a different request; "
                                        "use a new key for a new request.")
     resp.status = falcon.code_to_http_status(stored["status"])
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = bytes(stored["body"])
+    if stored["body"]:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = bytes(stored["body"])
     for name in ("Location", "ETag"):
         if stored[name.lower()] is not None:
             resp.set_header(name, stored[name.lower()])

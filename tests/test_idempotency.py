@@ -156,10 +156,28 @@ def test_keys_of_1_to_255_visible_characters_are_accepted(client, responder, key
     assert post(client, responder, "/incidents", {"title": "t"}, key=key).headers["idempotent-replayed"] == "true"
 
 
-def test_the_openapi_document_declares_the_key_on_exactly_the_posts_that_create(client):
+def test_the_openapi_document_declares_the_key_on_every_post_but_login(client):
     paths = client.simulate_get("/openapi.json").json["paths"]
     declared = {(method, path) for path, item in paths.items() for method, op in item.items()
                 if any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in op["parameters"])}
     assert declared == {("post", "/incidents"), ("post", "/incidents/{incident_id}/comments"),
                         ("post", "/incidents/{incident_id}/resolve"), ("post", "/users"),
-                        ("post", "/categories")}
+                        ("post", "/categories"), ("post", "/users/{user_id}/follow"),
+                        ("post", "/notifications/{notification_id}/read")}
+
+
+def test_follow_and_mark_read_honour_the_key_too(client, reporter, responder, make_incident, db_conn):
+    headers = {**reporter["headers"], "Idempotency-Key": "follow-1"}
+    first = client.simulate_post(f"/users/{responder['id']}/follow", headers=headers)
+    again = client.simulate_post(f"/users/{responder['id']}/follow", headers=headers)
+    assert first.status_code == again.status_code == 204
+    assert again.headers.get("idempotent-replayed") == "true"
+    other_path = client.simulate_post(f"/users/{responder['id'] + 1000}/follow", headers=headers)
+    assert other_path.status_code == 422
+    incident = make_incident(reporter)
+    client.simulate_post(f"/incidents/{incident['id']}/resolve", headers=responder["headers"])
+    notification = db_conn.execute("SELECT id FROM notifications").fetchone()["id"]
+    read_headers = {**reporter["headers"], "Idempotency-Key": "read-1"}
+    for _ in range(2):
+        result = client.simulate_post(f"/notifications/{notification}/read", headers=read_headers)
+        assert result.status_code == 204 and result.text == ""

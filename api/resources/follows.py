@@ -8,7 +8,7 @@ from api.schemas import USER, page_of
 
 
 class Follow(Resource):
-    @operation("Follow a user", status=204, errors=[422])
+    @operation("Follow a user", status=204, errors=[422], idempotent=True)
     def on_post(self, req, resp, user_id):
         self._set(req, resp, user_id, self._queries.follow_user)
 

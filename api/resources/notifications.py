@@ -18,7 +18,7 @@ class Collection(Resource):
 
 
 class Read(Resource):
-    @operation("Mark a notification read", status=204)
+    @operation("Mark a notification read", status=204, idempotent=True)
     def on_post(self, req, resp, notification_id):
         with self._db.write() as conn:
             marked = self._queries.mark_notification_read(
