@@ -102,6 +102,8 @@ def cases(queries, ids, page_two_after):
          {"user_id": ids["follower"], "after_id": 0, "limit": 51}),
         ("DELETE /users/{unreferenced} (foreign-key checks)", "delete_user", queries.delete_user.text,
          {"id": ids["unreferenced"]}),
+        ("DELETE /incidents/{busiest} (cascades to comments, history, notifications)", "delete_incident",
+         queries.delete_incident.text, {"id": ids["incident"]}),
     ]
 
 

@@ -4,6 +4,7 @@ DROP INDEX follows_followee_id_idx;
 DROP INDEX incident_history_incident_id_idx;
 DROP INDEX comments_incident_id_idx;
 DROP INDEX incident_categories_category_id_idx;
+DROP INDEX notifications_incident_id_idx;
 DROP INDEX notifications_actor_id_idx;
 DROP INDEX incident_history_actor_id_idx;
 DROP INDEX comments_author_id_idx;

@@ -15,10 +15,11 @@ CREATE INDEX incidents_assignee_id_idx ON incidents (assignee_id, created_at, id
 CREATE INDEX incidents_active_idx ON incidents (assignee_id) WHERE status IN ('open', 'in_progress');
 CREATE INDEX incidents_resolved_at_idx ON incidents (resolved_at) WHERE resolved_at IS NOT NULL;
 
--- Foreign keys: the checks behind ON DELETE RESTRICT / CASCADE on users.
+-- Foreign keys: the checks behind ON DELETE RESTRICT / CASCADE on users and incidents.
 CREATE INDEX comments_author_id_idx ON comments (author_id);
 CREATE INDEX incident_history_actor_id_idx ON incident_history (actor_id);
 CREATE INDEX notifications_actor_id_idx ON notifications (actor_id);
+CREATE INDEX notifications_incident_id_idx ON notifications (incident_id);
 
 -- Lists in the order they are read.
 CREATE INDEX incident_categories_category_id_idx ON incident_categories (category_id, incident_id);
