@@ -51,8 +51,9 @@ def scenarios(ids):
         Scenario("GET /incidents/search?query=host-<n>",
                  'return wrk.format("GET", "/incidents/search?query=host-" .. math.random(0, 4999))'),
         Scenario("GET /incidents/stats", 'return wrk.format("GET", "/incidents/stats")'),
-        Scenario("POST /incidents", post + 'return wrk.format("POST", "/incidents", nil, '
-                 '\'{"title": "Load test incident", "description": "made by make loadtest", "severity": "low"}\')'),
+        Scenario("POST /incidents", post + 'local severities = {"low", "medium", "medium", "high", "critical"}\n'
+                 'return wrk.format("POST", "/incidents", nil, \'{"title": "Load test incident", '
+                 '"description": "made by make loadtest", "severity": "\' .. severities[math.random(1, 5)] .. \'"}\')'),
         Scenario("POST /incidents/{id}/comments",
                  post + f'return wrk.format("POST", "/incidents/" .. math.random(1, {ids["max_incident"]}) .. '
                         '"/comments", nil, \'{"content": "load test comment"}\')'),
