@@ -71,7 +71,7 @@ class RequestLog:
         log.info("%s %s %s %.1fms", req.method, req.path, resp.status[:3], elapsed_ms)
 
 
-def create_app(config, db):
+def create_app(db):
     queries = load_queries()
     app = falcon.App(middleware=[RequestLog(), ConnectionPerRequest(db), AuthMiddleware(db, queries)])
     app.router_options.converters[ID] = IdConverter

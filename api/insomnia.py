@@ -112,7 +112,7 @@ STEPS = [
 
 def openapi_document(config):
     """The app's OpenAPI document, built in-process; the pool stays closed, nothing connects."""
-    app = create_app(config, Database(config))
+    app = create_app(Database(config))
     return falcon.testing.TestClient(app).simulate_get("/openapi.json").json
 
 

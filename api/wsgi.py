@@ -5,4 +5,4 @@ from api.db import Database
 
 config = Config.from_env()
 db = Database(config)
-app = create_app(config, db)
+app = create_app(db)

@@ -23,7 +23,7 @@ def config(database_url):
 def app(config):
     db = Database(config)
     db.open()
-    yield create_app(config, db)
+    yield create_app(db)
     db.close()
 
 

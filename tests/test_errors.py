@@ -299,7 +299,7 @@ def app_on_scratch_database(server_url):
         db = Database(config)
         db.open()
         try:
-            client = falcon.testing.TestClient(create_app(config, db))
+            client = falcon.testing.TestClient(create_app(db))
             assert client.simulate_get("/health").status_code == 200
             yield client, url
         finally:
@@ -314,7 +314,7 @@ def outage_client(request, server_url):
         db = Database(config)
         with pytest.raises(psycopg_pool.PoolTimeout):
             db.open(timeout=1)
-        yield falcon.testing.TestClient(create_app(config, db))
+        yield falcon.testing.TestClient(create_app(db))
         db.close()
     else:
         with app_on_scratch_database(server_url) as (client, url):

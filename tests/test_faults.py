@@ -154,7 +154,7 @@ def test_once_the_database_is_known_down_requests_fail_at_once_and_recover(serve
         config = Config(database_url=url, pool_timeout=5)
         db = Database(config)
         db.open()
-        client = falcon.testing.TestClient(create_app(config, db))
+        client = falcon.testing.TestClient(create_app(db))
         try:
             set_connections_allowed(server_url, url, False)
             started = time.monotonic()

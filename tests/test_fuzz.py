@@ -22,7 +22,7 @@ RELAXED = {"deadline": None, "suppress_health_check": list(HealthCheck)}
 def published_document():
     """The document the app serves; building the app needs no database."""
     config = Config(database_url="postgresql://unused")
-    return falcon.testing.TestClient(create_app(config, Database(config))).simulate_get("/openapi.json").json
+    return falcon.testing.TestClient(create_app(Database(config))).simulate_get("/openapi.json").json
 
 
 schema = schemathesis.openapi.from_dict(published_document(), config=schemathesis.Config.from_dict({

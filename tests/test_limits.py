@@ -30,7 +30,7 @@ def impatient_client(database_url):
     config = Config(database_url=database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS, pool_timeout=2)
     db = Database(config)
     db.open()
-    yield falcon.testing.TestClient(create_app(config, db))
+    yield falcon.testing.TestClient(create_app(db))
     db.close()
 
 

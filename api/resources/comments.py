@@ -1,6 +1,5 @@
 import datetime
 
-
 from api import events, params
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.openapi import operation
