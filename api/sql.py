@@ -2,6 +2,10 @@
 
 Each query starts with a header line `-- name: <name> :<kind>`, optional `--` doc lines,
 then its text with psycopg placeholders (`%(name)s`), byte for byte what the server gets.
+Queries are prepared on each connection (psycopg's default: from the fifth run on), so
+PostgreSQL may reuse a generic plan; a header ending in ` :custom_plan` runs its query
+unprepared, planned for its actual parameters every time (for catch-all filters such as
+`(%(x)s IS NULL OR col = %(x)s)`, whose generic plans scan whole tables).
 A `:fragment` is no query but SQL that other queries include by writing `{its_name}`.
 A duplicate name, an unknown kind or an empty query stops start-up.
 """
@@ -12,7 +16,7 @@ import re
 from psycopg import sql
 
 SQL_DIR = pathlib.Path(__file__).resolve().parent.parent / "sql"
-HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)\s*$")
+HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)(?P<custom_plan> :custom_plan)?\s*$")
 KINDS = {"one", "many", "scalar", "exec", "execrows", "fragment"}
 
 
@@ -27,11 +31,12 @@ class Query:
     text: str
     file: str
     line: int
+    custom_plan: bool = False
 
     def __call__(self, conn, **params):
         """Run on `conn`: a row or None (one), rows (many), a value (scalar), None (exec),
         or the number of rows touched (execrows)."""
-        cursor = conn.execute(self.text, params)
+        cursor = conn.execute(self.text, params, prepare=False if self.custom_plan else None)
         if self.kind == "one":
             return cursor.fetchone()
         if self.kind == "many":
@@ -98,14 +103,14 @@ def _parse_header(path, number, line):
     match = HEADER.match(line)
     if not match or match["kind"] not in KINDS:
         raise QueryFileError(f"{path}:{number}: malformed header {line!r}; expected "
-                             f"'-- name: <snake_case> :<{'|'.join(sorted(KINDS))}>'")
-    return match["name"], match["kind"]
+                             f"'-- name: <snake_case> :<{'|'.join(sorted(KINDS))}>[ :custom_plan]'")
+    return match["name"], match["kind"], bool(match["custom_plan"])
 
 
 def _make_query(path, header, body):
-    number, (name, kind) = header
+    number, (name, kind, custom_plan) = header
     text = "\n".join(line for line in body if not line.startswith("--")).strip().rstrip(";")
     if not text.strip():
         raise QueryFileError(f"{path}:{number}: query {name!r} has no SQL")
-    return Query(name, kind, text, str(path), number)
+    return Query(name, kind, text, str(path), number, custom_plan)
 

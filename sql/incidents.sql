@@ -3,6 +3,15 @@
 -- name: get_incident :one
 SELECT * FROM incident_details WHERE id = %(id)s
 
+-- name: get_incident_for_token :one
+-- get_incident and the caller behind a bearer token (as get_user_by_token) in one round trip:
+-- no row when the token is unknown, revoked or its user deactivated; NULL incident columns
+-- when there is no such incident.
+SELECT u.id AS caller_id, u.username AS caller_username, u.role AS caller_role, d.*
+FROM api_tokens t JOIN users u ON u.id = t.user_id
+LEFT JOIN incident_details d ON d.id = %(id)s
+WHERE t.token_hash = %(token_hash)s AND u.active
+
 -- name: incident_filters :fragment
 -- The incident filters shared by lists, search and stats (a NULL filter matches all).
 (%(status)s::incident_status[] IS NULL OR i.status = ANY(%(status)s::incident_status[]))
@@ -16,7 +25,7 @@ SELECT * FROM incident_details WHERE id = %(id)s
   AND (%(created_after)s::timestamptz IS NULL OR i.created_at >= %(created_after)s)
   AND (%(created_before)s::timestamptz IS NULL OR i.created_at < %(created_before)s)
 
--- name: list_incidents :many
+-- name: list_incidents :many :custom_plan
 -- One page of incidents matching the filters. {after} and {order_by} are constant
 -- fragments picked by the sort key in api/params.py, never input.
 SELECT * FROM incident_details i
@@ -25,7 +34,7 @@ WHERE {incident_filters}
 ORDER BY {order_by}
 LIMIT %(limit)s
 
--- name: list_user_incidents :many
+-- name: list_user_incidents :many :custom_plan
 -- One page of the incidents a user reported or is assigned (relation 'reporter', 'assignee'
 -- or 'any'), matching the filters. PERF: reporter OR assignee in one scan would read the
 -- newest incidents until enough are the user's; two limited scans of the per-user indexes,

@@ -108,13 +108,16 @@ def delete(db_conn, user):
     ("Bearer {token}", delete),
 ], ids=["missing", "basic", "bearer-without-token", "bearer-blank", "no-scheme", "other-scheme",
         "unknown", "altered", "revoked", "deactivated-user", "deleted-user"])
-def test_bad_credentials_are_401_with_www_authenticate(client, db_conn, reporter, authorization, spoil):
+@pytest.mark.parametrize("path", ["/users", "/incidents/{incident}"])  # the latter checks the token in its own query
+def test_bad_credentials_are_401_with_www_authenticate(client, db_conn, reporter, admin, make_incident,
+                                                       authorization, spoil, path):
+    incident = make_incident(admin)
     if spoil is revoke:
         spoil(client, reporter)
     elif spoil:
         spoil(db_conn, reporter)
     headers = {"Authorization": authorization.format(token=reporter["token"])} if authorization else {}
-    assert_unauthorized(client.simulate_get("/users", headers=headers))
+    assert_unauthorized(client.simulate_get(path.format(incident=incident["id"]), headers=headers))
 
 
 @pytest.mark.parametrize("method, path", [

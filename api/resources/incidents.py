@@ -1,7 +1,7 @@
 import falcon
 
 from api import events, params
-from api.auth import forbid
+from api.auth import caller, forbid
 from api.errors import ValidationFailed
 from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check_transition, present
 from api.openapi import operation
@@ -11,6 +11,7 @@ from api.schemas import (
     INCIDENT, INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE, page_of)
 
 INCIDENT_PAGE = page_of(INCIDENT)
+CALLER_COLUMNS = ("id", "username", "role")  # as get_user_by_token returns them
 
 NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_id": None,
               "unassigned": False, "category_id": None, "created_after": None,
@@ -103,10 +104,14 @@ class Collection(Resource):
 
 
 class Item(Resource):
+    authenticates_in_query = {"GET"}
+
     @operation("Get an incident", response=INCIDENT, errors=[304])
     def on_get(self, req, resp, incident_id):
         with self._db.read() as conn:
-            incident = found(self._queries.get_incident(conn, id=incident_id), "incident")
+            row = self._queries.get_incident_for_token(conn, id=incident_id, token_hash=req.context.token_hash)
+        req.context.user = caller(row and {name: row.pop(f"caller_{name}") for name in CALLER_COLUMNS})
+        incident = found(row if row["id"] is not None else None, "incident")
         if etag_matches(req, incident["version"]):
             resp.status = falcon.HTTP_304
             resp.etag = str(incident["version"])
