@@ -21,21 +21,18 @@ def action_for(changed):
 def record_created(conn, queries, actor_id, incident):
     changed = {name: incident[name] for name in CREATED_FIELDS if name != "category_ids"}
     changed["category_ids"] = [category["id"] for category in incident["categories"]]
-    _record(conn, queries, actor_id, incident["id"], "created", {}, changed)
     direct = {incident["assignee_id"]: "assigned"} if incident["assignee_id"] else {}
-    _notify(conn, queries, actor_id, incident["id"], direct, "followed_reported")
+    _record(conn, queries, actor_id, incident["id"], "created", {}, changed, direct, "followed_reported")
 
 
 def record_changed(conn, queries, actor_id, before, changed):
-    _record(conn, queries, actor_id, before["id"], action_for(changed), before, changed)
     direct, follow_event = {}, None
     if changed.get("status") == "resolved":
         direct[before["reporter_id"]] = "resolved"
         follow_event = "followed_resolved"
     if changed.get("assignee_id"):
         direct[changed["assignee_id"]] = "assigned"
-    if direct or follow_event:
-        _notify(conn, queries, actor_id, before["id"], direct, follow_event)
+    _record(conn, queries, actor_id, before["id"], action_for(changed), before, changed, direct, follow_event)
 
 
 def record_commented(conn, queries, actor_id, comment):
@@ -43,12 +40,11 @@ def record_commented(conn, queries, actor_id, comment):
             {"comment_id": comment["id"]})
 
 
-def _record(conn, queries, actor_id, incident_id, action, before, changed):
+def _record(conn, queries, actor_id, incident_id, action, before, changed, direct=None, follow_event=None):
+    """The history entry, and notifications: `direct` maps recipients to their event; followers
+    of the actor get `follow_event` (if any)."""
+    direct = direct or {}
     changes = {name: [before.get(name), value] for name, value in changed.items()}
-    queries.add_history(conn, incident_id=incident_id, actor_id=actor_id, action=action,
-                        changes=Jsonb(changes))
-
-
-def _notify(conn, queries, actor_id, incident_id, direct, follow_event):
-    queries.notify(conn, incident_id=incident_id, actor_id=actor_id, follow_event=follow_event,
-                   recipients=list(direct), events=list(direct.values()))
+    queries.record_event(conn, incident_id=incident_id, actor_id=actor_id, action=action,
+                         changes=Jsonb(changes), recipients=list(direct), events=list(direct.values()),
+                         follow_event=follow_event)

@@ -165,12 +165,10 @@ def measured(server, body, token):
 
 
 def pgbench(url, token_hash, ids):
-    """PostgreSQL alone: the by-id endpoint's two queries (token, incident) per transaction."""
-    queries = load_queries()
-    statements = [queries.get_user_by_token.text.replace("%(token_hash)s", f"'\\x{token_hash.hex()}'::bytea"),
-                  queries.get_incident.text.replace("%(id)s", ":id")]
-    script = f"\\set id random(1, {ids['max_incident']})\n" + "".join(
-        " ".join(statement.split()) + ";\n" for statement in statements)
+    """PostgreSQL alone: the by-id endpoint's query (token and incident in one) per transaction."""
+    statement = (load_queries().get_incident_for_token.text
+                 .replace("%(token_hash)s", f"'\\x{token_hash.hex()}'::bytea").replace("%(id)s", ":id"))
+    script = f"\\set id random(1, {ids['max_incident']})\n" + " ".join(statement.split()) + ";\n"
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
         file.write(script)
         file.flush()

@@ -1,4 +1,4 @@
--- Notifications, written in the transaction of the event that causes them.
+-- Notifications; record_event (history.sql) writes them with the history entry of their event.
 
 -- name: list_notifications :many
 -- The caller's, newest first.
@@ -10,19 +10,3 @@ LIMIT %(limit)s
 
 -- name: mark_notification_read :execrows
 UPDATE notifications SET read = true WHERE id = %(id)s AND user_id = %(user_id)s
-
--- name: notify :exec
--- One notification per recipient: the direct event (assigned, resolved) wins over the
--- follow event; the actor is never notified of their own action.
-INSERT INTO notifications (user_id, event, incident_id, actor_id)
-SELECT DISTINCT ON (recipient) recipient, event, %(incident_id)s, %(actor_id)s
-FROM (
-    SELECT direct.recipient, direct.event, 0 AS rank
-    FROM unnest(%(recipients)s::bigint[], %(events)s::text[]) AS direct(recipient, event)
-    UNION ALL
-    SELECT follower_id, %(follow_event)s, 1
-    FROM follows
-    WHERE followee_id = %(actor_id)s AND %(follow_event)s::text IS NOT NULL
-) AS candidates
-WHERE recipient <> %(actor_id)s
-ORDER BY recipient, rank
