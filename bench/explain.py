@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from api.db import connect
+from api.resources.analytics import SEARCH_CANDIDATES
 from api.resources.incidents import incident_filters, list_queries
 from api.sql import load_queries
 from bench import database, indexes
@@ -58,7 +59,8 @@ def cases(queries, ids, page_two_after):
 
     def search(title, query, **args):
         return (title, "search_incidents", queries.search_incidents.text,
-                {**incident_filters(args), "query": query, "after_rank": None, "after_id": None, "limit": 51})
+                {**incident_filters(args), "query": query, "after_rank": None, "after_id": None, "limit": 51,
+                 "max_candidates": SEARCH_CANDIDATES})
 
     return [
         listing("GET /incidents (newest first)"),
@@ -76,11 +78,15 @@ def cases(queries, ids, page_two_after):
         user_listing("GET /users/{a responder}/incidents", ids["responder"]),
         listing("GET /categories/{rarest}/incidents", category_id=ids["category"]),
         search("GET /incidents/search?query=pod evicted", "pod evicted"),
+        search("GET /incidents/search?query=\"pod evicted\" (a phrase of common words)", '"pod evicted"'),
         search("GET /incidents/search?query=host-1234", "host-1234"),
         search("GET /incidents/search?query=\"oom killed\" -kubernetes&status=open", '"oom killed" -kubernetes',
                status=["open"]),
         search("GET /incidents/search?query=database timeout (broad: common words)", "database timeout"),
-        ("GET /incidents/stats", "incident_stats", queries.incident_stats.text, {**incident_filters({}), "days": 30}),
+        ("GET /incidents/stats", "incident_stats_all", queries.incident_stats_all.text, {"days": 30}),
+        ("GET /incidents/stats?days=3660", "incident_stats_all", queries.incident_stats_all.text, {"days": 3660}),
+        ("GET /incidents/stats (general query, no filter)", "incident_stats", queries.incident_stats.text,
+         {**incident_filters({}), "days": 30}),
         ("GET /incidents/stats?severity=critical&created_after=<90 days ago>", "incident_stats",
          queries.incident_stats.text,
          {**incident_filters({"severity": ["critical"], "created_after": datetime.datetime.now(

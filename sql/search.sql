@@ -1,17 +1,36 @@
 -- Full-text search over incidents (title A, description B, comments C).
 
--- name: search_incidents :many
--- One page of matches, best first (ties by id), after the cursor's (rank, id) when given.
+-- name: search_incidents :many :custom_plan
+-- One page of the newest %(max_candidates)s matches, best first (ties by id), after the
+-- cursor's (rank, id) when given. PERF: ranking reads each match's whole vector, so only those
+-- candidates are ranked; PostgreSQL finds them by reading the primary key backwards when the
+-- terms are common, through the GIN index when they are rare (bench/results/explain.md).
+-- NOTE: the query is spelled out rather than taken from a CTE, and planned for each search
+-- (:custom_plan), so that the planner sees its value: that choice needs the terms' frequencies.
+-- PERF: PostgreSQL estimates a phrase ("disk full") to match as often as its words anywhere,
+-- far too often, and would then read the whole table backwards for a rare one; testing a
+-- phrase twice (the second time as a filter the index cannot take) squares that estimate.
 -- The snippet is HTML-escaped text with matches in <b>...</b>, so it is safe to render.
-WITH q AS (SELECT websearch_to_tsquery('english', %(query)s) AS query),
-hits AS (
-    SELECT i.id, ts_rank_cd(i.search_vector, q.query) AS rank
-    FROM incidents i CROSS JOIN q
-    WHERE i.search_vector @@ q.query
+WITH candidates AS (
+    SELECT i.id, i.search_vector
+    FROM incidents i
+    WHERE i.search_vector @@ websearch_to_tsquery('english', %(query)s)
+      AND CASE WHEN strpos(websearch_to_tsquery('english', %(query)s)::text, '<') > 0
+               THEN (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
+               ELSE TRUE END
       AND {incident_filters}
-      AND (%(after_id)s::bigint IS NULL
-           OR (ts_rank_cd(i.search_vector, q.query), i.id) < (%(after_rank)s::real, %(after_id)s))
-    ORDER BY rank DESC, i.id DESC
+    ORDER BY i.id DESC
+    LIMIT %(max_candidates)s
+),
+ranked AS (
+    SELECT c.id, ts_rank_cd(c.search_vector, websearch_to_tsquery('english', %(query)s)) AS rank
+    FROM candidates c
+),
+hits AS (
+    SELECT r.id, r.rank
+    FROM ranked r
+    WHERE %(after_id)s::bigint IS NULL OR (r.rank, r.id) < (%(after_rank)s::real, %(after_id)s)
+    ORDER BY r.rank DESC, r.id DESC
     LIMIT %(limit)s
 )
 SELECT d.*, h.rank,
@@ -20,7 +39,8 @@ SELECT d.*, h.rank,
                        (SELECT string_agg(c.content, ' … ' ORDER BY c.id) FROM comments c
                         WHERE c.incident_id = d.id)),
                        '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
-                   q.query, 'StartSel=<b>, StopSel=</b>, MaxWords=30, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "')
+                   websearch_to_tsquery('english', %(query)s),
+                   'StartSel=<b>, StopSel=</b>, MaxWords=30, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "')
            AS snippet
-FROM hits h JOIN incident_details d ON d.id = h.id CROSS JOIN q
+FROM hits h JOIN incident_details d ON d.id = h.id
 ORDER BY h.rank DESC, h.id DESC

@@ -1,13 +1,13 @@
 -- Incident analytics, in one round trip.
 
--- name: incident_stats :one
+-- name: incident_stats :one :custom_plan
 -- For the incidents matching the filters: counts by status and severity (every value, zeros
 -- included); MTTA (created -> acknowledged) and MTTR (created -> resolved) in seconds as mean,
 -- p50 and p90, overall and per severity (null where none qualify); open workload per
 -- assignee, busiest first; opened and resolved per UTC day for the last `days` days.
 -- PERF: the figures take one pass over the selection (the percentiles sort each severity's
 -- durations and then all of them); workload and the daily series read only the rows they
--- need, through their own partial indexes.
+-- need, through their own partial indexes. Requests without filters take incident_stats_all.
 WITH figures AS (
     SELECT i.severity, GROUPING(i.severity) = 1 AS overall, count(*) AS n,
            count(*) FILTER (WHERE i.status = 'open') AS open,
@@ -66,3 +66,108 @@ SELECT
                 WHERE {incident_filters} AND i.resolved_at >= window_start.at
                 GROUP BY 1) AS r ON r.day = day.day) AS daily
 FROM overall
+
+-- name: incident_stats_all :one
+-- incident_stats for every incident (no filter), the same figures without reading them all.
+-- PERF: counts come from an index-only scan of (status, severity); means from the duration
+-- histogram that a trigger keeps (migration 09); each exact percentile finds the bucket holding
+-- its rank from the histogram's running counts and reads the value, and the next one, from the
+-- duration index, skipping only the entries before it within that bucket. Interpolation is
+-- percentile_cont's: lower + (position - floor(position)) * (upper - lower), in float8.
+WITH counts AS (
+    SELECT status, severity, count(*) AS n FROM incidents GROUP BY status, severity
+),
+bucket AS (
+    SELECT metric, severity::text AS scope, lower, n, total,
+           sum(n) OVER (PARTITION BY metric, severity ORDER BY lower) - n AS before
+    FROM incident_duration_buckets
+    WHERE n > 0
+    UNION ALL
+    SELECT metric, 'all', lower, sum(n), sum(total),
+           sum(sum(n)) OVER (PARTITION BY metric ORDER BY lower) - sum(n)
+    FROM incident_duration_buckets
+    WHERE n > 0
+    GROUP BY metric, lower
+),
+summary AS (
+    SELECT metric, scope, sum(n) AS n, (sum(total) / sum(n))::float8 AS mean
+    FROM bucket GROUP BY metric, scope
+),
+rank AS (
+    SELECT s.metric, s.scope, f.fraction, p.position, floor(p.position) AS first_row, ceil(p.position) AS second_row
+    FROM summary s
+    CROSS JOIN (VALUES (0.5::float8), (0.9::float8)) AS f(fraction)
+    CROSS JOIN LATERAL (SELECT f.fraction * (s.n - 1)::float8 AS position) AS p
+),
+percentile AS (
+    SELECT r.metric, r.scope, r.fraction,
+           CASE WHEN r.second_row > r.first_row THEN v.pair[1] + (r.position - r.first_row) * (v.pair[2] - v.pair[1])
+                ELSE v.pair[1] END AS value
+    FROM rank r
+    JOIN bucket b ON b.metric = r.metric AND b.scope = r.scope
+                 AND r.first_row >= b.before AND r.first_row < b.before + b.n
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN r.metric = 'ack' AND r.scope = 'all' THEN ARRAY(
+            SELECT i.ack_seconds FROM incidents i WHERE i.ack_seconds >= b.lower
+            ORDER BY i.ack_seconds OFFSET r.first_row - b.before LIMIT 2)
+        WHEN r.metric = 'ack' THEN ARRAY(
+            SELECT i.ack_seconds FROM incidents i WHERE i.severity = r.scope::incident_severity AND i.ack_seconds >= b.lower
+            ORDER BY i.ack_seconds OFFSET r.first_row - b.before LIMIT 2)
+        WHEN r.scope = 'all' THEN ARRAY(
+            SELECT i.res_seconds FROM incidents i WHERE i.res_seconds >= b.lower
+            ORDER BY i.res_seconds OFFSET r.first_row - b.before LIMIT 2)
+        ELSE ARRAY(
+            SELECT i.res_seconds FROM incidents i WHERE i.severity = r.scope::incident_severity AND i.res_seconds >= b.lower
+            ORDER BY i.res_seconds OFFSET r.first_row - b.before LIMIT 2)
+        END AS pair) AS v
+),
+figures AS (
+    SELECT m.metric, scope.scope, s.mean, p50.value AS p50, p90.value AS p90
+    FROM (VALUES ('ack'), ('res')) AS m(metric)
+    CROSS JOIN (SELECT 'all' UNION ALL SELECT unnest(enum_range(NULL::incident_severity))::text) AS scope(scope)
+    LEFT JOIN summary s ON s.metric = m.metric AND s.scope = scope.scope
+    LEFT JOIN percentile p50 ON p50.metric = m.metric AND p50.scope = scope.scope AND p50.fraction = 0.5
+    LEFT JOIN percentile p90 ON p90.metric = m.metric AND p90.scope = scope.scope AND p90.fraction = 0.9
+),
+metric AS (
+    SELECT a.metric, json_build_object('mean', a.mean, 'p50', a.p50, 'p90', a.p90, 'by_severity',
+        (SELECT json_object_agg(f.scope, json_build_object('mean', f.mean, 'p50', f.p50, 'p90', f.p90)
+                                ORDER BY f.scope::incident_severity)
+         FROM figures f WHERE f.metric = a.metric AND f.scope <> 'all')) AS figures
+    FROM figures a WHERE a.scope = 'all'
+),
+day AS (
+    SELECT (now() AT TIME ZONE 'UTC')::date - offs AS day
+    FROM generate_series(0, %(days)s - 1) AS offs
+),
+window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
+SELECT
+    (SELECT json_object_agg(s.status, coalesce((SELECT sum(n) FROM counts c WHERE c.status = s.status), 0)
+                            ORDER BY s.status)
+     FROM unnest(enum_range(NULL::incident_status)) AS s(status)) AS by_status,
+    (SELECT json_object_agg(s.severity, coalesce((SELECT sum(n) FROM counts c WHERE c.severity = s.severity), 0)
+                            ORDER BY s.severity)
+     FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)) AS by_severity,
+    (SELECT figures FROM metric WHERE metric = 'ack') AS mtta_seconds,
+    (SELECT figures FROM metric WHERE metric = 'res') AS mttr_seconds,
+    (SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
+                                                'open', w.open, 'in_progress', w.in_progress)
+                              ORDER BY w.open + w.in_progress DESC, u.id), '[]')
+     FROM (SELECT i.assignee_id,
+                  count(*) FILTER (WHERE i.status = 'open') AS open,
+                  count(*) FILTER (WHERE i.status = 'in_progress') AS in_progress
+           FROM incidents i
+           WHERE i.status IN ('open', 'in_progress') AND i.assignee_id IS NOT NULL
+           GROUP BY i.assignee_id) AS w
+     JOIN users u ON u.id = w.assignee_id) AS workload,
+    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
+                                       'resolved', coalesce(r.n, 0)) ORDER BY day.day)
+     FROM day
+     LEFT JOIN (SELECT (i.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+                FROM incidents i, window_start
+                WHERE i.created_at >= window_start.at
+                GROUP BY 1) AS o ON o.day = day.day
+     LEFT JOIN (SELECT (i.resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+                FROM incidents i, window_start
+                WHERE i.resolved_at >= window_start.at
+                GROUP BY 1) AS r ON r.day = day.day) AS daily

@@ -1,5 +1,7 @@
 import pytest
 
+from api.resources import analytics
+
 
 def search(client, user, qs):
     result = client.simulate_get("/incidents/search", query_string=qs, headers=user["headers"])
@@ -65,6 +67,63 @@ def test_pagination_has_no_repeats(client, reporter, make_incident):
         if not cursor:
             break
     assert len(seen) == 7 and len(set(seen)) == 7
+
+
+def all_pages(client, user, qs):
+    seen, cursor = [], None
+    while True:
+        body = search(client, user, qs + (f"&cursor={cursor}" if cursor else ""))
+        seen += body["items"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return seen
+
+
+@pytest.fixture
+def three_candidates(monkeypatch):
+    monkeypatch.setattr(analytics, "SEARCH_CANDIDATES", 3)
+
+
+def test_only_the_newest_matches_are_ranked(client, reporter, make_incident, three_candidates):
+    best_but_oldest = make_incident(reporter, title="router router router", description="router")
+    newest = [make_incident(reporter, title="Slow pages", description=f"router {n}") for n in range(4)]
+    items = all_pages(client, reporter, "query=router&limit=2")
+    assert [item["id"] for item in items] == [i["id"] for i in reversed(newest[1:])]
+    assert best_but_oldest["id"] not in [item["id"] for item in items]
+
+
+def test_ranking_and_pagination_within_the_cap(client, reporter, make_incident, three_candidates):
+    make_incident(reporter, title="Printer jam", description="switch")
+    comment_only = make_incident(reporter, title="Printer jam", description="paper")
+    client.simulate_post(f"/incidents/{comment_only['id']}/comments", json={"content": "switch reboot"},
+                         headers=reporter["headers"])
+    in_description = make_incident(reporter, title="Slow pages", description="switch CPU at 100%")
+    in_title = make_incident(reporter, title="Switch failover", description="primary lost")
+    items = all_pages(client, reporter, "query=switch&limit=1")
+    assert [item["id"] for item in items] == [in_title["id"], in_description["id"], comment_only["id"]]
+    assert [item["rank"] for item in items] == sorted((item["rank"] for item in items), reverse=True)
+
+
+def test_ties_are_ordered_by_id_within_the_cap(client, reporter, make_incident, three_candidates):
+    same = [make_incident(reporter, title="fan noise") for _ in range(5)]
+    items = all_pages(client, reporter, "query=fan&limit=2")
+    assert [item["id"] for item in items] == [i["id"] for i in reversed(same[2:])]
+
+
+def test_filters_apply_before_the_cap(client, reporter, responder, make_incident, three_candidates):
+    wanted = [make_incident(responder, title=f"disk alarm {n}", severity="critical") for n in range(3)]
+    for n in range(4):
+        make_incident(reporter, title=f"disk alarm {n}", severity="low")
+    items = all_pages(client, reporter, "query=disk&severity=critical&limit=2")
+    assert sorted(item["id"] for item in items) == sorted(i["id"] for i in wanted)
+    items = all_pages(client, reporter, f'query="disk alarm"&reporter_id={responder["id"]}')
+    assert sorted(item["id"] for item in items) == sorted(i["id"] for i in wanted)
+
+
+def test_the_cap_is_documented(client, reporter):
+    document = client.simulate_get("/openapi.json", headers=reporter["headers"]).json
+    query = next(p for p in document["paths"]["/incidents/search"]["get"]["parameters"] if p["name"] == "query")
+    assert f"{analytics.SEARCH_CANDIDATES} most recent" in query["schema"]["description"]
 
 
 def test_snippet_escapes_html(client, reporter, make_incident):

@@ -1,7 +1,10 @@
 """GET /incidents/stats against figures computed here from controlled timestamps."""
 import datetime
+import random
 
 import pytest
+
+from api.resources.incidents import incident_filters
 
 SEVERITIES = ["low", "medium", "high", "critical"]
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -115,3 +118,132 @@ def test_empty_selection_has_zeros_and_nulls(client, reporter):
 @pytest.mark.parametrize("qs", ["days=0", "days=abc", "days=100000", "limit=5", "sort=severity", "bogus=1"])
 def test_bad_parameters_are_400(client, reporter, qs):
     assert client.simulate_get("/incidents/stats", query_string=qs, headers=reporter["headers"]).status_code == 400
+
+
+# Unfiltered stats take a fast path (incident_stats_all: the duration histogram kept by a
+# trigger, and exact percentiles read from the duration indexes); it must say exactly what
+# the general query says about the same incidents.
+
+def both_paths(queries, db_conn, days=30):
+    general = queries.incident_stats(db_conn, **incident_filters({}), days=days)
+    return general, queries.incident_stats_all(db_conn, days=days)
+
+
+def assert_same(general, fast, path="stats"):
+    if isinstance(general, dict):
+        assert list(fast) == list(general), path
+        for key in general:
+            assert_same(general[key], fast[key], f"{path}.{key}")
+    elif isinstance(general, list):
+        assert len(fast) == len(general), path
+        for n, (g, f) in enumerate(zip(general, fast)):
+            assert_same(g, f, f"{path}[{n}]")
+    elif path.endswith(".mean") and general is not None:
+        assert fast == pytest.approx(general, rel=1e-12), path  # avg(float8) rounds as it adds up
+    else:
+        assert fast == general, path
+
+
+def histogram(db_conn):
+    return db_conn.execute("SELECT metric, severity, lower, n, total FROM incident_duration_buckets"
+                           " WHERE n <> 0 ORDER BY 1, 2, 3").fetchall()
+
+
+def assert_consistent(queries, db_conn):
+    """The histogram is what a rebuild from the incidents gives, and both paths agree."""
+    kept = histogram(db_conn)
+    with db_conn.transaction(force_rollback=True):
+        db_conn.execute("SELECT incident_duration_buckets_refill()")
+        assert kept == histogram(db_conn)
+    general, fast = both_paths(queries, db_conn)
+    assert_same(general, fast)
+    return fast
+
+
+def varied_incidents(db_conn, reporter_id, assignees, count=400):
+    """Every severity and status, no duration or either or both, ties, sub-second, hours and
+    days long, one acknowledgement before creation, one lone critical acknowledgement."""
+    rng = random.Random(7)
+    shared = [0.25, 90.0, 3600.0]  # durations many incidents share
+    rows = []
+    for n in range(count):
+        severity = rng.choice(SEVERITIES[:3])
+        created = NOW - datetime.timedelta(days=rng.uniform(0, 60))
+        ack = rng.choice(shared) if n % 5 == 0 else rng.lognormvariate(6, 2.5)
+        res = ack + (rng.choice(shared) if n % 7 == 0 else rng.lognormvariate(9, 2))
+        status = rng.choice(["open", "in_progress", "resolved", "closed", "closed"])
+        acknowledged = None if status == "open" else created + datetime.timedelta(seconds=ack)
+        resolved = (created + datetime.timedelta(seconds=res)
+                    if status == "resolved" or (status == "closed" and n % 3) else None)
+        rows.append((severity, status, reporter_id, rng.choice(assignees + [None]), created, acknowledged, resolved))
+    rows.append(("critical", "in_progress", reporter_id, None, NOW, NOW - datetime.timedelta(seconds=5), None))
+    rows.append(("critical", "open", reporter_id, None, NOW, None, None))
+    with db_conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO incidents (title, severity, status, reporter_id, assignee_id, created_at, acknowledged_at,"
+            " resolved_at) VALUES ('t', %s, %s, %s, %s, %s, %s, %s)", rows)
+
+
+@pytest.fixture
+def varied(db_conn, reporter, make_user):
+    assignees = [make_user("responder")["id"] for _ in range(3)]
+    varied_incidents(db_conn, reporter["id"], assignees)
+
+
+def test_the_fast_path_says_what_the_general_query_says(queries, db_conn, varied):
+    fast = assert_consistent(queries, db_conn)
+    assert fast["mtta_seconds"]["by_severity"]["critical"]["p50"] == -5.0
+    assert all(fast["mttr_seconds"]["by_severity"][s]["p90"] is not None for s in SEVERITIES[:3])
+    assert fast["mttr_seconds"]["by_severity"]["critical"] == {"mean": None, "p50": None, "p90": None}
+    for days in (1, 90, 3660):
+        assert_same(*both_paths(queries, db_conn, days))
+
+
+def test_the_fast_path_matches_python_figures(client, reporter, seeded):
+    body = stats(client, reporter)
+    assert_figures(body["mtta_seconds"], seeded["ack"])
+    exact = {s: figures(v) for s, v in seeded["res"].items() if v}
+    for severity, expected in exact.items():  # percentiles exactly, as percentile_cont computes them
+        actual = body["mttr_seconds"]["by_severity"][severity]
+        assert (actual["p50"], actual["p90"]) == (expected["p50"], expected["p90"])
+
+
+def test_the_histogram_follows_every_change(queries, db_conn, varied):
+    ids = [row["id"] for row in db_conn.execute("SELECT id FROM incidents ORDER BY id").fetchall()]
+    changes = [
+        # acknowledge, resolve, reopen (resolved_at cleared), close, severity change
+        ("UPDATE incidents SET status = 'in_progress', acknowledged_at = created_at + interval '42 seconds'"
+         " WHERE status = 'open' AND id %% 2 = 0", []),
+        ("UPDATE incidents SET status = 'resolved', resolved_at = acknowledged_at + interval '2 hours'"
+         " WHERE status = 'in_progress' AND id %% 3 = 0", []),
+        ("UPDATE incidents SET status = 'open', resolved_at = NULL WHERE status = 'resolved' AND id %% 4 = 1", []),
+        ("UPDATE incidents SET status = 'closed' WHERE status = 'resolved' AND id %% 5 = 2", []),
+        ("UPDATE incidents SET severity = 'critical' WHERE id %% 6 = 0", []),
+        # a duration moved within its bucket, and one that changes nothing the histogram holds
+        ("UPDATE incidents SET acknowledged_at = acknowledged_at + interval '1 microsecond' WHERE id = %s", [ids[5]]),
+        ("UPDATE incidents SET title = 'renamed', assignee_id = NULL WHERE id %% 7 = 0", []),
+        ("DELETE FROM incidents WHERE id %% 8 = 3", []),
+    ]
+    for statement, params in changes:
+        db_conn.execute(statement, params)
+        assert_consistent(queries, db_conn)
+
+
+def test_the_histogram_follows_the_api(client, queries, db_conn, reporter, responder, admin, make_incident):
+    incident = make_incident(reporter, title="disk full", severity="low")
+    path = f"/incidents/{incident['id']}"
+    assert histogram(db_conn) == []  # a new incident has no durations
+    steps = [("patch", {"status": "in_progress"}, responder), ("post_resolve", {}, responder),
+             ("patch", {"severity": "high"}, responder), ("patch", {"status": "open"}, responder),
+             ("post_resolve", {}, responder)]
+    for method, body, user in steps:
+        if method == "patch":
+            result = client.simulate_patch(path, json=body, headers=user["headers"])
+        else:
+            result = client.simulate_post(path + "/resolve", json=body, headers=user["headers"])
+        assert result.status_code == 200, result.json
+        assert_consistent(queries, db_conn)
+    assert [(r["metric"], r["severity"], r["n"]) for r in histogram(db_conn)] == [("ack", "high", 1), ("res", "high", 1)]
+    assert client.simulate_delete(path, headers=admin["headers"]).status_code == 204
+    assert histogram(db_conn) == []
+    assert stats(client, reporter)["mtta_seconds"]["mean"] is None

@@ -8,8 +8,23 @@ from api.resources.common import Resource
 from api.resources.incidents import incident_filters
 
 MAX_QUERY_LENGTH = 1000
+# PERF: a search ranks only its newest matches (after the filters): ranking every match of a
+# common word took 3 s on a million incidents. With 500, words in ~3 % of them take ~12 ms;
+# with 1,000, ~21 ms.
+SEARCH_CANDIDATES = 500
+
+
+def search_text():
+    parser = params.text(MAX_QUERY_LENGTH)
+    parser.schema = {**parser.schema, "description": (
+        f"Full-text query (websearch syntax). Only the {SEARCH_CANDIDATES} most recent incidents that "
+        "match it and the filters are ranked and paged through; narrow the query or use the filters "
+        "(e.g. created_before) to reach older ones.")}
+    return parser
+
+
 SEARCH_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items() if k != "sort"},
-                     "query": params.text(MAX_QUERY_LENGTH)}
+                     "query": search_text()}
 STATS_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items()
                        if k not in params.PAGE and k != "sort"},
                     "days": params.integer(1, 3660)}
@@ -25,7 +40,8 @@ class Search(Resource):
         if "cursor" in args:
             after["after_rank"], after["after_id"] = decode_cursor(args.pop("cursor"), [rank, positive_id])
         with self._db.read() as conn:
-            rows = self._queries.search_incidents(conn, **incident_filters(args), **after, limit=limit + 1)
+            rows = self._queries.search_incidents(conn, **incident_filters(args), **after, limit=limit + 1,
+                                                  max_candidates=SEARCH_CANDIDATES)
         body = page(req, resp, rows, limit, lambda row: encode_cursor(row["rank"], row["id"]))
         body["items"] = [present(row, req.context.user) for row in body["items"]]
         resp.media = body
@@ -43,4 +59,7 @@ class Stats(Resource):
         args = dict(req.context.args)
         days = args.pop("days", 30)
         with self._db.read() as conn:
-            resp.media = self._queries.incident_stats(conn, **incident_filters(args), days=days)
+            if args:
+                resp.media = self._queries.incident_stats(conn, **incident_filters(args), days=days)
+            else:  # PERF: every incident: from the duration histogram, not a pass over them all
+                resp.media = self._queries.incident_stats_all(conn, days=days)

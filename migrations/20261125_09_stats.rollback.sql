@@ -1,0 +1,16 @@
+DROP TRIGGER incidents_duration_buckets_on_truncate ON incidents;
+DROP TRIGGER incidents_duration_buckets_on_delete ON incidents;
+DROP TRIGGER incidents_duration_buckets_on_update ON incidents;
+DROP TRIGGER incidents_duration_buckets_on_insert ON incidents;
+DROP FUNCTION incident_duration_buckets_empty();
+DROP FUNCTION incident_duration_buckets_refill();
+DROP FUNCTION incident_duration_buckets_sync();
+DROP TABLE incident_duration_buckets;
+DROP TABLE incident_duration_bounds;
+DROP INDEX incidents_workload_idx;
+DROP INDEX incidents_status_severity_idx;
+DROP INDEX incidents_severity_res_seconds_idx;
+DROP INDEX incidents_res_seconds_idx;
+DROP INDEX incidents_severity_ack_seconds_idx;
+DROP INDEX incidents_ack_seconds_idx;
+ALTER TABLE incidents DROP COLUMN res_seconds, DROP COLUMN ack_seconds;
