@@ -14,7 +14,7 @@ from api import migrate, pgcluster
 from api.app import create_app
 from api.auth import new_token
 from api.config import Config
-from api.db import Database, connect
+from api.db import IDLE_CHECK_SECONDS, Database, connect
 from api.sql import load_queries
 from tests.fix_db import scratch_database
 from tests.fix_server import call, gunicorn, wait_until
@@ -167,3 +167,20 @@ def test_once_the_database_is_known_down_requests_fail_at_once_and_recover(serve
                        "the app did not reconnect by itself")
         finally:
             db.close()
+
+
+def test_a_connection_idle_across_a_restart_is_replaced_before_use(crashable):
+    """Pooled connections are pinged only after IDLE_CHECK_SECONDS idle, so the first request
+    after a quiet restart of PostgreSQL is served, not failed on the dead connection."""
+    cluster, url, headers, _ = crashable
+    db = Database(Config(database_url=url))
+    db.open()
+    client = falcon.testing.TestClient(create_app(db))
+    try:
+        assert client.simulate_get("/incidents", headers=headers).status_code == 200
+        cluster.stop(mode="immediate")
+        cluster.start(*CRASH_SAFE)
+        time.sleep(IDLE_CHECK_SECONDS)
+        assert client.simulate_get("/incidents", headers=headers).status_code == 200
+    finally:
+        db.close()

@@ -66,3 +66,23 @@ def test_query_kinds(db_conn, tmp_path):
     assert q.many(db_conn) == [{"x": 1}, {"x": 2}, {"x": 3}]
     assert q.scalar(db_conn) == 42
     assert q.rows(db_conn) == 0
+
+
+def test_custom_plan_queries_are_never_prepared(db_conn, tmp_path):
+    """A ` :custom_plan` query is planned for its values on every run; the others are prepared
+    (psycopg prepares from the fifth run on) and may reuse a generic plan."""
+    (tmp_path / "q.sql").write_text(
+        "-- name: reused :one\nSELECT %(x)s::int + 1 AS x\n"
+        "-- name: replanned :one :custom_plan\nSELECT %(x)s::int + 2 AS x\n")
+    q = load_queries(tmp_path)
+    for x in range(10):
+        assert q.reused(db_conn, x=x) == {"x": x + 1}
+        assert q.replanned(db_conn, x=x) == {"x": x + 2}
+    prepared = db_conn.execute("SELECT statement FROM pg_prepared_statements "
+                               "WHERE statement LIKE 'SELECT $1::int + %'").fetchall()
+    assert [row["statement"] for row in prepared] == ["SELECT $1::int + 1 AS x"]
+
+
+def test_the_catch_all_list_queries_are_custom_plan(queries):
+    assert {name for name, query in queries.items() if query.custom_plan} >= {
+        "list_incidents", "list_user_incidents", "search_incidents", "incident_stats"}
