@@ -210,9 +210,12 @@ def pgbench(url, script):
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
         file.write(script)
         file.flush()
-        out = subprocess.run([os.path.join(pgcluster.find_bindir(), "pgbench"), "-n", "-M", "prepared",
+        run = subprocess.run([os.path.join(pgcluster.find_bindir(), "pgbench"), "-n", "-M", "prepared",
                               "-c", str(CLIENTS), "-j", "2", "-T", str(SECONDS), "-f", file.name, url],
-                             capture_output=True, text=True, check=True).stdout
+                             capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({run.returncode}):\n{run.stderr[-3000:]}\nscript:\n{script}")
+    out = run.stdout
     return {"rps": float(re.search(r"tps = ([0-9.]+)", out)[1]),
             "mean_ms": float(re.search(r"latency average = ([0-9.]+) ms", out)[1])}
 
