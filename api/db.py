@@ -8,10 +8,11 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-# NOTE: a sync worker that waited the whole pool timeout for each request while the database is
-# down would hold every client queued behind it. So a request stops waiting as soon as the pool
-# fails to open a new connection (checked every WAIT_SLICE); then requests fail at once for
-# DOWN_SECONDS, and after that wait at most PROBE_TIMEOUT until a connection works again.
+# NOTE: a worker (one request at a time) that waited the whole pool timeout for each request
+# while the database is down would hold every client queued behind it. So a request stops
+# waiting as soon as the pool fails to open a new connection (checked every WAIT_SLICE); then
+# requests fail at once for DOWN_SECONDS, and after that wait at most PROBE_TIMEOUT until a
+# connection works again.
 WAIT_SLICE = 0.2
 DOWN_SECONDS = 1.0
 PROBE_TIMEOUT = 0.5

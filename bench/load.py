@@ -309,7 +309,7 @@ def report(rows, memory):
     lines = [
         "# HTTP load on loopback: the API against its two limits",
         "",
-        f"Written by `make loadtest`: gunicorn ({WORKERS} sync workers, gunicorn.conf.py) on the bench database, "
+        f"Written by `make loadtest`: gunicorn ({WORKERS} workers as gunicorn.conf.py sets them up) on the bench database, "
         f"wrk with {CLIENTS} connections for {SECONDS} s per configuration, {len(rounds)} interleaved rounds; "
         "medians over rounds. CPU is per request, from /proc: the gunicorn workers (app) and every PostgreSQL "
         "process (pg). Peak RSS is the largest worker's VmHWM.",
