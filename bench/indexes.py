@@ -1,21 +1,30 @@
-"""The index migration's indexes, dropped and created by the bench (yoyo still records the
-migration as applied; the bench restores every index before it ends)."""
+"""The secondary indexes the bench weighs: those of the index migration and of the stats
+migration, dropped and created by the bench (yoyo still records the migrations as applied;
+the bench restores every index before it ends)."""
 import pathlib
+import re
 import time
 
 import sqlparse
 
-MIGRATION = pathlib.Path(__file__).resolve().parent.parent / "migrations" / "20261124_06_indexes.sql"
+MIGRATIONS = pathlib.Path(__file__).resolve().parent.parent / "migrations"
+FILES = ["20261124_06_indexes.sql", "20261125_09_stats.sql"]
+CREATE = re.compile(r"CREATE INDEX (\w+) ")
 
 
-def statements(path):
-    return [s.rstrip(";") for s in sqlparse.split(sqlparse.format(path.read_text(), strip_comments=True)) if s.strip()]
+def statements():
+    """Every `CREATE INDEX` statement of those migrations."""
+    found = []
+    for name in FILES:
+        text = sqlparse.format((MIGRATIONS / name).read_text(), strip_comments=True)
+        found += [s.strip().rstrip(";") for s in sqlparse.split(text) if CREATE.match(s.strip())]
+    return found
 
 
 def create(conn):
     """Creates every missing index; returns {statement: seconds}."""
     timings = {}
-    for statement in statements(MIGRATION):
+    for statement in statements():
         started = time.perf_counter()
         conn.execute(statement.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
         timings[statement] = time.perf_counter() - started
@@ -24,6 +33,6 @@ def create(conn):
 
 
 def drop(conn):
-    for statement in statements(MIGRATION.with_suffix(".rollback.sql")):
-        conn.execute(statement.replace("DROP INDEX ", "DROP INDEX IF EXISTS ", 1))
+    for statement in statements():
+        conn.execute(f"DROP INDEX IF EXISTS {CREATE.match(statement)[1]}")
     conn.execute("ANALYZE")

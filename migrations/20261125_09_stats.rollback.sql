@@ -8,7 +8,7 @@ DROP FUNCTION incident_duration_buckets_sync();
 DROP TABLE incident_duration_buckets;
 DROP TABLE incident_duration_bounds;
 DROP INDEX incidents_workload_idx;
-DROP INDEX incidents_status_severity_idx;
+DROP INDEX incidents_severity_status_idx;
 DROP INDEX incidents_severity_res_seconds_idx;
 DROP INDEX incidents_res_seconds_idx;
 DROP INDEX incidents_severity_ack_seconds_idx;

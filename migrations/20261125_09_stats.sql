@@ -14,8 +14,10 @@ CREATE INDEX incidents_res_seconds_idx ON incidents (res_seconds) WHERE res_seco
 CREATE INDEX incidents_severity_res_seconds_idx ON incidents (severity, res_seconds) WHERE res_seconds IS NOT NULL;
 
 -- PERF: counts by status and severity as one index-only scan; a counter row instead would be
--- updated, and locked until commit, by every new incident.
-CREATE INDEX incidents_status_severity_idx ON incidents (status, severity);
+-- updated, and locked until commit, by every new incident. Severity leads: led by status, the
+-- planner took it for `status=open&assignee_id=none` lists (a bitmap over every open incident,
+-- 40-80 ms, instead of 0.6 ms reading the newest first).
+CREATE INDEX incidents_severity_status_idx ON incidents (severity, status);
 
 -- PERF: the open workload per assignee as an index-only scan.
 CREATE INDEX incidents_workload_idx ON incidents (assignee_id, status)

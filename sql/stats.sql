@@ -69,7 +69,7 @@ FROM overall
 
 -- name: incident_stats_all :one
 -- incident_stats for every incident (no filter), the same figures without reading them all.
--- PERF: counts come from an index-only scan of (status, severity); means from the duration
+-- PERF: counts come from an index-only scan of (severity, status); means from the duration
 -- histogram that a trigger keeps (migration 09); each exact percentile finds the bucket holding
 -- its rank from the histogram's running counts and reads the value, and the next one, from the
 -- duration index, skipping only the entries before it within that bucket. Interpolation is
