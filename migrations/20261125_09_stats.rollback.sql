@@ -8,6 +8,7 @@ DROP FUNCTION incident_duration_buckets_sync();
 DROP TABLE incident_duration_buckets;
 DROP TABLE incident_duration_bounds;
 DROP INDEX incidents_workload_idx;
+ALTER TABLE incidents RESET (autovacuum_vacuum_insert_scale_factor, autovacuum_vacuum_scale_factor);
 DROP INDEX incidents_severity_status_idx;
 DROP INDEX incidents_severity_res_seconds_idx;
 DROP INDEX incidents_res_seconds_idx;

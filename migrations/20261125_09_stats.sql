@@ -19,6 +19,11 @@ CREATE INDEX incidents_severity_res_seconds_idx ON incidents (severity, res_seco
 -- 40-80 ms, instead of 0.6 ms reading the newest first).
 CREATE INDEX incidents_severity_status_idx ON incidents (severity, status);
 
+-- PERF: index-only scans (these counts, the workload, the daily series) read the heap for every
+-- page not marked all-visible since the last vacuum: 40,000 new incidents took unfiltered stats
+-- from 160 to 350 ms. So vacuum incidents after 1 % new or changed rows, not the default 20 %.
+ALTER TABLE incidents SET (autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_scale_factor = 0.01);
+
 -- PERF: the open workload per assignee as an index-only scan.
 CREATE INDEX incidents_workload_idx ON incidents (assignee_id, status)
     WHERE status IN ('open', 'in_progress') AND assignee_id IS NOT NULL;
