@@ -29,6 +29,8 @@ def probes(conn):
                         "AND assignee_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "reporter": one("SELECT reporter_id AS id FROM incidents GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "category": one("SELECT category_id AS id FROM incident_categories GROUP BY 1 ORDER BY count(*) LIMIT 1"),
+        "common_category": one("SELECT category_id AS id FROM incident_categories GROUP BY 1 "
+                               "ORDER BY count(*) DESC LIMIT 1"),
         "incident": one("SELECT incident_id AS id FROM comments GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "notified": one("SELECT user_id AS id FROM notifications GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "followed": one("SELECT followee_id AS id FROM follows GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
@@ -77,6 +79,7 @@ def cases(queries, ids, page_two_after):
         user_listing("GET /users/{busiest assignee}/incidents?relation=assignee", ids["assignee"], "assignee"),
         user_listing("GET /users/{a responder}/incidents", ids["responder"]),
         listing("GET /categories/{rarest}/incidents", category_id=ids["category"]),
+        listing("GET /categories/{most common}/incidents", category_id=ids["common_category"]),
         search("GET /incidents/search?query=pod evicted", "pod evicted"),
         search("GET /incidents/search?query=\"pod evicted\" (a phrase of common words)", '"pod evicted"'),
         search("GET /incidents/search?query=host-1234", "host-1234"),
