@@ -5,8 +5,8 @@ from tests.fix_db import scratch_database
 
 
 def bench_cases():
-    ids = dict.fromkeys(["assignee", "reporter", "responder", "category", "incident", "notified",
-                         "followed", "follower", "unreferenced"], 1)
+    ids = dict.fromkeys(["assignee", "reporter", "responder", "category", "common_category", "incident",
+                         "notified", "followed", "follower", "unreferenced"], 1)
     return explain.cases(load_queries(), ids, {"after_value": "2026-01-01T00:00:00+00:00", "after_id": 1})
 
 
