@@ -6,7 +6,8 @@ Queries are prepared on each connection (psycopg's default: from the fifth run o
 PostgreSQL may reuse a generic plan; a header ending in ` :custom_plan` runs its query
 unprepared, planned for its actual parameters every time (for catch-all filters such as
 `(%(x)s IS NULL OR col = %(x)s)`, whose generic plans scan whole tables).
-A `:fragment` is no query but SQL that other queries include by writing `{its_name}`.
+A `:fragment` is no query but SQL that queries (and other fragments) include by writing
+`{its_name}`.
 A duplicate name, an unknown kind or an empty query stops start-up.
 """
 import dataclasses
@@ -76,11 +77,16 @@ def load_queries(directory=SQL_DIR):
     fragments = {name: queries.pop(name).text for name, q in list(queries.items())
                  if q.kind == "fragment"}
     for name, query in queries.items():
-        text = query.text
-        for fragment, fragment_text in fragments.items():
-            text = text.replace("{" + fragment + "}", fragment_text)
-        queries[name] = dataclasses.replace(query, text=text)
+        queries[name] = dataclasses.replace(query, text=expand(query.text, fragments))
     return queries
+
+
+def expand(text, fragments):
+    """`text` with each `{fragment}` replaced by its SQL, and those within fragments too."""
+    for _ in range(len(fragments)):  # enough for any nesting without a cycle
+        for name, fragment_text in fragments.items():
+            text = text.replace("{" + name + "}", fragment_text)
+    return text
 
 
 def parse_file(path):

@@ -1,5 +1,39 @@
 -- Incident analytics, in one round trip.
 
+-- name: stats_days :fragment
+-- The days of the daily series, today last, and the moment the first one starts.
+day AS (
+    SELECT (now() AT TIME ZONE 'UTC')::date - offs AS day
+    FROM generate_series(0, %(days)s - 1) AS offs
+),
+window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
+
+-- name: stats_workload_and_daily :fragment
+-- The workload and daily columns of both stats queries, for the incidents matching the filters
+-- (all NULL for incident_stats_all, whose custom plan then drops the conditions).
+(SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
+                                                'open', w.open, 'in_progress', w.in_progress)
+                              ORDER BY w.open + w.in_progress DESC, u.id), '[]')
+     FROM (SELECT i.assignee_id,
+                  count(*) FILTER (WHERE i.status = 'open') AS open,
+                  count(*) FILTER (WHERE i.status = 'in_progress') AS in_progress
+           FROM incidents i
+           WHERE {incident_filters}
+             AND i.status IN ('open', 'in_progress') AND i.assignee_id IS NOT NULL
+           GROUP BY i.assignee_id) AS w
+     JOIN users u ON u.id = w.assignee_id) AS workload,
+    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
+                                       'resolved', coalesce(r.n, 0)) ORDER BY day.day)
+     FROM day
+     LEFT JOIN (SELECT (i.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+                FROM incidents i, window_start
+                WHERE {incident_filters} AND i.created_at >= window_start.at
+                GROUP BY 1) AS o ON o.day = day.day
+     LEFT JOIN (SELECT (i.resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+                FROM incidents i, window_start
+                WHERE {incident_filters} AND i.resolved_at >= window_start.at
+                GROUP BY 1) AS r ON r.day = day.day) AS daily
+
 -- name: incident_stats :one :custom_plan
 -- For the incidents matching the filters: counts by status and severity (every value, zeros
 -- included); MTTA (created -> acknowledged) and MTTR (created -> resolved) in seconds as mean,
@@ -28,11 +62,7 @@ by_severity AS (
     FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)
     LEFT JOIN figures f ON f.severity = s.severity AND NOT f.overall
 ),
-day AS (
-    SELECT (now() AT TIME ZONE 'UTC')::date - offs AS day
-    FROM generate_series(0, %(days)s - 1) AS offs
-),
-window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
+{stats_days}
 SELECT
     json_build_object('open', open, 'in_progress', in_progress, 'resolved', resolved,
                       'closed', closed) AS by_status,
@@ -43,31 +73,10 @@ SELECT
     json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2], 'by_severity',
         (SELECT json_object_agg(severity, json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2])
                                 ORDER BY severity) FROM by_severity)) AS mttr_seconds,
-    (SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
-                                                'open', w.open, 'in_progress', w.in_progress)
-                              ORDER BY w.open + w.in_progress DESC, u.id), '[]')
-     FROM (SELECT i.assignee_id,
-                  count(*) FILTER (WHERE i.status = 'open') AS open,
-                  count(*) FILTER (WHERE i.status = 'in_progress') AS in_progress
-           FROM incidents i
-           WHERE {incident_filters}
-             AND i.status IN ('open', 'in_progress') AND i.assignee_id IS NOT NULL
-           GROUP BY i.assignee_id) AS w
-     JOIN users u ON u.id = w.assignee_id) AS workload,
-    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
-                                       'resolved', coalesce(r.n, 0)) ORDER BY day.day)
-     FROM day
-     LEFT JOIN (SELECT (i.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
-                FROM incidents i, window_start
-                WHERE {incident_filters} AND i.created_at >= window_start.at
-                GROUP BY 1) AS o ON o.day = day.day
-     LEFT JOIN (SELECT (i.resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
-                FROM incidents i, window_start
-                WHERE {incident_filters} AND i.resolved_at >= window_start.at
-                GROUP BY 1) AS r ON r.day = day.day) AS daily
+{stats_workload_and_daily}
 FROM overall
 
--- name: incident_stats_all :one
+-- name: incident_stats_all :one :custom_plan
 -- incident_stats for every incident (no filter), the same figures without reading them all.
 -- PERF: counts come from an index-only scan of (severity, status); means from the duration
 -- histogram that a trigger keeps (migration 09); each exact percentile finds the bucket holding
@@ -136,11 +145,7 @@ metric AS (
          FROM figures f WHERE f.metric = a.metric AND f.scope <> 'all')) AS figures
     FROM figures a WHERE a.scope = 'all'
 ),
-day AS (
-    SELECT (now() AT TIME ZONE 'UTC')::date - offs AS day
-    FROM generate_series(0, %(days)s - 1) AS offs
-),
-window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
+{stats_days}
 SELECT
     (SELECT json_object_agg(s.status, coalesce((SELECT sum(n) FROM counts c WHERE c.status = s.status), 0)
                             ORDER BY s.status)
@@ -150,24 +155,4 @@ SELECT
      FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)) AS by_severity,
     (SELECT figures FROM metric WHERE metric = 'ack') AS mtta_seconds,
     (SELECT figures FROM metric WHERE metric = 'res') AS mttr_seconds,
-    (SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
-                                                'open', w.open, 'in_progress', w.in_progress)
-                              ORDER BY w.open + w.in_progress DESC, u.id), '[]')
-     FROM (SELECT i.assignee_id,
-                  count(*) FILTER (WHERE i.status = 'open') AS open,
-                  count(*) FILTER (WHERE i.status = 'in_progress') AS in_progress
-           FROM incidents i
-           WHERE i.status IN ('open', 'in_progress') AND i.assignee_id IS NOT NULL
-           GROUP BY i.assignee_id) AS w
-     JOIN users u ON u.id = w.assignee_id) AS workload,
-    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
-                                       'resolved', coalesce(r.n, 0)) ORDER BY day.day)
-     FROM day
-     LEFT JOIN (SELECT (i.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
-                FROM incidents i, window_start
-                WHERE i.created_at >= window_start.at
-                GROUP BY 1) AS o ON o.day = day.day
-     LEFT JOIN (SELECT (i.resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
-                FROM incidents i, window_start
-                WHERE i.resolved_at >= window_start.at
-                GROUP BY 1) AS r ON r.day = day.day) AS daily
+{stats_workload_and_daily}

@@ -126,7 +126,7 @@ def test_bad_parameters_are_400(client, reporter, qs):
 
 def both_paths(queries, db_conn, days=30):
     general = queries.incident_stats(db_conn, **incident_filters({}), days=days)
-    return general, queries.incident_stats_all(db_conn, days=days)
+    return general, queries.incident_stats_all(db_conn, **incident_filters({}), days=days)
 
 
 def assert_same(general, fast, path="stats"):

@@ -62,4 +62,4 @@ class Stats(Resource):
             if args:
                 resp.media = self._queries.incident_stats(conn, **incident_filters(args), days=days)
             else:  # PERF: every incident: from the duration histogram, not a pass over them all
-                resp.media = self._queries.incident_stats_all(conn, days=days)
+                resp.media = self._queries.incident_stats_all(conn, **incident_filters({}), days=days)
