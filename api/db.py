@@ -96,7 +96,7 @@ class Database:
     @contextlib.contextmanager
     def request_scope(self):
         """Within the block (one HTTP request), the first read() or write() checks a connection
-        out and the later ones reuse it: one checkout, and one health check, per request."""
+        out and the later ones reuse it: one checkout per request."""
         held = HeldConnection(self._checkout)
         token = self._held.set(held)
         try:

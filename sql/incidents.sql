@@ -4,13 +4,11 @@
 SELECT * FROM incident_details WHERE id = %(id)s
 
 -- name: get_incident_for_token :one
--- get_incident and the caller behind a bearer token (as get_user_by_token) in one round trip:
--- no row when the token is unknown, revoked or its user deactivated; NULL incident columns
--- when there is no such incident.
-SELECT u.id AS caller_id, u.username AS caller_username, u.role AS caller_role, d.*
-FROM api_tokens t JOIN users u ON u.id = t.user_id
+-- get_incident and the caller behind a bearer token (token_user) in one round trip: no row
+-- when the token names no active user; NULL incident columns when there is no such incident.
+SELECT c.id AS caller_id, c.username AS caller_username, c.role AS caller_role, d.*
+FROM ({token_user}) AS c
 LEFT JOIN incident_details d ON d.id = %(id)s
-WHERE t.token_hash = %(token_hash)s AND u.active
 
 -- name: incident_filters :fragment
 -- The incident filters shared by lists, search and stats (a NULL filter matches all).

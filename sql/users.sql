@@ -34,11 +34,14 @@ RETURNING id, username, email, role, active, created_at, updated_at
 -- name: delete_user :execrows
 DELETE FROM users WHERE id = %(id)s
 
--- name: get_user_by_token :one
--- The active user behind a bearer token, by the token's SHA-256.
+-- name: token_user :fragment
+-- The active user behind a bearer token, by the token's SHA-256 (no row for any other token).
 SELECT u.id, u.username, u.role
 FROM api_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = %(token_hash)s AND u.active
+
+-- name: get_user_by_token :one
+{token_user}
 
 -- name: get_login :one
 SELECT id, username, email, role, active, created_at, updated_at, password_hash

@@ -11,7 +11,7 @@ from api.schemas import (
     INCIDENT, INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE, page_of)
 
 INCIDENT_PAGE = page_of(INCIDENT)
-CALLER_COLUMNS = ("id", "username", "role")  # as get_user_by_token returns them
+CALLER_COLUMNS = ("id", "username", "role")  # the token_user fragment's columns
 
 NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_id": None,
               "unassigned": False, "category_id": None, "created_after": None,
