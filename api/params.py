@@ -129,15 +129,13 @@ class Sort:
     descending: bool
     parse_value: object
 
-    @property
-    def order_by(self):
+    def order_by(self, table="i"):
         direction = "DESC" if self.descending else "ASC"
-        return f"i.{self.column} {direction}, i.id {direction}"
+        return f"{table}.{self.column} {direction}, {table}.id {direction}"
 
-    @property
-    def after(self):
+    def after(self, table="i"):
         op = "<" if self.descending else ">"
-        return f"(i.{self.column}, i.id) {op} (%(after_value)s::{self.cast}, %(after_id)s)"
+        return f"({table}.{self.column}, {table}.id) {op} (%(after_value)s::{self.cast}, %(after_id)s)"
 
 
 def _sorts(column, cast, parse_value):

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from api.db import connect
 from api.resources.analytics import SEARCH_CANDIDATES
-from api.resources.incidents import incident_filters, list_queries
+from api.resources.incidents import IncidentLists, incident_filters
 from api.sql import load_queries
 from bench import database, indexes
 
@@ -49,15 +49,15 @@ def unreferenced_user(conn):
 
 def cases(queries, ids, page_two_after):
     """(title, query name, SQL text, parameters) for every query behind a list, search or stats endpoint."""
-    lists, user_lists = list_queries(queries.list_incidents), list_queries(queries.list_user_incidents)
+    lists = IncidentLists(queries)
     page = {"after_value": None, "after_id": None, "limit": 51}
 
     def listing(title, sort="-created_at", first=True, after=page, **args):
-        return (title, "list_incidents", lists[sort, first].text, {**incident_filters(args), **after})
+        query, params = lists.query(sort, first, {**incident_filters(args), **after})
+        return (title, query.name, query.text, params)
 
     def user_listing(title, user_id, relation="any"):
-        return (title, "list_user_incidents", user_lists["-created_at", True].text,
-                {**incident_filters({}), **page, "user_id": user_id, "relation": relation})
+        return listing(title, user_id=user_id, relation=relation)
 
     def search(title, query, **args):
         return (title, "search_incidents", queries.search_incidents.text,
@@ -160,7 +160,7 @@ def run(url):
     with connect(url) as conn:
         conn.execute("SET jit = off")  # as on the app's connections (api/db.py)
         ids = probes(conn)
-        first = conn.execute(list_queries(queries.list_incidents)["-created_at", True].text,
+        first = conn.execute(IncidentLists(queries).variants["list_incidents"]["-created_at", True].text,
                              {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50}).fetchall()
         page_two = {"after_value": first[-1]["created_at"], "after_id": first[-1]["id"]}
         todo = cases(queries, ids, page_two)

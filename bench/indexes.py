@@ -1,5 +1,5 @@
-"""The secondary indexes the bench weighs: those of the index migration and of the stats
-migration, dropped and created by the bench (yoyo still records the migrations as applied;
+"""The secondary indexes the bench weighs: those of the index, stats and category-list
+migrations, dropped and created by the bench (yoyo still records the migrations as applied;
 the bench restores every index before it ends)."""
 import pathlib
 import re
@@ -8,17 +8,22 @@ import time
 import sqlparse
 
 MIGRATIONS = pathlib.Path(__file__).resolve().parent.parent / "migrations"
-FILES = ["20261124_06_indexes.sql", "20261125_09_stats.sql"]
-CREATE = re.compile(r"CREATE INDEX (\w+) ")
+FILES = ["20261124_06_indexes.sql", "20261125_09_stats.sql", "20261125_11_category_lists.sql"]
+CREATE = re.compile(r"CREATE INDEX (\w+)\s")
+DROP = re.compile(r"DROP INDEX (\w+)")
 
 
 def statements():
-    """Every `CREATE INDEX` statement of those migrations."""
-    found = []
+    """Every `CREATE INDEX` statement of those migrations, but for indexes a later one drops."""
+    found = {}
     for name in FILES:
         text = sqlparse.format((MIGRATIONS / name).read_text(), strip_comments=True)
-        found += [s.strip().rstrip(";") for s in sqlparse.split(text) if CREATE.match(s.strip())]
-    return found
+        for statement in (s.strip().rstrip(";") for s in sqlparse.split(text)):
+            if CREATE.match(statement):
+                found[CREATE.match(statement)[1]] = statement
+            elif DROP.match(statement):
+                del found[DROP.match(statement)[1]]
+    return list(found.values())
 
 
 def create(conn):

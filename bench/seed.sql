@@ -102,8 +102,8 @@ FROM comment_drafts d JOIN incidents i ON i.id = d.incident_n
 
 -- name: seed_incident_categories :exec
 -- One to three categories per incident, the first few categories the most common.
-INSERT INTO incident_categories (incident_id, category_id)
-SELECT DISTINCT i.id, 1 + floor(%(categories)s * power(random(), 1.5))::bigint
+INSERT INTO incident_categories (incident_id, category_id, incident_created_at)
+SELECT DISTINCT i.id, 1 + floor(%(categories)s * power(random(), 1.5))::bigint, i.created_at
 FROM incidents i, generate_series(1, 1 + mod(i.id, 3)::int) AS k
 
 -- name: seed_history :exec

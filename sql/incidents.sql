@@ -52,6 +52,19 @@ JOIN incident_details d ON d.id = i.id
 ORDER BY {order_by}
 LIMIT %(limit)s
 
+-- name: list_category_incidents :many :custom_plan
+-- One page of a category's incidents in created_at order (either direction), matching the
+-- other filters. PERF: walks the category's links in page order, on the copy of created_at
+-- each link keeps, and stops after one page; the category filter of list_incidents hashes all
+-- of the category's links first. {after} and {order_by} name the links `c`.
+SELECT i.* FROM (SELECT incident_id AS id, incident_created_at AS created_at
+                 FROM incident_categories WHERE category_id = %(in_category)s) AS c
+JOIN incident_details i ON i.id = c.id
+WHERE {incident_filters}
+  AND {after}
+ORDER BY {order_by}
+LIMIT %(limit)s
+
 -- name: create_incident :scalar
 INSERT INTO incidents (title, description, severity, reporter_id, assignee_id)
 VALUES (%(title)s, %(description)s, %(severity)s, %(reporter_id)s, %(assignee_id)s)

@@ -127,3 +127,38 @@ def test_category_incidents(client, responder, make_incident, make_category):
     bad = client.simulate_get(f"/categories/{cat['id']}/incidents", query_string="category_id=1",
                               headers=responder["headers"])
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("sort", ["created_at", "-created_at"])
+def test_category_walk_keeps_created_at_order_when_created_at_is_edited(
+        client, db_conn, reporter, responder, make_incident, make_category, sort):
+    cat, other = make_category(), make_category()
+    made = [make_incident(reporter, category_ids=[cat["id"], other["id"]] if n % 2 else [cat["id"]])["id"]
+            for n in range(7)]
+    make_incident(reporter, category_ids=[other["id"]])
+    client.simulate_patch(f"/incidents/{made[3]}", json={"status": "closed"}, headers=responder["headers"])
+    # created_at edited by hand (psql): the later reported, the older, with ties in pairs
+    hours_back = {incident_id: n // 2 for n, incident_id in enumerate(made)}
+    for incident_id, hours in hours_back.items():
+        db_conn.execute("UPDATE incidents SET created_at = '2026-01-01Z'::timestamptz - %s * interval '1 hour' "
+                        "WHERE id = %s", (hours, incident_id))
+    oldest_first = sorted(made, key=lambda incident_id: (-hours_back[incident_id], incident_id))
+    expected = oldest_first if sort == "created_at" else oldest_first[::-1]
+
+    def walk(qs):
+        seen, cursor = [], None
+        for _ in range(len(made)):
+            result = client.simulate_get(f"/categories/{cat['id']}/incidents", headers=reporter["headers"],
+                                         query_string=f"limit=2&sort={sort}{qs}" + (f"&cursor={cursor}" if cursor else ""))
+            assert result.status_code == 200, result.json
+            seen += ids(result)
+            cursor = result.json["next_cursor"]
+            if cursor is None:
+                return seen
+        raise AssertionError(f"no last page after {len(made)} pages: {seen}")
+
+    assert walk("") == expected
+    assert walk("&status=open") == [i for i in expected if i != made[3]]
+    links = db_conn.execute("SELECT count(*) AS n FROM incident_categories ic JOIN incidents i ON i.id = ic.incident_id "
+                            "WHERE ic.incident_created_at <> i.created_at").fetchone()
+    assert links["n"] == 0

@@ -3,17 +3,17 @@ import re
 import psycopg
 import pytest
 
-from api.resources.incidents import list_queries
+from api.resources.incidents import IncidentLists
 from api.sql import QueryFileError, load_queries
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def all_query_texts(queries):
-    templates = ["list_incidents", "list_user_incidents"]
+    templates = IncidentLists(queries).variants
     texts = {name: q.text for name, q in queries.items() if name not in templates}
-    for name in templates:
-        texts.update({f"{name}{key}": q.text for key, q in list_queries(queries[name]).items()})
+    for name, variants in templates.items():
+        texts.update({f"{name}{key}": q.text for key, q in variants.items()})
     return texts
 
 
@@ -85,4 +85,4 @@ def test_custom_plan_queries_are_never_prepared(db_conn, tmp_path):
 
 def test_the_catch_all_list_queries_are_custom_plan(queries):
     assert {name for name, query in queries.items() if query.custom_plan} >= {
-        "list_incidents", "list_user_incidents", "search_incidents", "incident_stats"}
+        "list_incidents", "list_user_incidents", "list_category_incidents", "search_incidents", "incident_stats"}

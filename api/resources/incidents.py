@@ -24,12 +24,15 @@ def incident_filters(args):
     return {**NO_FILTERS, **args, "unassigned": unassigned}
 
 
-def list_queries(query):
-    """`query` (list_incidents or list_user_incidents) for each (sort key, first page or not),
-    filled with constant SQL."""
+CREATED_AT_SORTS = {key: sort for key, sort in params.SORTS.items() if sort.column == "created_at"}
+
+
+def list_queries(query, table="i", sorts=params.SORTS):
+    """`query` (list_incidents, list_user_incidents or list_category_incidents) for each
+    (sort key, first page or not), filled with constant SQL that keys on `table`."""
     return {
-        (key, first): query.format(after="TRUE" if first else sort.after, order_by=sort.order_by)
-        for key, sort in params.SORTS.items() for first in (True, False)
+        (key, first): query.format(after="TRUE" if first else sort.after(table), order_by=sort.order_by(table))
+        for key, sort in sorts.items() for first in (True, False)
     }
 
 
@@ -37,8 +40,21 @@ class IncidentLists:
     """Filtered, sorted, keyset-paginated incident lists: /incidents and its nested forms."""
 
     def __init__(self, queries):
-        self._all = list_queries(queries.list_incidents)
-        self._users = list_queries(queries.list_user_incidents)
+        self.variants = {  # by query name, then by (sort key, first page or not)
+            "list_incidents": list_queries(queries.list_incidents),
+            "list_user_incidents": list_queries(queries.list_user_incidents),
+            "list_category_incidents": list_queries(queries.list_category_incidents, "c", CREATED_AT_SORTS),
+        }
+
+    def query(self, sort_key, first, filters):
+        """The list query and its parameters for incident_filters parameters (plus user_id and
+        relation on a user's list). A category's incidents by created_at walk its links."""
+        if "user_id" in filters:
+            return self.variants["list_user_incidents"][sort_key, first], filters
+        if filters["category_id"] is not None and sort_key in CREATED_AT_SORTS:
+            return (self.variants["list_category_incidents"][sort_key, first],
+                    {**filters, "category_id": None, "in_category": filters["category_id"]})
+        return self.variants["list_incidents"][sort_key, first], filters
 
     def respond(self, conn, req, resp, **fixed):
         """The page for the parsed query parameters, within the `fixed` filters of the route."""
@@ -51,9 +67,9 @@ class IncidentLists:
         if cursor is not None:
             _, after["after_value"], after["after_id"] = decode_cursor(
                 cursor, [params.one_of([sort_key]), sort.parse_value, positive_id])
-        filters = {**incident_filters({**args, **fixed}), **after, "limit": limit + 1}
-        variants = self._users if "user_id" in fixed else self._all
-        rows = variants[sort_key, cursor is None](conn, **filters)
+        query, filters = self.query(sort_key, cursor is None,
+                                     {**incident_filters({**args, **fixed}), **after, "limit": limit + 1})
+        rows = query(conn, **filters)
         user = req.context.user
         body = page(req, resp, rows, limit,
                     lambda row: encode_cursor(sort_key, row[sort.column], row["id"]))
