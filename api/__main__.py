@@ -42,7 +42,7 @@ def cmd_create_admin(args, config):
 
 
 def cmd_db_start(args, config):
-    pgcluster.private_cluster().start()
+    pgcluster.private_cluster().start(*pgcluster.sized_to_machine())
     print(f"PostgreSQL is up: {pgcluster.private_cluster().url()}")
 
 
