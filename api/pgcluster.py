@@ -114,7 +114,7 @@ def sized_to_machine():
     """Settings for the private cluster: shared_buffers a quarter of this machine's memory, from
     PostgreSQL's default of 128 MB up to 2 GB. PERF: 128 MB held a tenth of the bench's
     incidents table with its indexes; each phrase search then copied ~29,000 pages in from the
-    OS cache (131 ms; 60 ms with 2 GB)."""
+    OS cache (131-140 ms; 61-63 ms with 2 GB, in alternating runs)."""
     quarter_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // 2**20
     return (f"-c shared_buffers={max(128, min(2048, quarter_mb))}MB",)
 
