@@ -56,9 +56,13 @@ LIMIT %(limit)s
 -- One page of a category's incidents in created_at order (either direction), matching the
 -- other filters. PERF: walks the category's links in page order, on the copy of created_at
 -- each link keeps, and stops after one page; the category filter of list_incidents hashes all
--- of the category's links first. {after} and {order_by} name the links `c`.
+-- of the category's links first. {after} and {order_by} name the links `c`. The created_at
+-- range is tested on the links too, so that the walk starts and ends at its bounds.
 SELECT i.* FROM (SELECT incident_id AS id, incident_created_at AS created_at
-                 FROM incident_categories WHERE category_id = %(in_category)s) AS c
+                 FROM incident_categories
+                 WHERE category_id = %(in_category)s
+                   AND (%(created_after)s::timestamptz IS NULL OR incident_created_at >= %(created_after)s)
+                   AND (%(created_before)s::timestamptz IS NULL OR incident_created_at < %(created_before)s)) AS c
 JOIN incident_details i ON i.id = c.id
 WHERE {incident_filters}
   AND {after}

@@ -159,6 +159,9 @@ def test_category_walk_keeps_created_at_order_when_created_at_is_edited(
 
     assert walk("") == expected
     assert walk("&status=open") == [i for i in expected if i != made[3]]
+    assert walk("&created_before=2026-01-01T00:00:00Z") == [i for i in expected if hours_back[i] > 0]
+    assert walk("&created_after=2025-12-31T23:00:00Z&created_before=2026-01-01T00:00:00Z") == [
+        i for i in expected if hours_back[i] == 1]
     links = db_conn.execute("SELECT count(*) AS n FROM incident_categories ic JOIN incidents i ON i.id = ic.incident_id "
                             "WHERE ic.incident_created_at <> i.created_at").fetchone()
     assert links["n"] == 0
