@@ -1,5 +1,5 @@
-"""The secondary indexes the bench weighs: those of the index, stats and category-list
-migrations, dropped and created by the bench (yoyo still records the migrations as applied;
+"""The secondary indexes the bench weighs: those of the index migration and of the later ones
+that add or replace indexes (FILES), dropped and created by the bench (yoyo still records the migrations as applied;
 the bench restores every index before it ends)."""
 import pathlib
 import re
