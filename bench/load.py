@@ -22,7 +22,7 @@ import urllib.request
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from api import pgcluster
+from api import migrate, pgcluster
 from api.auth import new_token
 from api.db import connect
 from api.sql import load_queries
@@ -259,6 +259,7 @@ def main():
     if database.seeded_scale() is None:
         raise SystemExit("Seed the bench database first: make bench")
     url = database.bench_url()
+    migrate.apply(url)  # seeded by an earlier release: its later migrations
     token, token_hash, user_id, ids = prepare(url)
     limits = {BY_ID_LIMIT: by_id_script(token_hash, ids), POST_LIMIT: post_script(token_hash, user_id)}
     rows = []

@@ -30,6 +30,6 @@ CREATE TRIGGER incidents_created_at_to_categories AFTER UPDATE OF created_at ON 
 -- Replaces incident_categories_category_id_idx (category_id, incident_id) of the index
 -- migration: it still leads with category_id for the foreign-key checks and holds incident_id
 -- for the category filter of the other sort orders.
-DROP INDEX incident_categories_category_id_idx;
+DROP INDEX IF EXISTS incident_categories_category_id_idx;  -- the bench may have dropped it
 CREATE INDEX incident_categories_category_created_idx
     ON incident_categories (category_id, incident_created_at, incident_id);
