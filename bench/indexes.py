@@ -11,7 +11,7 @@ MIGRATIONS = pathlib.Path(__file__).resolve().parent.parent / "migrations"
 FILES = ["20261124_06_indexes.sql", "20261125_09_stats.sql", "20261125_11_category_lists.sql",
          "20261125_12_active_search.sql"]
 CREATE = re.compile(r"CREATE INDEX (\w+)\s")
-DROP = re.compile(r"DROP INDEX (\w+)")
+DROP = re.compile(r"DROP INDEX (?:IF EXISTS )?(\w+)")
 
 
 def statements():
