@@ -19,6 +19,7 @@ from psycopg import sql
 SQL_DIR = pathlib.Path(__file__).resolve().parent.parent / "sql"
 HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)(?P<custom_plan> :custom_plan)?\s*$")
 KINDS = {"one", "many", "scalar", "exec", "execrows", "fragment"}
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's named placeholder, %(name)s
 
 
 class QueryFileError(ValueError):
@@ -87,6 +88,13 @@ def expand(text, fragments):
         for name, fragment_text in fragments.items():
             text = text.replace("{" + name + "}", fragment_text)
     return text
+
+
+def numbered(text):
+    """`text` with its named placeholders numbered as the server sees a prepared statement
+    ($1, $2, ... in order of first use), and the names in that order."""
+    names = list(dict.fromkeys(PLACEHOLDER.findall(text)))
+    return PLACEHOLDER.sub(lambda m: f"${names.index(m[1]) + 1}", text), names
 
 
 def parse_file(path):

@@ -13,12 +13,11 @@ from psycopg import sql
 from api.db import connect
 from api.resources.analytics import SEARCH_CANDIDATES
 from api.resources.incidents import IncidentLists, incident_filters
-from api.sql import load_queries
+from api.sql import load_queries, numbered
 from bench import database, indexes
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "explain.md"
 RUNS = 3
-PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def probes(conn):
@@ -139,10 +138,9 @@ def _explain(conn, text, params, generic):
         cursor = conn.cursor(row_factory=psycopg.rows.tuple_row)
         if not generic:
             return cursor.execute(f"EXPLAIN ({options}) {text}", params).fetchall()
-        names = list(dict.fromkeys(PLACEHOLDER.findall(text)))
-        numbered = PLACEHOLDER.sub(lambda m: f"${names.index(m[1]) + 1}", text)
+        prepared, names = numbered(text)
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(f"PREPARE bench_query AS {numbered}")
+        cursor.execute(f"PREPARE bench_query AS {prepared}")
         args = sql.SQL(", ").join(sql.Literal(_literal(params[n])) for n in names)
         rows = cursor.execute(sql.SQL(f"EXPLAIN ({options}) EXECUTE bench_query({{}})").format(args)).fetchall()
         cursor.execute("DEALLOCATE bench_query")

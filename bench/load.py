@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from api import migrate, pgcluster
 from api.auth import new_token
 from api.db import connect
-from api.sql import load_queries
+from api.sql import PLACEHOLDER, load_queries
 from bench import database
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -167,9 +167,6 @@ def measured(server, body, token):
     result["pg_cpu_us"] = (cpu_seconds(pg) - pg_before) / result["requests"] * 1e6
     result["peak_rss_mib"] = max(rss_kib(pid, "VmHWM") for pid in workers) / 1024
     return result
-
-
-PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def pgbench_line(query, **values):

@@ -1,12 +1,8 @@
-import re
-
 import psycopg
 import pytest
 
 from api.resources.incidents import IncidentLists
-from api.sql import QueryFileError, load_queries
-
-PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+from api.sql import QueryFileError, load_queries, numbered
 
 
 def all_query_texts(queries):
@@ -17,19 +13,13 @@ def all_query_texts(queries):
     return texts
 
 
-def as_prepared(text):
-    """The query with psycopg's named placeholders numbered as the server sees them."""
-    numbers = {}
-    return PLACEHOLDER.sub(lambda m: f"${numbers.setdefault(m[1], len(numbers) + 1)}", text)
-
-
 def test_every_query_prepares_against_the_migrated_schema(db_conn, queries):
     texts = all_query_texts(queries)
     assert len(texts) > 30
     failures = []
     for name, text in texts.items():
         try:
-            db_conn.execute(f"PREPARE check_query AS {as_prepared(text)}")
+            db_conn.execute(f"PREPARE check_query AS {numbered(text)[0]}")
             db_conn.execute("DEALLOCATE check_query")
         except psycopg.Error as ex:
             failures.append(f"{name}: {ex}")
