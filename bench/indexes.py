@@ -9,19 +9,23 @@ import sqlparse
 
 MIGRATIONS = pathlib.Path(__file__).resolve().parent.parent / "migrations"
 FILES = ["20261124_06_indexes.sql", "20261125_09_stats.sql", "20261125_11_category_lists.sql",
-         "20261125_12_active_search.sql"]
+         "20261125_12_active_search.sql", "20261125_13_phrase_search.sql"]
 CREATE = re.compile(r"CREATE INDEX (\w+)\s")
+ALTER = re.compile(r"ALTER INDEX (\w+)\s")
 DROP = re.compile(r"DROP INDEX (?:IF EXISTS )?(\w+)")
 
 
 def statements():
-    """Every `CREATE INDEX` statement of those migrations, but for indexes a later one drops."""
+    """Every `CREATE INDEX` statement of those migrations, each followed by the `ALTER INDEX`
+    statements that set up its index, but for indexes a later one drops."""
     found = {}
     for name in FILES:
         text = sqlparse.format((MIGRATIONS / name).read_text(), strip_comments=True)
         for statement in (s.strip().rstrip(";") for s in sqlparse.split(text)):
             if CREATE.match(statement):
                 found[CREATE.match(statement)[1]] = statement
+            elif ALTER.match(statement):
+                found[ALTER.match(statement)[1]] += ";\n" + statement
             elif DROP.match(statement):
                 del found[DROP.match(statement)[1]]
     return list(found.values())

@@ -7,17 +7,24 @@
 -- terms are common, through the GIN index when they are rare (bench/results/explain.md).
 -- NOTE: the query is spelled out rather than taken from a CTE, and planned for each search
 -- (:custom_plan), so that the planner sees its value: that choice needs the terms' frequencies.
--- PERF: PostgreSQL estimates a phrase ("disk full") to match as often as its words anywhere,
--- far too often, and would then read the whole table backwards for a rare one; testing a
--- phrase twice (the second time as a filter the index cannot take) squares that estimate.
+-- PERF: a phrase with adjacent words ("pod evicted") is looked up through the index of word
+-- pairs (migration 13), and tested on the candidates only as a filter: as an index condition
+-- too, PostgreSQL would also read the search index and recompute each candidate's pairs. A
+-- phrase without adjacent words ("failed to start") goes through the search index, and is
+-- tested twice because PostgreSQL estimates it to match as often as its words anywhere, far
+-- too often, and would then read the whole table backwards for a rare one; the second test,
+-- a filter the index cannot take, squares that estimate.
 -- The snippet is HTML-escaped text with matches in <b>...</b>, so it is safe to render.
 WITH candidates AS (
     SELECT i.id, i.search_vector
     FROM incidents i
-    WHERE i.search_vector @@ websearch_to_tsquery('english', %(query)s)
-      AND CASE WHEN strpos(websearch_to_tsquery('english', %(query)s)::text, '<') > 0
-               THEN (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
-               ELSE TRUE END
+    WHERE CASE WHEN phrase_pairs(websearch_to_tsquery('english', %(query)s)) IS NOT NULL
+               THEN word_pairs(i.search_vector) @@ phrase_pairs(websearch_to_tsquery('english', %(query)s))
+                    AND (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
+               WHEN strpos(websearch_to_tsquery('english', %(query)s)::text, '<') > 0
+               THEN i.search_vector @@ websearch_to_tsquery('english', %(query)s)
+                    AND (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
+               ELSE i.search_vector @@ websearch_to_tsquery('english', %(query)s) END
       AND {incident_filters}
     ORDER BY i.id DESC
     LIMIT %(max_candidates)s

@@ -1,3 +1,5 @@
+from urllib.parse import quote
+
 import pytest
 
 from api.resources import analytics
@@ -139,8 +141,57 @@ def test_missing_blank_or_bad_query_is_400(client, reporter, qs):
     assert result.headers["content-type"] == "application/problem+json"
 
 
-@pytest.mark.parametrize("query", ["'; DROP TABLE incidents; --", "a & | ! ( ) :*", '"unterminated', "-", "the"])
+@pytest.mark.parametrize("query", ["'; DROP TABLE incidents; --", "a & | ! ( ) :*", '"unterminated', "-", "the",
+                                   """"it's a\\b c" -"x:* y" or "<-> z" 'q'""", '"' + "é" * 300 + " " + "é" * 300 + '"'])
 def test_hostile_queries_never_fail(client, reporter, make_incident, query):
     make_incident(reporter, title="some title")
     result = client.simulate_get("/incidents/search", params={"query": query}, headers=reporter["headers"])
     assert result.status_code == 200
+
+
+PHRASE_QUERIES = ['"evicted node"', '"replica lag"', '"lag grew"', '"failed to start"', "host-1234", '"pod evicted"',
+                  '"pod evicted" -kubernetes', '-"pod evicted"', '"pod evicted" or "replica lag"', '"node pod"',
+                  '"evicted pod"', '"pod"', '"lag replica"']
+
+
+def test_phrases_find_what_postgresql_matches(client, reporter, make_incident, db_conn):
+    """Phrases are looked up through the index of adjacent word pairs; nothing it leaves out may be lost."""
+    across_fields = make_incident(reporter, title="Pod evicted", description="node drained by kubernetes")
+    in_comment = make_incident(reporter, title="Database", description="pod restarted")
+    client.simulate_post(f"/incidents/{in_comment['id']}/comments", json={"content": "the replica lag grew; pod evicted"},
+                         headers=reporter["headers"])
+    make_incident(reporter, title="Service failed to start", description="evicted, then the pod lag")
+    make_incident(reporter, title="host-1234 down", description="pod pod evicted, later node")
+    make_incident(reporter, title="Evicted pod", description="replica, lag")
+    for query in PHRASE_QUERIES:
+        expected = db_conn.execute("SELECT id FROM incidents WHERE search_vector @@ websearch_to_tsquery('english', %s)",
+                                   [query]).fetchall()
+        found = [item["id"] for item in all_pages(client, reporter, "query=" + quote(query) + "&limit=2")]
+        assert sorted(found) == sorted(row["id"] for row in expected), query
+    assert ids(search(client, reporter, "query=" + quote('"evicted node"'))) == [across_fields["id"]]
+
+
+@pytest.mark.parametrize("lengths", [(499, 500), (500, 500), (900, 2)])
+def test_phrases_of_long_words_are_found(client, reporter, make_incident, lengths):
+    """Pairs over 1,000 bytes are not indexed: such a phrase is looked up by its words."""
+    first, second = (letter * (size // 2) + "k" * (size % 2) for letter, size in zip("éü", lengths))  # 2 bytes each
+    phrase = f"{first} {second}"
+    incident = make_incident(reporter, title="Long words", description=f"before {phrase} after")
+    make_incident(reporter, title="Same words apart", description=f"{second} {first}")
+    assert ids(search(client, reporter, "query=" + quote(f'"{phrase}"'))) == [incident["id"]]
+
+
+def test_phrases_are_found_in_incidents_with_too_many_word_pairs_to_index(client, reporter, make_incident, db_conn):
+    """An incident whose word pairs would not fit in a tsvector (1 MB) is indexed as 'unindexed',
+    which every phrase lookup also reads."""
+    incident = make_incident(reporter, title="Chatty incident")
+    other = make_incident(reporter, title="Quiet incident", description="w00000000008 w00000000007")
+    words = " ".join(f"w{n:011d}" for n in range(42_000))
+    db_conn.execute("UPDATE incidents SET comments_vector = setweight(to_tsvector('simple', %s), 'C') WHERE id = %s",
+                    [words, incident["id"]])
+    assert db_conn.execute("SELECT word_pairs(search_vector) = 'unindexed' AS marked FROM incidents WHERE id = %s",
+                           [incident["id"]]).fetchone()["marked"]
+    assert ids(search(client, reporter, "query=" + quote('"w00000000007 w00000000008"'))) == [
+        incident["id"]]
+    assert ids(search(client, reporter, "query=" + quote('"w00000000008 w00000000007"'))) == [
+        other["id"]]

@@ -1,0 +1,3 @@
+DROP INDEX incidents_word_pairs_idx;
+DROP FUNCTION phrase_pairs(tsquery);
+DROP FUNCTION word_pairs(tsvector);
