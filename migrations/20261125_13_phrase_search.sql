@@ -1,8 +1,9 @@
 -- Phrase searches through an index of adjacent word pairs. PERF: the search index holds no
 -- positions, so a phrase of two common words ("pod evicted") made PostgreSQL recheck every
 -- incident holding both words: 30,000 heap rows for 600 matches, 61-149 ms at 1M incidents.
--- With this index: 2.4 ms. The price (bench/results/explain.md, README): a 268 MB index built
--- in about 140 s, and writes that recompute an incident's pairs.
+-- With this index: 5 ms. The price (bench/results/explain.md, README): a 257 MB index built
+-- in about 120 s, and about a fifth of PostgreSQL's write throughput (each write of an incident
+-- computes its pairs and adds them to a second GIN index).
 -- depends: 20261125_12_active_search
 
 -- Every pair of lexemes at adjacent positions of `vector`, each as one lexeme "a b"; a match
