@@ -135,7 +135,6 @@ def measure(conn, text, params, generic=False, runs=RUNS):
         try:
             plan = "\n".join(row[0] for row in _explain(conn, text, params, generic))
         except psycopg.errors.QueryCanceled:
-            conn.execute("DEALLOCATE bench_query")  # not undone by the rollback
             return None, 0, f"(cancelled after {GENERIC_TIMEOUT_MS} ms)"
         timings.append(float(re.search(r"Execution Time: ([0-9.]+) ms", plan)[1]))
     top = re.search(r"Buffers: shared((?: hit=\d+)?(?: read=\d+)?)", plan)
@@ -145,18 +144,20 @@ def measure(conn, text, params, generic=False, runs=RUNS):
 
 def _explain(conn, text, params, generic):
     options = "ANALYZE, BUFFERS"
-    with conn.transaction(force_rollback=True):  # a measured DELETE changes nothing
-        cursor = conn.cursor(row_factory=psycopg.rows.tuple_row)
-        if not generic:
+    cursor = conn.cursor(row_factory=psycopg.rows.tuple_row)
+    if not generic:
+        with conn.transaction(force_rollback=True):  # a measured DELETE changes nothing
             return cursor.execute(f"EXPLAIN ({options}) {text}", params).fetchall()
-        prepared, names = numbered(text)
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(f"SET LOCAL statement_timeout = {GENERIC_TIMEOUT_MS}")
-        cursor.execute(f"PREPARE bench_query AS {prepared}")
-        args = sql.SQL(", ").join(sql.Literal(_literal(params[n])) for n in names)
-        rows = cursor.execute(sql.SQL(f"EXPLAIN ({options}) EXECUTE bench_query({{}})").format(args)).fetchall()
+    prepared, names = numbered(text)
+    cursor.execute(f"PREPARE bench_query AS {prepared}")  # outside the transaction: a rollback keeps it
+    try:
+        with conn.transaction(force_rollback=True):
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(f"SET LOCAL statement_timeout = {GENERIC_TIMEOUT_MS}")
+            args = sql.SQL(", ").join(sql.Literal(_literal(params[n])) for n in names)
+            return cursor.execute(sql.SQL(f"EXPLAIN ({options}) EXECUTE bench_query({{}})").format(args)).fetchall()
+    finally:
         cursor.execute("DEALLOCATE bench_query")
-        return rows
 
 
 def _literal(value):
