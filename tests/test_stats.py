@@ -7,8 +7,6 @@ import pytest
 from api.resources.incidents import incident_filters
 
 SEVERITIES = ["low", "medium", "high", "critical"]
-NOW = datetime.datetime.now(datetime.timezone.utc)
-TODAY = NOW.date()
 
 
 def percentile(values, fraction):
@@ -35,14 +33,20 @@ def insert(db_conn, reporter_id, severity, created, acknowledged=None, resolved=
 
 
 @pytest.fixture
-def seeded(db_conn, reporter, make_user):
+def now():
+    """Taken per test, not at import: a run that passes midnight UTC must not shift the days."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@pytest.fixture
+def seeded(db_conn, reporter, make_user, now):
     """Incidents over the last days with known MTTA/MTTR; returns what the stats must say."""
     ana, bob = make_user("responder", username="ana"), make_user("responder", username="bob")
     ack, res = {s: [] for s in SEVERITIES}, {s: [] for s in SEVERITIES}
     opened, resolved_on, rows = {}, {}, []
     for n in range(24):
         severity = SEVERITIES[n % 3]              # no critical incidents at all
-        created = NOW - datetime.timedelta(days=n % 5, hours=1 + n)
+        created = now - datetime.timedelta(days=n % 5, hours=1 + n)
         acknowledged = created + datetime.timedelta(minutes=5 * (n + 1)) if n % 4 else None
         resolved = acknowledged + datetime.timedelta(hours=n) if acknowledged and n % 2 else None
         assignee = [ana["id"], bob["id"], None][n % 3] if not resolved else None
@@ -75,7 +79,8 @@ def assert_figures(actual, values_by_severity):
         assert actual["by_severity"][severity] == (expected if expected["mean"] is None else pytest.approx(expected))
 
 
-def test_counts_mtta_mttr_workload_and_daily(client, reporter, seeded):
+def test_counts_mtta_mttr_workload_and_daily(client, reporter, seeded, now):
+    today = now.date()
     body = stats(client, reporter, "days=7")
     assert body["by_status"] == {"open": 6, "in_progress": 6, "resolved": 12, "closed": 0}
     assert body["by_severity"] == {"low": 8, "medium": 8, "high": 8, "critical": 0}
@@ -87,22 +92,22 @@ def test_counts_mtta_mttr_workload_and_daily(client, reporter, seeded):
     assert set(workload) == {"ana", "bob"}
     assert [w["open"] + w["in_progress"] for w in body["workload"]] == sorted(
         (w["open"] + w["in_progress"] for w in body["workload"]), reverse=True)
-    assert [d["date"] for d in body["daily"]] == [(TODAY - datetime.timedelta(days=k)).isoformat() for k in range(6, -1, -1)]
+    assert [d["date"] for d in body["daily"]] == [(today - datetime.timedelta(days=k)).isoformat() for k in range(6, -1, -1)]
     for day in body["daily"]:
         date = datetime.date.fromisoformat(day["date"])
         assert day["opened"] == seeded["opened"].get(date, 0)
         assert day["resolved"] == seeded["resolved_on"].get(date, 0)
-    assert body["daily"][0] == {"date": (TODAY - datetime.timedelta(days=6)).isoformat(), "opened": 0, "resolved": 0}
+    assert body["daily"][0] == {"date": (today - datetime.timedelta(days=6)).isoformat(), "opened": 0, "resolved": 0}
 
 
-def test_filters_narrow_every_figure(client, reporter, seeded):
+def test_filters_narrow_every_figure(client, reporter, seeded, now):
     ana = seeded["ana"]["id"]
     body = stats(client, reporter, f"severity=low&assignee_id={ana}")
     expected = sum(1 for r in seeded["rows"] if r["severity"] == "low" and r["assignee_id"] == ana)
     assert expected > 0
     assert body["by_severity"] == {"low": expected, "medium": 0, "high": 0, "critical": 0}
     assert [w["username"] for w in body["workload"]] == ["ana"]
-    cut = NOW - datetime.timedelta(days=2)
+    cut = now - datetime.timedelta(days=2)
     recent = stats(client, reporter, f"created_after={cut.isoformat().replace('+00:00', 'Z')}")
     assert sum(recent["by_status"].values()) == sum(1 for r in seeded["rows"] if r["created"] >= cut)
 
@@ -160,7 +165,7 @@ def assert_consistent(queries, db_conn):
     return fast
 
 
-def varied_incidents(db_conn, reporter_id, assignees, count=400):
+def varied_incidents(db_conn, reporter_id, assignees, now, count=400):
     """Every severity and status, no duration or either or both, ties, sub-second, hours and
     days long, one acknowledgement before creation, one lone critical acknowledgement."""
     rng = random.Random(7)
@@ -168,7 +173,7 @@ def varied_incidents(db_conn, reporter_id, assignees, count=400):
     rows = []
     for n in range(count):
         severity = rng.choice(SEVERITIES[:3])
-        created = NOW - datetime.timedelta(days=rng.uniform(0, 60))
+        created = now - datetime.timedelta(days=rng.uniform(0, 60))
         ack = rng.choice(shared) if n % 5 == 0 else rng.lognormvariate(6, 2.5)
         res = ack + (rng.choice(shared) if n % 7 == 0 else rng.lognormvariate(9, 2))
         status = rng.choice(["open", "in_progress", "resolved", "closed", "closed"])
@@ -176,8 +181,8 @@ def varied_incidents(db_conn, reporter_id, assignees, count=400):
         resolved = (created + datetime.timedelta(seconds=res)
                     if status == "resolved" or (status == "closed" and n % 3) else None)
         rows.append((severity, status, reporter_id, rng.choice(assignees + [None]), created, acknowledged, resolved))
-    rows.append(("critical", "in_progress", reporter_id, None, NOW, NOW - datetime.timedelta(seconds=5), None))
-    rows.append(("critical", "open", reporter_id, None, NOW, None, None))
+    rows.append(("critical", "in_progress", reporter_id, None, now, now - datetime.timedelta(seconds=5), None))
+    rows.append(("critical", "open", reporter_id, None, now, None, None))
     with db_conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO incidents (title, severity, status, reporter_id, assignee_id, created_at, acknowledged_at,"
@@ -185,9 +190,9 @@ def varied_incidents(db_conn, reporter_id, assignees, count=400):
 
 
 @pytest.fixture
-def varied(db_conn, reporter, make_user):
+def varied(db_conn, reporter, make_user, now):
     assignees = [make_user("responder")["id"] for _ in range(3)]
-    varied_incidents(db_conn, reporter["id"], assignees)
+    varied_incidents(db_conn, reporter["id"], assignees, now)
 
 
 def test_the_fast_path_says_what_the_general_query_says(queries, db_conn, varied):
