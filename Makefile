@@ -20,7 +20,7 @@ endif
 
 run: $(DB) migrate
 	@$(PY) -m api create-admin --if-empty --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py api.wsgi:app
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py api.asgi:app
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -1,4 +1,5 @@
-"""gunicorn settings, all from the environment. Each worker opens its own pool after fork."""
+"""gunicorn settings, all from the environment. Each worker serves the ASGI app on its own event
+loop (uvicorn with uvloop and httptools) and opens its own pool at ASGI startup, after the fork."""
 import logging
 import multiprocessing
 import os
@@ -6,11 +7,10 @@ import os
 from api.config import Config
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-# NOTE: sync, not gthread: gthread keeps connections alive, but each stays with the worker that
-# accepted it, so a few clients' connections can pile onto one single-threaded worker while
-# another idles (GET /incidents/{id} swung between 1,800 and 3,500 req/s from run to run).
-worker_class = "sync"
+# NOTE: one event loop per core: a worker serves many requests at once, so more workers than
+# cores only add context switches (see the serving-model section of the performance docs).
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "uvicorn_worker.UvicornWorker"
 preload_app = False  # NOTE: the pool must not cross the fork (psycopg#395)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
@@ -33,12 +33,3 @@ def on_starting(server):
     log.addHandler(handler)
     log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
-
-def post_worker_init(worker):
-    from api.wsgi import db
-    db.open()
-
-
-def worker_exit(server, worker):
-    from api.wsgi import db
-    db.close()

@@ -1,9 +1,9 @@
 """The Falcon application: routes, media handlers, middleware and error handling."""
-import contextlib
 import logging
 import time
 
 import falcon
+import falcon.asgi
 import falcon.media
 import orjson
 
@@ -33,10 +33,10 @@ class IdConverter(falcon.routing.BaseConverter):
 class BoundedJSONHandler(falcon.media.JSONHandler):
     """JSON that refuses bodies over MAX_BODY_BYTES (413) and absurd nesting (400)."""
 
-    def deserialize(self, stream, content_type, content_length):
+    async def deserialize_async(self, stream, content_type, content_length):
         if content_length is not None and content_length > MAX_BODY_BYTES:
             raise falcon.HTTPContentTooLarge(description="The body is over 1 MiB.")
-        data = stream.read(MAX_BODY_BYTES + 1)
+        data = await stream.read(MAX_BODY_BYTES + 1)
         if len(data) > MAX_BODY_BYTES:
             raise falcon.HTTPContentTooLarge(description="The body is over 1 MiB.")
         try:
@@ -52,28 +52,44 @@ class ConnectionPerRequest:
     def __init__(self, db):
         self._db = db
 
-    def process_request(self, req, resp):
-        req.context.db_scope = contextlib.ExitStack()
-        req.context.db_scope.enter_context(self._db.request_scope())
+    async def process_request(self, req, resp):
+        req.context.held_connection = self._db.hold()
 
-    def process_response(self, req, resp, resource, req_succeeded):
-        req.context.db_scope.close()
+    async def process_response(self, req, resp, resource, req_succeeded):
+        await self._db.release(req.context.held_connection)
+
+
+class PoolLifespan:
+    """The served app opens its pool at ASGI startup, in the worker after the fork, and closes
+    it at shutdown. (Tests open the pool themselves: Falcon's test client runs startup and
+    shutdown around every simulated request.)"""
+
+    def __init__(self, db):
+        self._db = db
+
+    async def process_startup(self, scope, event):
+        await self._db.open()
+
+    async def process_shutdown(self, scope, event):
+        await self._db.close()
 
 
 class RequestLog:
     """One log line per request: method, path, status, duration."""
 
-    def process_request(self, req, resp):
+    async def process_request(self, req, resp):
         req.context.started = time.perf_counter()
 
-    def process_response(self, req, resp, resource, req_succeeded):
+    async def process_response(self, req, resp, resource, req_succeeded):
         elapsed_ms = (time.perf_counter() - req.context.started) * 1000
         log.info("%s %s %s %.1fms", req.method, req.path, resp.status[:3], elapsed_ms)
 
 
-def create_app(db):
+def create_app(db, lifespan=False):
+    """The ASGI app on `db`; with `lifespan`, it opens and closes the pool itself (PoolLifespan)."""
     queries = load_queries()
-    app = falcon.App(middleware=[RequestLog(), ConnectionPerRequest(db), AuthMiddleware(db, queries)])
+    middleware = [RequestLog(), ConnectionPerRequest(db), AuthMiddleware(db, queries)]
+    app = falcon.asgi.App(middleware=[PoolLifespan(db), *middleware] if lifespan else middleware)
     app.router_options.converters[ID] = IdConverter
     request_json = BoundedJSONHandler()
     app.req_options.media_handlers = falcon.media.Handlers(

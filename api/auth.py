@@ -55,7 +55,7 @@ class AuthMiddleware:
         self._db = db
         self._queries = queries
 
-    def process_resource(self, req, resp, resource, params):
+    async def process_resource(self, req, resp, resource, params):
         if resource is None or not getattr(resource, "auth_required", True):
             return
         scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
@@ -64,8 +64,9 @@ class AuthMiddleware:
         req.context.token_hash = hash_token(token.strip())
         if req.method in getattr(resource, "authenticates_in_query", ()):
             return
-        with self._db.read() as conn:
-            req.context.user = caller(self._queries.get_user_by_token(conn, token_hash=req.context.token_hash))
+        async with self._db.read() as conn:
+            user = await self._queries.get_user_by_token(conn, token_hash=req.context.token_hash)
+        req.context.user = caller(user)
 
 
 def caller(user):
@@ -75,14 +76,10 @@ def caller(user):
     return user
 
 
-def require_role(*roles):
-    """A Falcon `before` hook allowing only the given roles."""
-
-    def hook(req, resp, resource, params):
-        if req.context.user["role"] not in roles:
-            raise Problem(falcon.HTTP_403, f"This needs the role {' or '.join(roles)}.")
-
-    return hook
+def require_role(user, roles):
+    """A 403 problem unless `user` has one of `roles`."""
+    if user["role"] not in roles:
+        raise Problem(falcon.HTTP_403, f"This needs the role {' or '.join(roles)}.")
 
 
 def forbid(detail):

@@ -8,8 +8,8 @@ from api import pgcluster
 @dataclasses.dataclass(frozen=True)
 class Config:
     database_url: str
-    pool_min_size: int = 1
-    pool_max_size: int = 1
+    pool_min_size: int = 4
+    pool_max_size: int = 4
     pool_timeout: float = 5.0
     statement_timeout_ms: int = 5000
 

@@ -1,4 +1,4 @@
-"""The connection pool of one process, and one transaction per request."""
+"""The connection pool of one worker process, and one connection per request."""
 import contextlib
 import contextvars
 import time
@@ -8,13 +8,12 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-# NOTE: a worker (one request at a time) that waited the whole pool timeout for each request
-# while the database is down would hold every client queued behind it. So a request stops
-# waiting as soon as the pool fails to open a new connection (checked every WAIT_SLICE); then
-# requests fail at once for DOWN_SECONDS, and after that wait at most PROBE_TIMEOUT until a
-# connection works again.
+# NOTE: a request that waited the whole pool timeout while the database is down would hold its
+# client that long, and every request behind it. So a request stops waiting as soon as the pool
+# fails to open a new connection (checked every WAIT_SLICE); then requests fail at once for
+# DOWN_SECONDS, and after that wait at most PROBE_TIMEOUT until a connection works again.
 WAIT_SLICE = 0.2
 DOWN_SECONDS = 1.0
 PROBE_TIMEOUT = 0.5
@@ -32,10 +31,21 @@ class DatabaseUnavailable(psycopg.OperationalError):
 
 
 class Database:
-    """A psycopg pool created closed: gunicorn opens it in each worker after the fork."""
+    """A psycopg AsyncConnectionPool, made and opened by open(): each worker opens it at ASGI
+    startup, after gunicorn forked it, on the worker's own event loop."""
 
     def __init__(self, config):
-        self._pool = ConnectionPool(
+        self._config = config
+        self._pool = None
+        self._down_at = None  # time.monotonic() when the database was last found unreachable
+        self._request = contextvars.ContextVar("request_transaction", default=None)
+        self._held = contextvars.ContextVar("request_connection", default=None)
+        self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
+
+    async def open(self, timeout=10.0):
+        """A new pool, opened on the running event loop (so a closed Database may open again)."""
+        config = self._config
+        self._pool = AsyncConnectionPool(
             config.database_url,
             min_size=config.pool_min_size,
             max_size=config.pool_max_size,
@@ -52,63 +62,55 @@ class Database:
                            " -c jit=off",
             },
         )
-        self._timeout = config.pool_timeout
-        self._down_at = None  # time.monotonic() when the database was last found unreachable
-        self._request = contextvars.ContextVar("request_transaction", default=None)
-        self._held = contextvars.ContextVar("request_connection", default=None)
-        self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
+        await self._pool.open(wait=True, timeout=timeout)
 
-    def open(self, timeout=10.0):
-        self._pool.open(wait=True, timeout=timeout)
+    async def close(self):
+        await self._pool.close()
 
-    def close(self):
-        self._pool.close()
-
-    @contextlib.contextmanager
-    def read(self):
+    @contextlib.asynccontextmanager
+    async def read(self):
         """An autocommit connection: each statement is its own snapshot."""
         if (conn := self._request.get()) is not None:
             yield conn
             return
-        with self._connection() as conn:
+        async with self._connection() as conn:
             yield conn
 
-    @contextlib.contextmanager
-    def write(self):
+    @contextlib.asynccontextmanager
+    async def write(self):
         """A connection inside one transaction, rolled back if the block raises."""
         if (conn := self._request.get()) is not None:
-            with conn.transaction():  # a savepoint in the request's transaction
+            async with conn.transaction():  # a savepoint in the request's transaction
                 yield conn
             return
-        with self._connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             yield conn
 
-    @contextlib.contextmanager
-    def request_transaction(self):
+    @contextlib.asynccontextmanager
+    async def request_transaction(self):
         """One transaction that every read() and write() inside the block joins."""
-        with self._connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             token = self._request.set(conn)
             try:
                 yield conn
             finally:
                 self._request.reset(token)
 
-    @contextlib.contextmanager
-    def request_scope(self):
-        """Within the block (one HTTP request), the first read() or write() checks a connection
-        out and the later ones reuse it: one checkout per request."""
+    def hold(self):
+        """From now on in this request (this asyncio task), the first read() or write() checks
+        a connection out and the later ones reuse it, until the returned holder is released."""
         held = HeldConnection(self._checkout)
-        token = self._held.set(held)
-        try:
-            yield
-        finally:
-            self._held.reset(token)
-            held.release()
+        held.token = self._held.set(held)
+        return held
 
-    @contextlib.contextmanager
-    def _connection(self):
+    def release(self, held):
+        self._held.reset(held.token)
+        return held.release()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self):
         held = self._held.get()
-        with contextlib.nullcontext(held.get()) if held else self._checkout() as conn:
+        async with self._checkout() if held is None else contextlib.nullcontext(await held.get()) as conn:
             try:
                 yield conn
             except psycopg.OperationalError:
@@ -116,32 +118,32 @@ class Database:
                     self._down_at = time.monotonic()
                 raise
 
-    @contextlib.contextmanager
-    def _checkout(self):
-        timeout = self._timeout
+    @contextlib.asynccontextmanager
+    async def _checkout(self):
+        timeout = self._config.pool_timeout
         if self._down_at is not None:
             if time.monotonic() - self._down_at < DOWN_SECONDS:
                 raise DatabaseUnavailable("the database was unreachable moments ago")
             timeout = min(timeout, PROBE_TIMEOUT)
-        conn = self._getconn(timeout)
+        conn = await self._getconn(timeout)
         self._down_at = None
         try:
             yield conn
         finally:
             self._returned_at[conn] = time.monotonic()
-            self._pool.putconn(conn)
+            await self._pool.putconn(conn)
 
-    def _check_if_idle(self, conn):
+    async def _check_if_idle(self, conn):
         if time.monotonic() - self._returned_at.get(conn, 0.0) >= IDLE_CHECK_SECONDS:
-            ConnectionPool.check_connection(conn)
+            await AsyncConnectionPool.check_connection(conn)
 
-    def _getconn(self, timeout):
+    async def _getconn(self, timeout):
         """A connection within `timeout`, or PoolTimeout sooner once the pool failed to connect."""
         failures = self._connection_errors()
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return self._pool.getconn(timeout=max(min(WAIT_SLICE, deadline - time.monotonic()), 0.001))
+                return await self._pool.getconn(timeout=max(min(WAIT_SLICE, deadline - time.monotonic()), 0.001))
             except PoolTimeout:
                 if time.monotonic() >= deadline or self._connection_errors() > failures:
                     self._down_at = time.monotonic()
@@ -151,7 +153,7 @@ class Database:
         return self._pool.get_stats().get("connections_errors", 0)
 
 
-def decode_json_with_orjson(conn):
+async def decode_json_with_orjson(conn):
     """PERF: json columns (each incident's categories) decoded by orjson, not the json module:
     a 50-item list took 540 instead of 640 µs of app CPU."""
     set_json_loads(orjson.loads, conn)
@@ -162,16 +164,17 @@ class HeldConnection:
 
     def __init__(self, checkout):
         self._checkout = checkout
-        self._stack = contextlib.ExitStack()
+        self._stack = contextlib.AsyncExitStack()
         self._conn = None
+        self.token = None
 
-    def get(self):
+    async def get(self):
         if self._conn is None:
-            self._conn = self._stack.enter_context(self._checkout())
+            self._conn = await self._stack.enter_async_context(self._checkout())
         return self._conn
 
-    def release(self):
-        self._stack.close()
+    async def release(self):
+        await self._stack.aclose()
 
 
 def connect(database_url):

@@ -57,25 +57,25 @@ def serialize_problem(req, resp, ex):
     resp.data = json.dumps(problem).encode()  # ASCII-escaped, so any echoed input encodes
 
 
-def unique_violation(req, resp, ex, params):
+async def unique_violation(req, resp, ex, params):
     pointer, detail = CONSTRAINT_POINTERS.get(ex.diag.constraint_name, ("#", "conflicts"))
     raise Problem(falcon.HTTP_409, f"{pointer[2:] or 'The resource'} {detail}.",
                   [{"pointer": pointer, "detail": detail}])
 
 
-def reference_violation(req, resp, ex, params):
+async def reference_violation(req, resp, ex, params):
     pointer, detail = CONSTRAINT_POINTERS.get(ex.diag.constraint_name, ("#", "names a missing record"))
     raise ValidationFailed([{"pointer": pointer, "detail": detail}])
 
 
-def rejected_value(req, resp, ex, params):
+async def rejected_value(req, resp, ex, params):
     # NOTE: the JSON Schemas should stop these first; reaching here means a rule is missing.
     log.error("database rejected a value the schema allowed: %s %s: %s",
               req.method, req.path, ex.diag.message_primary)
     raise ValidationFailed([{"pointer": "#", "detail": "a value is out of range or malformed"}])
 
 
-def database_unavailable(req, resp, ex, params):
+async def database_unavailable(req, resp, ex, params):
     log.warning("database unavailable: %s %s: %s", req.method, req.path, type(ex).__name__)
     raise Problem(falcon.HTTP_503, "The database is unavailable; retry shortly.",
                   headers={"Retry-After": RETRY_AFTER_SECONDS})

@@ -18,33 +18,33 @@ def action_for(changed):
     return "updated"
 
 
-def record_created(conn, queries, actor_id, incident):
+async def record_created(conn, queries, actor_id, incident):
     changed = {name: incident[name] for name in CREATED_FIELDS if name != "category_ids"}
     changed["category_ids"] = [category["id"] for category in incident["categories"]]
     direct = {incident["assignee_id"]: "assigned"} if incident["assignee_id"] else {}
-    _record(conn, queries, actor_id, incident["id"], "created", {}, changed, direct, "followed_reported")
+    await _record(conn, queries, actor_id, incident["id"], "created", {}, changed, direct, "followed_reported")
 
 
-def record_changed(conn, queries, actor_id, before, changed):
+async def record_changed(conn, queries, actor_id, before, changed):
     direct, follow_event = {}, None
     if changed.get("status") == "resolved":
         direct[before["reporter_id"]] = "resolved"
         follow_event = "followed_resolved"
     if changed.get("assignee_id"):
         direct[changed["assignee_id"]] = "assigned"
-    _record(conn, queries, actor_id, before["id"], action_for(changed), before, changed, direct, follow_event)
+    await _record(conn, queries, actor_id, before["id"], action_for(changed), before, changed, direct, follow_event)
 
 
-def record_commented(conn, queries, actor_id, comment):
-    _record(conn, queries, actor_id, comment["incident_id"], "commented", {},
+async def record_commented(conn, queries, actor_id, comment):
+    await _record(conn, queries, actor_id, comment["incident_id"], "commented", {},
             {"comment_id": comment["id"]})
 
 
-def _record(conn, queries, actor_id, incident_id, action, before, changed, direct=None, follow_event=None):
+async def _record(conn, queries, actor_id, incident_id, action, before, changed, direct=None, follow_event=None):
     """The history entry, and notifications: `direct` maps recipients to their event; followers
     of the actor get `follow_event` (if any)."""
     direct = direct or {}
     changes = {name: [before.get(name), value] for name, value in changed.items()}
-    queries.record_event(conn, incident_id=incident_id, actor_id=actor_id, action=action,
+    await queries.record_event(conn, incident_id=incident_id, actor_id=actor_id, action=action,
                          changes=Jsonb(changes), recipients=list(direct), events=list(direct.values()),
                          follow_event=follow_event)

@@ -20,25 +20,25 @@ def idempotent(responder):
     """Wraps a POST responder of a resource with `_db` and `_queries`."""
 
     @functools.wraps(responder)
-    def respond(resource, req, resp, **params):
+    async def respond(resource, req, resp, **params):
         key = req.get_header(HEADER)
         if key is None:
-            return responder(resource, req, resp, **params)
+            return await responder(resource, req, resp, **params)
         check_key(key)
         digest = fingerprint(req)
         scope = {"user_id": req.context.user["id"], "key": key}
         queries = resource._queries
-        with resource._db.request_transaction() as conn:
-            if not queries.lock_idempotency_key(conn, **scope):
+        async with resource._db.request_transaction() as conn:
+            if not await queries.lock_idempotency_key(conn, **scope):
                 raise Problem(falcon.HTTP_409, f"A request with this {HEADER} is still in progress.")
-            stored = queries.get_idempotent_response(conn, **scope)
+            stored = await queries.get_idempotent_response(conn, **scope)
             if stored is not None:
                 return replay(resp, stored, digest)
-            responder(resource, req, resp, **params)
-            queries.delete_expired_idempotent_responses(conn, user_id=scope["user_id"])
-            queries.save_idempotent_response(
+            await responder(resource, req, resp, **params)
+            await queries.delete_expired_idempotent_responses(conn, user_id=scope["user_id"])
+            await queries.save_idempotent_response(
                 conn, **scope, fingerprint=digest, status=resp.status_code,
-                body=resp.render_body() or b"", location=resp.get_header("Location"),
+                body=await resp.render_body() or b"", location=resp.get_header("Location"),
                 etag=resp.get_header("ETag"))
 
     return respond

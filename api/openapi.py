@@ -2,6 +2,7 @@
 (role, query parameters, body schema) and describes them; the OpenAPI 3.1 document is built
 from those declarations and the route table, so it cannot drift from what the code does."""
 import dataclasses
+import functools
 import re
 
 import falcon
@@ -11,7 +12,7 @@ from api import idempotency, params
 from api.auth import require_role
 from api.errors import InvalidParameter
 from api.schemas import ID, PROBLEM
-from api.validation import MERGE_PATCH, validate_body
+from api.validation import MERGE_PATCH, body_reader
 
 ERROR_TEXT = {
     304: "Not modified: the ETag in If-None-Match is current",
@@ -54,31 +55,34 @@ def operation(summary, *, status=200, response=None, query=None, required=(), bo
     into `req.context.body`, and with `idempotent` an `Idempotency-Key` honoured.
     `errors` names the further statuses it may answer (403 for ownership, 409, 412, 304)."""
     query = query or {}
+    read_body = None if body is None else body_reader(body, optional_body)
 
     def decorate(responder):
-        if idempotent:
-            responder = idempotency.idempotent(responder)
-        if body is not None:
-            responder = falcon.before(validate_body(body, optional_body))(responder)
-        responder = falcon.before(parse_query(query, required))(responder)
-        if roles:
-            responder = falcon.before(require_role(*roles))(responder)
-        responder.operation = Operation(summary, status, response, query, tuple(required), body,
-                                        optional_body, tuple(roles), tuple(errors), media_type,
-                                        idempotent)
-        return responder
+        inner = idempotency.idempotent(responder) if idempotent else responder
+
+        @functools.wraps(responder)
+        async def checked(resource, req, resp, **route_params):
+            if roles:
+                require_role(req.context.user, roles)
+            req.context.args = parse_query(req, query, required)
+            if read_body is not None:
+                req.context.body = await read_body(req)
+            await inner(resource, req, resp, **route_params)
+
+        checked.operation = Operation(summary, status, response, query, tuple(required), body,
+                                      optional_body, tuple(roles), tuple(errors), media_type,
+                                      idempotent)
+        return checked
 
     return decorate
 
 
-def parse_query(known, required):
-    def hook(req, resp, resource, route_params):
-        req.context.args = params.parse(req, known)
-        for name in required:
-            if name not in req.context.args:
-                raise InvalidParameter(name, "is required")
-
-    return hook
+def parse_query(req, known, required):
+    args = params.parse(req, known)
+    for name in required:
+        if name not in args:
+            raise InvalidParameter(name, "is required")
+    return args
 
 
 def document(routes):

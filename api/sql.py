@@ -14,11 +14,13 @@ import dataclasses
 import pathlib
 import re
 
+import psycopg
 from psycopg import sql
 
 SQL_DIR = pathlib.Path(__file__).resolve().parent.parent / "sql"
 HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)(?P<custom_plan> :custom_plan)?\s*$")
 KINDS = {"one", "many", "scalar", "exec", "execrows", "fragment"}
+ONE_ROW = {"one", "scalar"}
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's named placeholder, %(name)s
 
 
@@ -37,18 +39,33 @@ class Query:
 
     def __call__(self, conn, **params):
         """Run on `conn`: a row or None (one), rows (many), a value (scalar), None (exec),
-        or the number of rows touched (execrows)."""
-        cursor = conn.execute(self.text, params, prepare=False if self.custom_plan else None)
-        if self.kind == "one":
-            return cursor.fetchone()
+        or the number of rows touched (execrows). On an AsyncConnection (the app's), this is
+        a coroutine to await; on a Connection (the command line's, the tests'), it runs now."""
+        if isinstance(conn, psycopg.AsyncConnection):
+            return self._run_async(conn, params)
+        cursor = conn.execute(self.text, params, prepare=self._prepare)
         if self.kind == "many":
             return cursor.fetchall()
+        return self._single(cursor, cursor.fetchone() if self.kind in ONE_ROW else None)
+
+    async def _run_async(self, conn, params):
+        cursor = await conn.execute(self.text, params, prepare=self._prepare)
+        if self.kind == "many":
+            return await cursor.fetchall()
+        return self._single(cursor, await cursor.fetchone() if self.kind in ONE_ROW else None)
+
+    def _single(self, cursor, row):
+        if self.kind == "one":
+            return row
         if self.kind == "scalar":
-            row = cursor.fetchone()
             return None if row is None else next(iter(row.values()))
         if self.kind == "execrows":
             return cursor.rowcount
         return None
+
+    @property
+    def _prepare(self):
+        return False if self.custom_plan else None
 
     def format(self, **fragments):
         """This query with its `{name}` slots filled by constant SQL fragments, never input."""

@@ -36,26 +36,25 @@ def compile_schema(schema):
     return Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def validate_body(schema, optional=False):
-    """A Falcon `before` hook: the parsed body in `req.context.body`, or a 415/422 problem.
+def body_reader(schema, optional=False):
+    """An async function of the request: its body, parsed and valid, or a 415/422 problem.
     With `optional`, a request without a body counts as `{}`."""
     validator = compile_schema(schema)
 
-    def hook(req, resp, resource, params):
+    async def read_body(req):
         if optional and not req.content_length and req.content_type is None:
-            req.context.body = {}
-            return
+            return {}
         media_type = (req.content_type or "").split(";")[0].strip().lower()
         if media_type != JSON and not (media_type == MERGE_PATCH and req.method == "PATCH"):
             raise Problem(falcon.HTTP_415, f"Send the body as {JSON}.")
-        body = req.get_media()
+        body = await req.get_media()
         errors = [*text_errors(body),
                   *(item for error in validator.iter_errors(body) for item in _describe(error))]
         if errors:
             raise ValidationFailed(_unique(errors))
-        req.context.body = body
+        return body
 
-    return hook
+    return read_body
 
 
 def text_errors(value, path=()):

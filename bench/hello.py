@@ -1,10 +1,10 @@
-"""The framework alone: a Falcon endpoint that touches no database, served by `make loadtest`
-with the same gunicorn settings as the API."""
-import falcon
+"""The framework alone: a Falcon ASGI endpoint that touches no database, served by
+`make loadtest` with the same gunicorn settings (and so the same worker class) as the API."""
+import falcon.asgi
 
 
 class Hello:
-    def on_get(self, req, resp):
+    async def on_get(self, req, resp):
         resp.media = {"hello": "world"}
 
 
@@ -12,6 +12,6 @@ class Health(Hello):
     pass
 
 
-app = falcon.App()
+app = falcon.asgi.App()
 app.add_route("/hello", Hello())
 app.add_route("/health", Health())

@@ -260,7 +260,7 @@ def main():
     token, token_hash, user_id, ids = prepare(url)
     limits = {BY_ID_LIMIT: by_id_script(token_hash, ids), POST_LIMIT: post_script(token_hash, user_id)}
     rows = []
-    app, hello = Server("api.wsgi:app", url), Server("bench.hello:app", url)
+    app, hello = Server("api.asgi:app", url), Server("bench.hello:app", url)
     try:
         for round_number in range(1, ROUNDS + 1):
             for scenario in scenarios(ids):

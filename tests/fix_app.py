@@ -1,6 +1,8 @@
 """The app on the test database, a client, and factories for users, incidents, categories."""
+import contextlib
 import itertools
 
+import falcon
 import falcon.testing
 import pytest
 
@@ -19,12 +21,22 @@ def config(database_url):
     return Config(database_url=database_url, pool_min_size=1, pool_max_size=4)
 
 
+@contextlib.contextmanager
+def client_of(config):
+    """A test client of the app on `config`, with the app's pool open for the block. (Falcon's
+    test client runs every simulated request on one event loop, where the pool lives.)"""
+    db = Database(config)
+    falcon.async_to_sync(db.open)
+    try:
+        yield falcon.testing.TestClient(create_app(db))
+    finally:
+        falcon.async_to_sync(db.close)
+
+
 @pytest.fixture(scope="session")
 def app(config):
-    db = Database(config)
-    db.open()
-    yield create_app(db)
-    db.close()
+    with client_of(config) as client:
+        yield client.app
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def gunicorn(database_url, log_path, **env):
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py",
-             "api.wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+             "api.asgi:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(base), 20, "gunicorn did not start")

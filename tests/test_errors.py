@@ -15,6 +15,7 @@ from api.app import create_app
 from api.config import Config
 from api.db import Database, connect
 from tests.fix_db import scratch_database
+from tests.fix_app import client_of
 
 MIB = 1024 * 1024
 
@@ -295,15 +296,9 @@ def set_connections_allowed(server_url, url, allowed):
 def app_on_scratch_database(server_url):
     """A client of an app with an open pool on a database of its own, and that database's URL."""
     with scratch_database(server_url) as url:
-        config = Config(database_url=url, pool_timeout=1)
-        db = Database(config)
-        db.open()
-        try:
-            client = falcon.testing.TestClient(create_app(db))
+        with client_of(Config(database_url=url, pool_timeout=1)) as client:
             assert client.simulate_get("/health").status_code == 200
             yield client, url
-        finally:
-            db.close()
 
 
 @pytest.fixture(params=["never-reachable", "went-away"])
@@ -313,9 +308,9 @@ def outage_client(request, server_url):
         config = Config(database_url="postgresql://postgres@/x?host=/nonexistent", pool_timeout=1)
         db = Database(config)
         with pytest.raises(psycopg_pool.PoolTimeout):
-            db.open(timeout=1)
+            falcon.async_to_sync(db.open, timeout=1)
         yield falcon.testing.TestClient(create_app(db))
-        db.close()
+        falcon.async_to_sync(db.close)
     else:
         with app_on_scratch_database(server_url) as (client, url):
             set_connections_allowed(server_url, url, False)

@@ -7,16 +7,15 @@ import dataclasses
 import threading
 import time
 
-import falcon.testing
 import pytest
 
 from api import migrate, pgcluster
-from api.app import create_app
 from api.auth import new_token
 from api.config import Config
-from api.db import IDLE_CHECK_SECONDS, Database, connect
+from api.db import IDLE_CHECK_SECONDS, connect
 from api.sql import load_queries
 from tests.fix_db import scratch_database
+from tests.fix_app import client_of
 from tests.fix_server import call, gunicorn, wait_until
 from tests.test_errors import set_connections_allowed
 
@@ -152,10 +151,7 @@ def test_once_the_database_is_known_down_requests_fail_at_once_and_recover(serve
     with scratch_database(server_url) as url:
         migrate.apply(url)
         config = Config(database_url=url, pool_timeout=5)
-        db = Database(config)
-        db.open()
-        client = falcon.testing.TestClient(create_app(db))
-        try:
+        with client_of(config) as client:
             set_connections_allowed(server_url, url, False)
             started = time.monotonic()
             replies = [client.simulate_get("/health") for _ in range(20)]
@@ -165,22 +161,15 @@ def test_once_the_database_is_known_down_requests_fail_at_once_and_recover(serve
             set_connections_allowed(server_url, url, True)
             wait_until(lambda: client.simulate_get("/health").status_code == 200, 10,
                        "the app did not reconnect by itself")
-        finally:
-            db.close()
 
 
 def test_a_connection_idle_across_a_restart_is_replaced_before_use(crashable):
     """Pooled connections are pinged only after IDLE_CHECK_SECONDS idle, so the first request
     after a quiet restart of PostgreSQL is served, not failed on the dead connection."""
     cluster, url, headers, _ = crashable
-    db = Database(Config(database_url=url))
-    db.open()
-    client = falcon.testing.TestClient(create_app(db))
-    try:
+    with client_of(Config(database_url=url)) as client:
         assert client.simulate_get("/incidents", headers=headers).status_code == 200
         cluster.stop(mode="immediate")
         cluster.start(*CRASH_SAFE)
         time.sleep(IDLE_CHECK_SECONDS)
         assert client.simulate_get("/incidents", headers=headers).status_code == 200
-    finally:
-        db.close()

@@ -1,5 +1,5 @@
 """Property-based fuzzing of every operation of GET /openapi.json with schemathesis, in-process
-through the WSGI app, as an admin (so every operation is reachable), over a small world whose
+through the ASGI app, as an admin (so every operation is reachable), over a small world whose
 ids the generated paths hit: no 500, every status and content type documented, every body and
 header conforming to its schema, invalid input refused, unsupported methods a 405. Then
 stateful walks along the links schemathesis infers (create, then read, change, delete it)."""
@@ -32,6 +32,13 @@ schema = schemathesis.openapi.from_dict(published_document(), config=schemathesi
     "phases": {"stateful": {"generation": {"mode": "positive"},
                             "inference": {"algorithms": ["dependency-analysis"]}}},
 }))
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(config):
+    """The app as served, opening its pool at ASGI startup: schemathesis calls it from an event
+    loop of its own, not the one Falcon's test client (and so the `app` fixture's pool) runs on."""
+    return create_app(Database(config), lifespan=True)
 
 
 @pytest.fixture
@@ -67,13 +74,13 @@ def fresh_token(db_conn, queries, build_world):
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, **RELAXED)
-def test_every_operation_answers_as_documented(case, app, fresh_token):
-    case.operation.schema.app = app  # also for the checks that send probes of their own
-    case.call_and_validate(app=app, headers=fresh_token())
+def test_every_operation_answers_as_documented(case, fuzz_app, fresh_token):
+    case.operation.schema.app = fuzz_app  # also for the checks that send probes of their own
+    case.call_and_validate(app=fuzz_app, headers=fresh_token())
 
 
-def test_stateful_walks_along_inferred_links(app, build_world, fresh_token):
-    schema.app = app
+def test_stateful_walks_along_inferred_links(fuzz_app, build_world, fresh_token):
+    schema.app = fuzz_app
     assert schema.apply_stateful_inference(None).selected > 100
 
     class Walks(schema.as_state_machine()):
@@ -81,7 +88,7 @@ def test_stateful_walks_along_inferred_links(app, build_world, fresh_token):
             build_world()  # NOTE: each walk must start from the same state, or Hypothesis cannot replay it
 
         def get_call_kwargs(self, case):
-            return {"app": app, "headers": fresh_token()}
+            return {"app": fuzz_app, "headers": fresh_token()}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             # the token is ours, not generated: checks must know it, as call_and_validate tells them

@@ -1,10 +1,11 @@
 """Idempotency-Key on the POSTs that create: a replay gets the stored response and writes
 nothing; another request under the same key is a 422, a concurrent one a 409; keys are per user."""
-import threading
+import asyncio
 
+import falcon.testing
 import pytest
 
-from tests.fix_server import lock_waiters, row_locked, wait_until
+from tests.fix_server import lock_waiters, row_locked
 
 KEY = "7d1c7a52-9d0e-4c59-a2b4-0f6f3c1e2a11"
 
@@ -122,24 +123,36 @@ def test_a_key_older_than_24_hours_starts_afresh(client, db_conn, responder):
     assert count(db_conn, "idempotency_keys") == 1
 
 
-def test_a_concurrent_duplicate_is_409(client, db_conn, database_url, responder, make_incident):
+def test_a_concurrent_duplicate_is_409(app, client, db_conn, database_url, responder, make_incident):
     incident = make_incident(responder)
     path, body = f"/incidents/{incident['id']}/resolve", {"resolution": "rebooted"}
-    results = {}
-    with row_locked(database_url, "incidents", incident["id"]):
-        first = threading.Thread(target=lambda: results.update(first=post(client, responder, path, body)))
-        first.start()
-        wait_until(lambda: lock_waiters(db_conn) == 1, 10, "the first request never waited")
-        duplicate = post(client, responder, path, body)
-        assert duplicate.status_code == 409
-        assert duplicate.headers["content-type"] == "application/problem+json"
-        assert "in progress" in duplicate.json["detail"]
-    first.join(10)
-    assert results["first"].status_code == 200 and results["first"].json["status"] == "resolved"
+    headers = {**responder["headers"], "Idempotency-Key": KEY}
+
+    async def first_then_duplicate():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            with row_locked(database_url, "incidents", incident["id"]):
+                first = asyncio.create_task(conductor.simulate_post(path, json=body, headers=headers))
+                await wait_for_lock_waiter(db_conn)
+                duplicate = await conductor.simulate_post(path, json=body, headers=headers)
+            return await first, duplicate
+
+    first, duplicate = falcon.async_to_sync(first_then_duplicate)
+    assert duplicate.status_code == 409
+    assert duplicate.headers["content-type"] == "application/problem+json"
+    assert "in progress" in duplicate.json["detail"]
+    assert first.status_code == 200 and first.json["status"] == "resolved"
     replay = post(client, responder, path, body)
-    assert replay.json == results["first"].json and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json == first.json and replay.headers["idempotent-replayed"] == "true"
     actions = db_conn.execute("SELECT action FROM incident_history ORDER BY id").fetchall()
     assert [row["action"] for row in actions] == ["created", "resolved"]
+
+
+async def wait_for_lock_waiter(db_conn, seconds=10):
+    for _ in range(int(seconds / 0.05)):
+        if lock_waiters(db_conn) == 1:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the first request never waited")
 
 
 @pytest.mark.parametrize("key", ["", " ", "x" * 256, "two words", "café", "tab\there"])

@@ -1,6 +1,7 @@
 """Resolve, history, notifications and follows (the incident lifecycle)."""
-import threading
+import asyncio
 
+import falcon.testing
 import pytest
 
 
@@ -125,18 +126,18 @@ def test_concurrent_updates_leave_a_chained_history(client, reporter, responder,
     severities = ["low", "medium", "high", "critical"] * 5
     errors = []
 
-    def worker(offset):
+    async def worker(conductor, offset):
         for severity in severities[offset::2]:
-            result = client.simulate_patch(url, json={"severity": severity, "title": f"t{offset}{severity}"},
-                                           headers=responder["headers"])
+            result = await conductor.simulate_patch(url, json={"severity": severity, "title": f"t{offset}{severity}"},
+                                                    headers=responder["headers"])
             if result.status_code != 200:
                 errors.append(result.status_code)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    async def two_workers():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            await asyncio.gather(worker(conductor, 0), worker(conductor, 1))
+
+    falcon.async_to_sync(two_workers)
     assert errors == []
     entries = history(client, reporter, incident["id"])
     values = {"title": incident["title"], "severity": incident["severity"]}

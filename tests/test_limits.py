@@ -11,14 +11,12 @@ import threading
 import time
 import urllib.parse
 
-import falcon.testing
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from api.app import create_app
 from api.config import Config
-from api.db import Database
 from api.params import MAX_QUERY_STRING
+from tests.fix_app import client_of
 from tests.fix_server import ROOT, call, gunicorn, lock_waiters, row_locked, wait_until
 
 STATEMENT_TIMEOUT_MS = 300
@@ -28,10 +26,8 @@ STATEMENT_TIMEOUT_MS = 300
 def impatient_client(database_url):
     """A client of an app whose statements time out after STATEMENT_TIMEOUT_MS."""
     config = Config(database_url=database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS, pool_timeout=2)
-    db = Database(config)
-    db.open()
-    yield falcon.testing.TestClient(create_app(db))
-    db.close()
+    with client_of(config) as client:
+        yield client
 
 
 def test_a_statement_over_statement_timeout_is_503_and_writes_nothing(impatient_client, database_url, db_conn,
@@ -137,7 +133,7 @@ def test_gunicorn_timeouts_exceed_the_longest_wait_of_a_request(monkeypatch):
 def test_gunicorn_refuses_timeouts_below_the_apps(database_url):
     env = {**os.environ, "DATABASE_URL": database_url, "GUNICORN_TIMEOUT": "8"}
     checked = subprocess.run([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c",
-                              "gunicorn.conf.py", "--check-config", "api.wsgi:app"],
+                              "gunicorn.conf.py", "--check-config", "api.asgi:app"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert checked.returncode != 0
     assert "must exceed POOL_TIMEOUT + STATEMENT_TIMEOUT_MS" in checked.stdout + checked.stderr

@@ -33,14 +33,14 @@ STATS_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items()
 class Search(Resource):
     @operation("Search incidents", response=page_of(SEARCH_ITEM), query=SEARCH_PARAMETERS,
                required=["query"])
-    def on_get(self, req, resp):
+    async def on_get(self, req, resp):
         args = dict(req.context.args)
         limit = args.pop("limit", DEFAULT_LIMIT)
         after = {"after_rank": None, "after_id": None}
         if "cursor" in args:
             after["after_rank"], after["after_id"] = decode_cursor(args.pop("cursor"), [rank, positive_id])
-        with self._db.read() as conn:
-            rows = self._queries.search_incidents(conn, **incident_filters(args), **after, limit=limit + 1,
+        async with self._db.read() as conn:
+            rows = await self._queries.search_incidents(conn, **incident_filters(args), **after, limit=limit + 1,
                                                   max_candidates=SEARCH_CANDIDATES)
         body = page(req, resp, rows, limit, lambda row: encode_cursor(row["rank"], row["id"]))
         body["items"] = [present(row, req.context.user) for row in body["items"]]
@@ -55,11 +55,11 @@ def rank(value):
 
 class Stats(Resource):
     @operation("Incident statistics", response=STATS, query=STATS_PARAMETERS)
-    def on_get(self, req, resp):
+    async def on_get(self, req, resp):
         args = dict(req.context.args)
         days = args.pop("days", 30)
-        with self._db.read() as conn:
+        async with self._db.read() as conn:
             if args:
-                resp.media = self._queries.incident_stats(conn, **incident_filters(args), days=days)
+                resp.media = await self._queries.incident_stats(conn, **incident_filters(args), days=days)
             else:  # PERF: every incident: from the duration histogram, not a pass over them all
-                resp.media = self._queries.incident_stats_all(conn, **incident_filters({}), days=days)
+                resp.media = await self._queries.incident_stats_all(conn, **incident_filters({}), days=days)

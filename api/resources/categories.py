@@ -11,36 +11,36 @@ NESTED_INCIDENT_FILTERS = {k: v for k, v in params.INCIDENT_FILTERS.items() if k
 
 class Collection(Resource):
     @operation("List categories", response=page_of(CATEGORY), query=params.PAGE)
-    def on_get(self, req, resp):
-        with self._db.read() as conn:
-            resp.media = id_page(req, resp, lambda args, after_id, limit: self._queries.list_categories(
+    async def on_get(self, req, resp):
+        async with self._db.read() as conn:
+            resp.media = await id_page(req, resp, lambda args, after_id, limit: self._queries.list_categories(
                 conn, after_id=after_id, limit=limit))
 
     @operation("Create a category", status=201, response=CATEGORY, body=CATEGORY_CREATE,
                roles=["admin"], errors=[409], idempotent=True)
-    def on_post(self, req, resp):
-        with self._db.write() as conn:
-            category = self._queries.create_category(conn, name=req.context.body["name"])
+    async def on_post(self, req, resp):
+        async with self._db.write() as conn:
+            category = await self._queries.create_category(conn, name=req.context.body["name"])
         created(resp, f"/categories/{category['id']}", category)
 
 
 class Item(Resource):
     @operation("Get a category", response=CATEGORY)
-    def on_get(self, req, resp, category_id):
-        with self._db.read() as conn:
-            resp.media = found(self._queries.get_category(conn, id=category_id), "category")
+    async def on_get(self, req, resp, category_id):
+        async with self._db.read() as conn:
+            resp.media = found(await self._queries.get_category(conn, id=category_id), "category")
 
     @operation("Rename a category", response=CATEGORY, body=CATEGORY_PATCH, roles=["admin"],
                errors=[409])
-    def on_patch(self, req, resp, category_id):
-        with self._db.write() as conn:
-            resp.media = found(self._queries.update_category(
+    async def on_patch(self, req, resp, category_id):
+        async with self._db.write() as conn:
+            resp.media = found(await self._queries.update_category(
                 conn, id=category_id, name=req.context.body.get("name")), "category")
 
     @operation("Delete a category", status=204, roles=["admin"])
-    def on_delete(self, req, resp, category_id):
-        with self._db.write() as conn:
-            found(self._queries.delete_category(conn, id=category_id) or None, "category")
+    async def on_delete(self, req, resp, category_id):
+        async with self._db.write() as conn:
+            found(await self._queries.delete_category(conn, id=category_id) or None, "category")
         resp.status = falcon.HTTP_204
 
 
@@ -50,7 +50,7 @@ class Incidents(Resource):
         self._lists = lists
 
     @operation("List a category's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
-    def on_get(self, req, resp, category_id):
-        with self._db.read() as conn:
-            found(self._queries.get_category(conn, id=category_id), "category")
-            resp.media = self._lists.respond(conn, req, resp, category_id=category_id)
+    async def on_get(self, req, resp, category_id):
+        async with self._db.read() as conn:
+            found(await self._queries.get_category(conn, id=category_id), "category")
+            resp.media = await self._lists.respond(conn, req, resp, category_id=category_id)

@@ -12,34 +12,34 @@ BEFORE_ALL = {"after_created_at": datetime.datetime.min.replace(tzinfo=datetime.
 
 class Collection(Resource):
     @operation("List an incident's comments", response=page_of(COMMENT), query=params.PAGE)
-    def on_get(self, req, resp, incident_id):
+    async def on_get(self, req, resp, incident_id):
         args = req.context.args
         limit = args.get("limit", DEFAULT_LIMIT)
         after = BEFORE_ALL
         if "cursor" in args:
             after_created_at, after_id = decode_cursor(args["cursor"], [params.timestamp, positive_id])
             after = {"after_created_at": after_created_at, "after_id": after_id}
-        with self._db.read() as conn:
-            found(self._queries.incident_exists(conn, id=incident_id) or None, "incident")
-            rows = self._queries.list_comments(conn, incident_id=incident_id, limit=limit + 1, **after)
+        async with self._db.read() as conn:
+            found(await self._queries.incident_exists(conn, id=incident_id) or None, "incident")
+            rows = await self._queries.list_comments(conn, incident_id=incident_id, limit=limit + 1, **after)
         resp.media = page(req, resp, rows, limit,
                           lambda row: encode_cursor(row["created_at"].isoformat(), row["id"]))
 
     @operation("Comment on an incident", status=201, response=COMMENT, body=COMMENT_CREATE,
                idempotent=True)
-    def on_post(self, req, resp, incident_id):
-        with self._db.write() as conn:
-            found(self._queries.incident_exists(conn, id=incident_id) or None, "incident")
-            comment = self._queries.create_comment(
+    async def on_post(self, req, resp, incident_id):
+        async with self._db.write() as conn:
+            found(await self._queries.incident_exists(conn, id=incident_id) or None, "incident")
+            comment = await self._queries.create_comment(
                 conn, incident_id=incident_id, author_id=req.context.user["id"],
                 content=req.context.body["content"])
-            events.record_commented(conn, self._queries, req.context.user["id"], comment)
+            await events.record_commented(conn, self._queries, req.context.user["id"], comment)
         created(resp, f"/incidents/{incident_id}/comments/{comment['id']}", comment)
 
 
 class Item(Resource):
     @operation("Get a comment", response=COMMENT)
-    def on_get(self, req, resp, incident_id, comment_id):
-        with self._db.read() as conn:
-            resp.media = found(self._queries.get_comment(conn, id=comment_id, incident_id=incident_id),
+    async def on_get(self, req, resp, incident_id, comment_id):
+        async with self._db.read() as conn:
+            resp.media = found(await self._queries.get_comment(conn, id=comment_id, incident_id=incident_id),
                                "comment")

@@ -34,14 +34,14 @@ def etag_matches(req, version):
     return any(tag == "*" or tag == str(version) for tag in tags)
 
 
-def id_page(req, resp, fetch, first=0):
+async def id_page(req, resp, fetch, first=0):
     """A page of rows keyed by id: `fetch(args, after_id, limit)` runs the list query with
     `after_id` = the cursor's id (or `first`) and `limit` = page size + 1."""
     args = dict(req.context.args)
     limit = args.pop("limit", DEFAULT_LIMIT)
     cursor = args.pop("cursor", None)
     after_id = first if cursor is None else decode_cursor(cursor, [positive_id])[0]
-    rows = fetch(args, after_id, limit + 1)
+    rows = await fetch(args, after_id, limit + 1)
     return page(req, resp, rows, limit, lambda row: encode_cursor(row["id"]))
 
 

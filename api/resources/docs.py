@@ -38,7 +38,7 @@ class OpenAPIDocument:
         self.body = b""
 
     @operation("Get the OpenAPI document", response={"type": "object"})
-    def on_get(self, req, resp):
+    async def on_get(self, req, resp):
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self.body
 
@@ -50,6 +50,6 @@ class DocsPage:
     auth_required = False
 
     @operation("Browse the API documentation", response={"type": "string"}, media_type="text/html")
-    def on_get(self, req, resp):
+    async def on_get(self, req, resp):
         resp.content_type = falcon.MEDIA_HTML
         resp.data = DOCS_PAGE

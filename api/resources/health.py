@@ -11,10 +11,10 @@ class Health(Resource):
     auth_required = False
 
     @operation("Check liveness and the database", response=HEALTH)
-    def on_get(self, req, resp):
+    async def on_get(self, req, resp):
         try:
-            with self._db.read() as conn:
-                self._queries.ping(conn)
+            async with self._db.read() as conn:
+                await self._queries.ping(conn)
         except psycopg.OperationalError:
             raise Problem(falcon.HTTP_503, "The database is unreachable; retry shortly.",
                           headers={"Retry-After": RETRY_AFTER_SECONDS},

@@ -56,7 +56,7 @@ class IncidentLists:
                     {**filters, "category_id": None, "in_category": filters["category_id"]})
         return self.variants["list_incidents"][sort_key, first], filters
 
-    def respond(self, conn, req, resp, **fixed):
+    async def respond(self, conn, req, resp, **fixed):
         """The page for the parsed query parameters, within the `fixed` filters of the route."""
         args = dict(req.context.args)
         sort_key = args.pop("sort", params.DEFAULT_SORT)
@@ -69,7 +69,7 @@ class IncidentLists:
                 cursor, [params.one_of([sort_key]), sort.parse_value, positive_id])
         query, filters = self.query(sort_key, cursor is None,
                                      {**incident_filters({**args, **fixed}), **after, "limit": limit + 1})
-        rows = query(conn, **filters)
+        rows = await query(conn, **filters)
         user = req.context.user
         body = page(req, resp, rows, limit,
                     lambda row: encode_cursor(sort_key, row[sort.column], row["id"]))
@@ -77,12 +77,12 @@ class IncidentLists:
         return body
 
 
-def set_categories(conn, queries, incident_id, category_ids):
-    missing = queries.find_missing_categories(conn, ids=category_ids)
+async def set_categories(conn, queries, incident_id, category_ids):
+    missing = await queries.find_missing_categories(conn, ids=category_ids)
     if missing:
         raise ValidationFailed([{"pointer": f"#/category_ids/{row['position']}",
                                  "detail": "names no category"} for row in missing])
-    queries.set_incident_categories(conn, id=incident_id, category_ids=category_ids)
+    await queries.set_incident_categories(conn, id=incident_id, category_ids=category_ids)
 
 
 def respond_with(resp, incident, user):
@@ -96,25 +96,25 @@ class Collection(Resource):
         self._lists = lists
 
     @operation("List incidents", response=INCIDENT_PAGE, query=params.INCIDENT_FILTERS)
-    def on_get(self, req, resp):
-        with self._db.read() as conn:
-            resp.media = self._lists.respond(conn, req, resp)
+    async def on_get(self, req, resp):
+        async with self._db.read() as conn:
+            resp.media = await self._lists.respond(conn, req, resp)
 
     @operation("Report an incident", status=201, response=INCIDENT, body=INCIDENT_CREATE,
                errors=[403], idempotent=True)
-    def on_post(self, req, resp):
+    async def on_post(self, req, resp):
         body, user = req.context.body, req.context.user
         if body.get("assignee_id") is not None and user["role"] not in RESPONDER_ROLES:
             raise forbid("Only responders and admins assign incidents.")
-        with self._db.write() as conn:
-            incident_id = self._queries.create_incident(
+        async with self._db.write() as conn:
+            incident_id = await self._queries.create_incident(
                 conn, title=body["title"], description=body.get("description", ""),
                 severity=body.get("severity", "medium"), reporter_id=user["id"],
                 assignee_id=body.get("assignee_id"))
             if body.get("category_ids"):
-                set_categories(conn, self._queries, incident_id, body["category_ids"])
-            incident = self._queries.get_incident(conn, id=incident_id)
-            events.record_created(conn, self._queries, user["id"], incident)
+                await set_categories(conn, self._queries, incident_id, body["category_ids"])
+            incident = await self._queries.get_incident(conn, id=incident_id)
+            await events.record_created(conn, self._queries, user["id"], incident)
         created(resp, f"/incidents/{incident_id}", None)
         respond_with(resp, incident, user)
 
@@ -123,9 +123,9 @@ class Item(Resource):
     authenticates_in_query = {"GET"}
 
     @operation("Get an incident", response=INCIDENT, errors=[304])
-    def on_get(self, req, resp, incident_id):
-        with self._db.read() as conn:
-            row = self._queries.get_incident_for_token(conn, id=incident_id, token_hash=req.context.token_hash)
+    async def on_get(self, req, resp, incident_id):
+        async with self._db.read() as conn:
+            row = await self._queries.get_incident_for_token(conn, id=incident_id, token_hash=req.context.token_hash)
         req.context.user = caller(row and {name: row.pop(f"caller_{name}") for name in CALLER_COLUMNS})
         incident = found(row if row["id"] is not None else None, "incident")
         if etag_matches(req, incident["version"]):
@@ -136,43 +136,43 @@ class Item(Resource):
 
     @operation("Replace an incident", response=INCIDENT, body=INCIDENT_REPLACE,
                errors=[403, 409, 412])
-    def on_put(self, req, resp, incident_id):
-        self._update(req, resp, incident_id)
+    async def on_put(self, req, resp, incident_id):
+        await self._update(req, resp, incident_id)
 
     @operation("Update an incident", response=INCIDENT, body=INCIDENT_PATCH,
                errors=[403, 409, 412])
-    def on_patch(self, req, resp, incident_id):
-        self._update(req, resp, incident_id)
+    async def on_patch(self, req, resp, incident_id):
+        await self._update(req, resp, incident_id)
 
     @operation("Delete an incident", status=204, roles=["admin"])
-    def on_delete(self, req, resp, incident_id):
-        with self._db.write() as conn:
-            found(self._queries.delete_incident(conn, id=incident_id) or None, "incident")
+    async def on_delete(self, req, resp, incident_id):
+        async with self._db.write() as conn:
+            found(await self._queries.delete_incident(conn, id=incident_id) or None, "incident")
         resp.status = falcon.HTTP_204
 
-    def _update(self, req, resp, incident_id):
-        with self._db.write() as conn:
-            current = found(self._queries.lock_incident(conn, id=incident_id), "incident")
+    async def _update(self, req, resp, incident_id):
+        async with self._db.write() as conn:
+            current = found(await self._queries.lock_incident(conn, id=incident_id), "incident")
             check_if_match(req, current["version"])
-            incident = change(conn, self._queries, req.context.user, current, req.context.body)
+            incident = await change(conn, self._queries, req.context.user, current, req.context.body)
         respond_with(resp, incident, req.context.user)
 
 
 class Resolve(Resource):
     @operation("Resolve an incident", response=INCIDENT, body=RESOLVE, optional_body=True,
                roles=RESPONDER_ROLES, errors=[409], idempotent=True)
-    def on_post(self, req, resp, incident_id):
-        with self._db.write() as conn:
-            current = found(self._queries.lock_incident(conn, id=incident_id), "incident")
+    async def on_post(self, req, resp, incident_id):
+        async with self._db.write() as conn:
+            current = found(await self._queries.lock_incident(conn, id=incident_id), "incident")
             if current["status"] == "resolved":
-                incident = self._queries.get_incident(conn, id=incident_id)
+                incident = await self._queries.get_incident(conn, id=incident_id)
             else:
                 body = {"status": "resolved", **req.context.body}
-                incident = change(conn, self._queries, req.context.user, current, body)
+                incident = await change(conn, self._queries, req.context.user, current, body)
         respond_with(resp, incident, req.context.user)
 
 
-def change(conn, queries, user, current, body):
+async def change(conn, queries, user, current, body):
     """Applies `body` to the locked incident `current` as `user`, with its history entry and
     notifications; returns the incident as it now is."""
     changed = changes(current, body)
@@ -180,8 +180,8 @@ def change(conn, queries, user, current, body):
     if "status" in changed:
         check_transition(user, current, changed["status"])
     if "category_ids" in changed:
-        set_categories(conn, queries, current["id"], changed["category_ids"])
+        await set_categories(conn, queries, current["id"], changed["category_ids"])
     if changed:
-        queries.update_incident(conn, **{**current, **changed})
-        events.record_changed(conn, queries, user["id"], current, changed)
-    return queries.get_incident(conn, id=current["id"])
+        await queries.update_incident(conn, **{**current, **changed})
+        await events.record_changed(conn, queries, user["id"], current, changed)
+    return await queries.get_incident(conn, id=current["id"])

@@ -16,31 +16,31 @@ class Collection(Resource):
 
     @operation("Log in: get a bearer token", status=201, response=TOKEN, body=TOKEN_CREATE,
                errors=[401, 429])
-    def on_post(self, req, resp):
+    async def on_post(self, req, resp):
         body = req.context.body
         username_hash = throttle_key(body["username"])
-        with self._db.read() as conn:
-            retry_after = self._queries.login_retry_after(conn, username_hash=username_hash, **THROTTLE)
-            login = self._queries.get_login(conn, username=body["username"])
+        async with self._db.read() as conn:
+            retry_after = await self._queries.login_retry_after(conn, username_hash=username_hash, **THROTTLE)
+            login = await self._queries.get_login(conn, username=body["username"])
         if retry_after:
             raise Problem(falcon.HTTP_429, "Too many failed logins for this username; retry later.",
                           headers={"Retry-After": str(retry_after)})
         matches = password_matches(login and login["password_hash"], body["password"])
         if not (matches and login["active"]):
-            with self._db.write() as conn:
-                self._queries.record_login_failure(conn, username_hash=username_hash, **THROTTLE)
+            async with self._db.write() as conn:
+                await self._queries.record_login_failure(conn, username_hash=username_hash, **THROTTLE)
             raise unauthorized("Wrong username or password.")
         token, token_hash = new_token()
-        with self._db.write() as conn:
-            self._queries.create_token(conn, token_hash=token_hash, user_id=login["id"])
-            self._queries.clear_login_failures(conn, username_hash=username_hash)
+        async with self._db.write() as conn:
+            await self._queries.create_token(conn, token_hash=token_hash, user_id=login["id"])
+            await self._queries.clear_login_failures(conn, username_hash=username_hash)
         del login["password_hash"]
         created(resp, "/auth/tokens/current", {"token": token, "user": login})
 
 
 class Current(Resource):
     @operation("Log out: revoke the token used", status=204)
-    def on_delete(self, req, resp):
-        with self._db.write() as conn:
-            self._queries.delete_token(conn, token_hash=req.context.token_hash)
+    async def on_delete(self, req, resp):
+        async with self._db.write() as conn:
+            await self._queries.delete_token(conn, token_hash=req.context.token_hash)
         resp.status = falcon.HTTP_204

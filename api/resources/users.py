@@ -32,19 +32,19 @@ def password_hash_of(body):
 
 class Collection(Resource):
     @operation("List users", response=page_of(USER), query=params.USER_FILTERS)
-    def on_get(self, req, resp):
-        with self._db.read() as conn:
-            resp.media = id_page(req, resp, lambda args, after_id, limit: self._queries.list_users(
+    async def on_get(self, req, resp):
+        async with self._db.read() as conn:
+            resp.media = await id_page(req, resp, lambda args, after_id, limit: self._queries.list_users(
                 conn, role=args.get("role"), active=args.get("active"), after_id=after_id,
                 limit=limit))
 
     @operation("Create a user", status=201, response=USER, body=USER_CREATE, roles=["admin"],
                errors=[409], idempotent=True)
-    def on_post(self, req, resp):
+    async def on_post(self, req, resp):
         body = req.context.body
         password_hash = password_hash_of(body)
-        with self._db.write() as conn:
-            user = self._queries.create_user(
+        async with self._db.write() as conn:
+            user = await self._queries.create_user(
                 conn, username=body["username"], email=body["email"],
                 role=body.get("role", "reporter"), active=body.get("active", True),
                 password_hash=password_hash)
@@ -53,37 +53,37 @@ class Collection(Resource):
 
 class Item(Resource):
     @operation("Get a user", response=USER)
-    def on_get(self, req, resp, user_id):
-        with self._db.read() as conn:
-            resp.media = found(self._queries.get_user(conn, id=user_id), "user")
+    async def on_get(self, req, resp, user_id):
+        async with self._db.read() as conn:
+            resp.media = found(await self._queries.get_user(conn, id=user_id), "user")
 
     @operation("Replace a user", response=USER, body=USER_REPLACE, errors=[403, 409])
-    def on_put(self, req, resp, user_id):
-        self._update(req, resp, user_id)
+    async def on_put(self, req, resp, user_id):
+        await self._update(req, resp, user_id)
 
     @operation("Update a user", response=USER, body=USER_PATCH, errors=[403, 409])
-    def on_patch(self, req, resp, user_id):
-        self._update(req, resp, user_id)
+    async def on_patch(self, req, resp, user_id):
+        await self._update(req, resp, user_id)
 
     @operation("Delete a user", status=204, roles=["admin"], errors=[409])
-    def on_delete(self, req, resp, user_id):
+    async def on_delete(self, req, resp, user_id):
         if user_id == req.context.user["id"]:
             raise forbid("You cannot delete your own account.")
         try:
-            with self._db.write() as conn:
-                found(self._queries.delete_user(conn, id=user_id) or None, "user")
+            async with self._db.write() as conn:
+                found(await self._queries.delete_user(conn, id=user_id) or None, "user")
         except ForeignKeyViolation:
             raise Problem(falcon.HTTP_409, "This user reported incidents, wrote comments or changed "
                                            "incidents; deactivate them instead.") from None
         resp.status = falcon.HTTP_204
 
-    def _update(self, req, resp, user_id):
+    async def _update(self, req, resp, user_id):
         body = req.context.body
         password_hash = password_hash_of(body)
-        with self._db.write() as conn:
-            current = found(self._queries.lock_user(conn, id=user_id), "user")
+        async with self._db.write() as conn:
+            current = found(await self._queries.lock_user(conn, id=user_id), "user")
             check_may_edit(req.context.user, current, body)
-            resp.media = self._queries.update_user(
+            resp.media = await self._queries.update_user(
                 conn, **{**current, **body}, password_hash=password_hash)
 
 
@@ -93,8 +93,8 @@ class Incidents(Resource):
         self._lists = lists
 
     @operation("List a user's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
-    def on_get(self, req, resp, user_id):
-        with self._db.read() as conn:
-            found(self._queries.get_user(conn, id=user_id), "user")
-            resp.media = self._lists.respond(conn, req, resp, user_id=user_id,
+    async def on_get(self, req, resp, user_id):
+        async with self._db.read() as conn:
+            found(await self._queries.get_user(conn, id=user_id), "user")
+            resp.media = await self._lists.respond(conn, req, resp, user_id=user_id,
                                              relation=req.context.args.get("relation", "any"))
