@@ -98,27 +98,30 @@ class Database:
 
     def hold(self):
         """From now on in this request (this asyncio task), the first read() or write() checks
-        a connection out and the later ones reuse it, until the returned holder is released."""
+        a connection out and the later ones reuse it, until release(holder) returns it."""
         held = HeldConnection(self._checkout)
         held.token = self._held.set(held)
         return held
 
-    def release(self, held):
+    async def release(self, held):
         self._held.reset(held.token)
-        return held.release()
+        if held.conn is not None:
+            await self._putconn(held.conn)
 
     @contextlib.asynccontextmanager
     async def _connection(self):
         held = self._held.get()
-        async with self._checkout() if held is None else contextlib.nullcontext(await held.get()) as conn:
-            try:
-                yield conn
-            except psycopg.OperationalError:
-                if conn.broken:
-                    self._down_at = time.monotonic()
-                raise
+        conn = await held.get() if held is not None else await self._checkout()
+        try:
+            yield conn
+        except psycopg.OperationalError:
+            if conn.broken:
+                self._down_at = time.monotonic()
+            raise
+        finally:
+            if held is None:
+                await self._putconn(conn)
 
-    @contextlib.asynccontextmanager
     async def _checkout(self):
         timeout = self._config.pool_timeout
         if self._down_at is not None:
@@ -127,11 +130,11 @@ class Database:
             timeout = min(timeout, PROBE_TIMEOUT)
         conn = await self._getconn(timeout)
         self._down_at = None
-        try:
-            yield conn
-        finally:
-            self._returned_at[conn] = time.monotonic()
-            await self._pool.putconn(conn)
+        return conn
+
+    async def _putconn(self, conn):
+        self._returned_at[conn] = time.monotonic()
+        await self._pool.putconn(conn)
 
     async def _check_if_idle(self, conn):
         if time.monotonic() - self._returned_at.get(conn, 0.0) >= IDLE_CHECK_SECONDS:
@@ -164,17 +167,13 @@ class HeldConnection:
 
     def __init__(self, checkout):
         self._checkout = checkout
-        self._stack = contextlib.AsyncExitStack()
-        self._conn = None
+        self.conn = None
         self.token = None
 
     async def get(self):
-        if self._conn is None:
-            self._conn = await self._stack.enter_async_context(self._checkout())
-        return self._conn
-
-    async def release(self):
-        await self._stack.aclose()
+        if self.conn is None:
+            self.conn = await self._checkout()
+        return self.conn
 
 
 def connect(database_url):
