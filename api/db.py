@@ -77,13 +77,15 @@ class Database:
             yield conn
 
     @contextlib.asynccontextmanager
-    async def write(self):
-        """A connection inside one transaction, rolled back if the block raises."""
+    async def write(self, transaction=True):
+        """A connection inside one transaction, rolled back if the block raises. A block of a
+        single statement may say transaction=False: the statement commits or fails whole by
+        itself (PERF: no round trips for BEGIN and COMMIT)."""
         if (conn := self._request.get()) is not None:
             async with conn.transaction():  # a savepoint in the request's transaction
                 yield conn
             return
-        async with self._connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction() if transaction else contextlib.nullcontext():
             yield conn
 
     @contextlib.asynccontextmanager

@@ -1,5 +1,5 @@
 """What a change to an incident leaves behind: one history entry and its notifications,
-written on the same connection, inside the transaction of the change."""
+written on the same connection, inside the transaction (or the statement) of the change."""
 from psycopg.types.json import Jsonb
 
 CREATED_FIELDS = ("title", "description", "status", "severity", "assignee_id", "category_ids")
@@ -18,11 +18,11 @@ def action_for(changed):
     return "updated"
 
 
-async def record_created(conn, queries, actor_id, incident):
-    changed = {name: incident[name] for name in CREATED_FIELDS if name != "category_ids"}
-    changed["category_ids"] = [category["id"] for category in incident["categories"]]
+def created(incident):
+    """The event parameters (for create_incident) of a new incident with these values."""
+    changed = {name: incident[name] for name in CREATED_FIELDS}
     direct = {incident["assignee_id"]: "assigned"} if incident["assignee_id"] else {}
-    await _record(conn, queries, actor_id, incident["id"], "created", {}, changed, direct, "followed_reported")
+    return _event("created", {}, changed, direct, "followed_reported")
 
 
 async def record_changed(conn, queries, actor_id, before, changed):
@@ -32,19 +32,19 @@ async def record_changed(conn, queries, actor_id, before, changed):
         follow_event = "followed_resolved"
     if changed.get("assignee_id"):
         direct[changed["assignee_id"]] = "assigned"
-    await _record(conn, queries, actor_id, before["id"], action_for(changed), before, changed, direct, follow_event)
+    await queries.record_event(conn, incident_id=before["id"], actor_id=actor_id,
+                               **_event(action_for(changed), before, changed, direct, follow_event))
 
 
 async def record_commented(conn, queries, actor_id, comment):
-    await _record(conn, queries, actor_id, comment["incident_id"], "commented", {},
-            {"comment_id": comment["id"]})
+    await queries.record_event(conn, incident_id=comment["incident_id"], actor_id=actor_id,
+                               **_event("commented", {}, {"comment_id": comment["id"]}))
 
 
-async def _record(conn, queries, actor_id, incident_id, action, before, changed, direct=None, follow_event=None):
-    """The history entry, and notifications: `direct` maps recipients to their event; followers
-    of the actor get `follow_event` (if any)."""
+def _event(action, before, changed, direct=None, follow_event=None):
+    """The history entry's and notifications' parameters: `direct` maps recipients to their
+    event; followers of the actor get `follow_event` (if any)."""
     direct = direct or {}
     changes = {name: [before.get(name), value] for name, value in changed.items()}
-    await queries.record_event(conn, incident_id=incident_id, actor_id=actor_id, action=action,
-                         changes=Jsonb(changes), recipients=list(direct), events=list(direct.values()),
-                         follow_event=follow_event)
+    return {"action": action, "changes": Jsonb(changes), "recipients": list(direct),
+            "events": list(direct.values()), "follow_event": follow_event}

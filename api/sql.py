@@ -74,7 +74,8 @@ class Query:
 
 
 class Queries(dict):
-    """Queries by name, also reachable as attributes: `queries.get_incident(conn, id=1)`."""
+    """Queries by name, also reachable as attributes: `queries.get_incident(conn, id=1)`;
+    `fragments` holds the fragments' SQL by name, for queries that fill slots with them."""
 
     def __getattr__(self, name):
         try:
@@ -96,6 +97,7 @@ def load_queries(directory=SQL_DIR):
                  if q.kind == "fragment"}
     for name, query in queries.items():
         queries[name] = dataclasses.replace(query, text=expand(query.text, fragments))
+    queries.fragments = {name: expand(text, fragments) for name, text in fragments.items()}
     return queries
 
 

@@ -174,7 +174,7 @@ def run(url):
     with connect(url) as conn:
         conn.execute("SET jit = off")  # as on the app's connections (api/db.py)
         ids = probes(conn)
-        first = conn.execute(IncidentLists(queries).variants["list_incidents"]["-created_at", True].text,
+        first = conn.execute(IncidentLists(queries).variants["list_incidents"]["-created_at", True, False].text,
                              {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50}).fetchall()
         page_two = {"after_value": first[-1]["created_at"], "after_id": first[-1]["id"]}
         todo = cases(queries, ids, page_two)

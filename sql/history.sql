@@ -7,23 +7,37 @@ WHERE incident_id = %(incident_id)s AND id > %(after_id)s
 ORDER BY id
 LIMIT %(limit)s
 
--- name: record_event :exec
--- One history entry and its notifications, in one statement (PERF: one round trip per write).
+-- name: event_records :fragment
+-- The history entry and the notifications of the one row of a CTE named `event` (incident_id,
+-- actor_id, action, changes, recipients, events, follow_event): CTEs for a WITH clause.
 -- One notification per recipient: the direct event (assigned, resolved) wins over the follow
 -- event; the actor is never notified of their own action.
-WITH entry AS (
+entry AS (
     INSERT INTO incident_history (incident_id, actor_id, action, changes)
-    VALUES (%(incident_id)s, %(actor_id)s, %(action)s, %(changes)s)
+    SELECT incident_id, actor_id, action, changes FROM event
+), notified AS (
+    INSERT INTO notifications (user_id, event, incident_id, actor_id)
+    SELECT DISTINCT ON (candidates.recipient) candidates.recipient, candidates.event, e.incident_id, e.actor_id
+    FROM event e CROSS JOIN LATERAL (
+        SELECT direct.recipient, direct.event, 0 AS rank
+        FROM unnest(e.recipients, e.events) AS direct(recipient, event)
+        UNION ALL
+        SELECT f.follower_id, e.follow_event, 1
+        FROM follows f
+        WHERE f.followee_id = e.actor_id AND e.follow_event IS NOT NULL
+    ) AS candidates
+    WHERE candidates.recipient <> e.actor_id
+    ORDER BY candidates.recipient, candidates.rank
 )
-INSERT INTO notifications (user_id, event, incident_id, actor_id)
-SELECT DISTINCT ON (recipient) recipient, event, %(incident_id)s, %(actor_id)s
-FROM (
-    SELECT direct.recipient, direct.event, 0 AS rank
-    FROM unnest(%(recipients)s::bigint[], %(events)s::text[]) AS direct(recipient, event)
-    UNION ALL
-    SELECT follower_id, %(follow_event)s, 1
-    FROM follows
-    WHERE followee_id = %(actor_id)s AND %(follow_event)s::text IS NOT NULL
-) AS candidates
-WHERE recipient <> %(actor_id)s
-ORDER BY recipient, rank
+
+-- name: event_of_request :fragment
+-- The `event` CTE of event_records from the request's parameters (all but incident_id).
+SELECT %(actor_id)s::bigint AS actor_id, %(action)s::text AS action, %(changes)s::jsonb AS changes,
+       %(recipients)s::bigint[] AS recipients, %(events)s::text[] AS events,
+       %(follow_event)s::text AS follow_event
+
+-- name: record_event :exec
+-- One history entry and its notifications, in one statement (PERF: one round trip per write).
+WITH event AS (SELECT %(incident_id)s::bigint AS incident_id, * FROM ({event_of_request}) AS request),
+{event_records}
+SELECT FROM event

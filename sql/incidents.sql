@@ -24,10 +24,10 @@ LEFT JOIN incident_details d ON d.id = %(id)s
   AND (%(created_before)s::timestamptz IS NULL OR i.created_at < %(created_before)s)
 
 -- name: list_incidents :many :custom_plan
--- One page of incidents matching the filters. {after} and {order_by} are constant
--- fragments picked by the sort key in api/params.py, never input.
+-- One page of incidents matching the filters. {filters}, {after} and {order_by} are constant
+-- fragments (incident_filters or TRUE; SQL picked by the sort key in api/params.py), never input.
 SELECT * FROM incident_details i
-WHERE {incident_filters}
+WHERE {filters}
   AND {after}
 ORDER BY {order_by}
 LIMIT %(limit)s
@@ -40,12 +40,12 @@ LIMIT %(limit)s
 SELECT d.* FROM (
     (SELECT i.id, i.created_at, i.updated_at, i.severity FROM incidents i
      WHERE i.reporter_id = %(user_id)s AND %(relation)s <> 'assignee'
-       AND {incident_filters} AND {after}
+       AND {filters} AND {after}
      ORDER BY {order_by} LIMIT %(limit)s)
     UNION
     (SELECT i.id, i.created_at, i.updated_at, i.severity FROM incidents i
      WHERE i.assignee_id = %(user_id)s AND %(relation)s <> 'reporter'
-       AND {incident_filters} AND {after}
+       AND {filters} AND {after}
      ORDER BY {order_by} LIMIT %(limit)s)
 ) AS i
 JOIN incident_details d ON d.id = i.id
@@ -64,15 +64,24 @@ SELECT i.* FROM (SELECT incident_id AS id, incident_created_at AS created_at
                    AND (%(created_after)s::timestamptz IS NULL OR incident_created_at >= %(created_after)s)
                    AND (%(created_before)s::timestamptz IS NULL OR incident_created_at < %(created_before)s)) AS c
 JOIN incident_details i ON i.id = c.id
-WHERE {incident_filters}
+WHERE {filters}
   AND {after}
 ORDER BY {order_by}
 LIMIT %(limit)s
 
--- name: create_incident :scalar
-INSERT INTO incidents (title, description, severity, reporter_id, assignee_id)
-VALUES (%(title)s, %(description)s, %(severity)s, %(reporter_id)s, %(assignee_id)s)
-RETURNING id
+-- name: create_incident :one
+-- A new incident with its 'created' history entry and notifications, in one statement (PERF:
+-- one round trip, and no BEGIN and COMMIT: the statement commits or fails whole). Returns it
+-- as incident_details shows it, before any category is linked.
+WITH incident AS (
+    INSERT INTO incidents (title, description, severity, reporter_id, assignee_id)
+    VALUES (%(title)s, %(description)s, %(severity)s, %(actor_id)s, %(assignee_id)s)
+    RETURNING *
+), event AS (SELECT incident.id AS incident_id, request.* FROM incident, ({event_of_request}) AS request),
+{event_records}
+SELECT id, title, description, status, severity, reporter_id, assignee_id, '[]'::json AS categories,
+       created_at, updated_at, acknowledged_at, resolved_at, resolution, version
+FROM incident
 
 -- name: lock_incident :one
 -- The row to change, locked until the transaction ends, with its category ids.

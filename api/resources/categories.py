@@ -52,5 +52,7 @@ class Incidents(Resource):
     @operation("List a category's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
     async def on_get(self, req, resp, category_id):
         async with self._db.read() as conn:
-            found(await self._queries.get_category(conn, id=category_id), "category")
-            resp.media = await self._lists.respond(conn, req, resp, category_id=category_id)
+            page = await self._lists.respond(conn, req, resp, category_id=category_id)
+            if not page["items"]:  # PERF: a category with incidents exists; only an empty page asks
+                found(await self._queries.get_category(conn, id=category_id), "category")
+        resp.media = page
