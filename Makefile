@@ -23,6 +23,7 @@ run: $(DB) migrate
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py api.asgi:app
 
 test: $(VENV)/.installed
+	$(PY) -m pyflakes api bench tests gunicorn.conf.py
 	$(PY) -m pytest
 
 migrate: $(VENV)/.installed $(DB)

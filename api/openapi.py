@@ -5,7 +5,6 @@ import dataclasses
 import functools
 import re
 
-import falcon
 from falcon.routing import map_http_methods
 
 from api import idempotency, params
