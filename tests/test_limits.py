@@ -1,6 +1,7 @@
 """Limits: a slow statement is a 503, pages and query strings are bounded, any cursor the API
 did not give is a 400, gunicorn's timeouts sit above the app's own, and SIGTERM lets the
 requests in flight finish."""
+import asyncio
 import base64
 import os
 import runpy
@@ -11,6 +12,7 @@ import threading
 import time
 import urllib.parse
 
+import falcon.testing
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -47,6 +49,31 @@ def test_a_statement_over_statement_timeout_is_503_and_writes_nothing(impatient_
     assert db_conn.execute("SELECT count(*) AS n FROM incident_history").fetchone()["n"] == 1
     # a slow statement is no outage: the next request is served at once
     assert impatient_client.simulate_get("/health").status_code == 200
+
+
+def test_a_busy_pool_is_503_after_pool_timeout_and_no_outage(database_url, db_conn, reporter, make_incident):
+    """Every connection out with a request (here the only one, waiting on a row lock): the next
+    request waits POOL_TIMEOUT for its turn, then answers 503; the one after that is served."""
+    incident = make_incident(reporter)
+    config = Config(database_url=database_url, pool_min_size=1, pool_max_size=1, pool_timeout=1)
+
+    async def run(app):
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            with row_locked(database_url, "incidents", incident["id"]):
+                holder = asyncio.create_task(conductor.simulate_patch(
+                    f"/incidents/{incident['id']}", json={"title": "after"}, headers=reporter["headers"]))
+                while lock_waiters(db_conn) != 1:
+                    await asyncio.sleep(0.02)
+                started = time.monotonic()
+                waiter = await conductor.simulate_get("/incidents", headers=reporter["headers"])
+                waited = time.monotonic() - started
+            return waiter, waited, await holder, await conductor.simulate_get("/incidents", headers=reporter["headers"])
+
+    with client_of(config) as client:
+        waiter, waited, held, after = falcon.async_to_sync(run, client.app)
+    assert waiter.status_code == 503 and int(waiter.headers["retry-after"]) > 0
+    assert 1 <= waited < 2
+    assert held.status_code == 200 and after.status_code == 200
 
 
 # --- Pages and query strings --------------------------------------------------------------
