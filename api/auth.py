@@ -49,7 +49,7 @@ class AuthMiddleware:
     """Resolves `Authorization: Bearer <token>` to `req.context.user` for every routed request
     except those whose resource says `auth_required = False`. For the methods a resource lists
     in `authenticates_in_query`, the middleware only checks the header: the responder's own
-    query looks the token up too (PERF: one round trip instead of two) and calls `caller()`."""
+    query looks the token up too (PERF: one round trip instead of two) and calls `caller_in()`."""
 
     def __init__(self, db, queries):
         self._db = db
@@ -74,6 +74,21 @@ def caller(user):
     if user is None:
         raise unauthorized("The token is unknown, revoked, or its user is deactivated.", "invalid_token")
     return user
+
+
+CALLER_COLUMNS = ("id", "username", "role")  # the token_user fragment's columns
+
+
+def caller_in(row):
+    """The caller found by a query that authenticates itself (its caller_* columns), or the
+    401 when it found no row."""
+    return caller(row and {name: row[f"caller_{name}"] for name in CALLER_COLUMNS})
+
+
+def without_caller(row):
+    for name in CALLER_COLUMNS:
+        del row[f"caller_{name}"]
+    return row
 
 
 def require_role(user, roles):

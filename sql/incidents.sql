@@ -23,6 +23,16 @@ LEFT JOIN incident_details d ON d.id = %(id)s
   AND (%(created_after)s::timestamptz IS NULL OR i.created_at >= %(created_after)s)
   AND (%(created_before)s::timestamptz IS NULL OR i.created_at < %(created_before)s)
 
+-- name: page_for_token :fragment
+-- A list query's page ({page}, ordered by {order_by}, which names it `page`) with the caller
+-- behind a bearer token (token_user's columns as caller_*) in every row: one row of NULL page
+-- columns when the page is empty, no row when the token names no active user. PERF: the token
+-- and the page in one round trip (lists are most of what clients read).
+SELECT c.id AS caller_id, c.username AS caller_username, c.role AS caller_role, page.*
+FROM ({token_user}) AS c
+LEFT JOIN LATERAL ({page}) AS page ON TRUE
+ORDER BY {order_by}
+
 -- name: list_incidents :many :custom_plan
 -- One page of incidents matching the filters. {filters}, {after} and {order_by} are constant
 -- fragments (incident_filters or TRUE; SQL picked by the sort key in api/params.py), never input.

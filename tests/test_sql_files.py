@@ -6,10 +6,11 @@ from api.sql import QueryFileError, load_queries, numbered
 
 
 def all_query_texts(queries):
-    templates = IncidentLists(queries).variants
-    texts = {name: q.text for name, q in queries.items() if name not in templates}
-    for name, variants in templates.items():
-        texts.update({f"{name}{key}": q.text for key, q in variants.items()})
+    lists = IncidentLists(queries)
+    texts = {name: q.text for name, q in queries.items() if name not in lists.variants}
+    for kind, templates in (("", lists.variants), ("for_token", lists.for_token)):
+        for name, variants in templates.items():
+            texts.update({f"{name}{kind}{key}": q.text for key, q in variants.items()})
     return texts
 
 

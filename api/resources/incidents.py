@@ -3,7 +3,7 @@ import dataclasses
 import falcon
 
 from api import events, params
-from api.auth import caller, forbid
+from api.auth import caller_in, forbid, without_caller
 from api.errors import ValidationFailed
 from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check_transition, present
 from api.openapi import operation
@@ -13,7 +13,6 @@ from api.schemas import (
     INCIDENT, INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE, page_of)
 
 INCIDENT_PAGE = page_of(INCIDENT)
-CALLER_COLUMNS = ("id", "username", "role")  # the token_user fragment's columns
 
 NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_id": None,
               "unassigned": False, "category_id": None, "created_after": None,
@@ -44,6 +43,12 @@ def list_queries(query, filters, table="i", sorts=params.SORTS, prepare_unfilter
     }
 
 
+def with_caller(page_for_token, page, sort_key):
+    """`page` inside the page_for_token fragment, ordered by `sort_key` as before."""
+    wrapper = dataclasses.replace(page, text=page_for_token)
+    return wrapper.format(page=page.text, order_by=params.SORTS[sort_key].order_by("page"))
+
+
 def is_filtered(filters):
     return any(filters[name] not in (None, False) for name in NO_FILTERS)
 
@@ -60,10 +65,16 @@ class IncidentLists:
             "list_category_incidents": list_queries(queries.list_category_incidents, filters, "c",
                                                     CREATED_AT_SORTS, prepare_unfiltered=False),
         }
+        page_for_token = queries.fragments["page_for_token"]
+        self.for_token = {  # the same, each with the caller behind the bearer token
+            name: {key: with_caller(page_for_token, page, key[0]) for key, page in pages.items()}
+            for name, pages in self.variants.items()
+        }
 
-    def query(self, sort_key, first, filters):
-        """The list query and its parameters for incident_filters parameters (plus user_id and
-        relation on a user's list). A category's incidents by created_at walk its links."""
+    def query(self, sort_key, first, filters, for_token=False):
+        """The list query (with the caller, `for_token`) and its parameters for incident_filters
+        parameters (plus user_id and relation on a user's list). A category's incidents by
+        created_at walk its links."""
         if "user_id" in filters:
             name = "list_user_incidents"
         elif filters["category_id"] is not None and sort_key in CREATED_AT_SORTS:
@@ -71,10 +82,12 @@ class IncidentLists:
             filters = {**filters, "category_id": None, "in_category": filters["category_id"]}
         else:
             name = "list_incidents"
-        return self.variants[name][sort_key, first, is_filtered(filters)], filters
+        queries = self.for_token if for_token else self.variants
+        return queries[name][sort_key, first, is_filtered(filters)], filters
 
     async def respond(self, conn, req, resp, **fixed):
-        """The page for the parsed query parameters, within the `fixed` filters of the route."""
+        """The page for the parsed query parameters, within the `fixed` filters of the route,
+        and the caller (`req.context.user`) found by the same query."""
         args = dict(req.context.args)
         sort_key = args.pop("sort", params.DEFAULT_SORT)
         sort = params.SORTS[sort_key]
@@ -85,9 +98,11 @@ class IncidentLists:
             _, after["after_value"], after["after_id"] = decode_cursor(
                 cursor, [params.one_of([sort_key]), sort.parse_value, positive_id])
         query, filters = self.query(sort_key, cursor is None,
-                                     {**incident_filters({**args, **fixed}), **after, "limit": limit + 1})
-        rows = await query(conn, **filters)
-        user = req.context.user
+                                    {**incident_filters({**args, **fixed}), **after, "limit": limit + 1},
+                                    for_token=True)
+        rows = await query(conn, **filters, token_hash=req.context.token_hash)
+        user = req.context.user = caller_in(rows[0] if rows else None)
+        rows = [without_caller(row) for row in rows if row["id"] is not None]
         body = page(req, resp, rows, limit,
                     lambda row: encode_cursor(sort_key, row[sort.column], row["id"]))
         body["items"] = [present(row, user) for row in body["items"]]
@@ -108,6 +123,8 @@ def respond_with(resp, incident, user):
 
 
 class Collection(Resource):
+    authenticates_in_query = {"GET"}
+
     def __init__(self, db, queries, lists):
         super().__init__(db, queries)
         self._lists = lists
@@ -143,8 +160,8 @@ class Item(Resource):
     async def on_get(self, req, resp, incident_id):
         async with self._db.read() as conn:
             row = await self._queries.get_incident_for_token(conn, id=incident_id, token_hash=req.context.token_hash)
-        req.context.user = caller(row and {name: row.pop(f"caller_{name}") for name in CALLER_COLUMNS})
-        incident = found(row if row["id"] is not None else None, "incident")
+        req.context.user = caller_in(row)
+        incident = found(without_caller(row) if row["id"] is not None else None, "incident")
         if etag_matches(req, incident["version"]):
             resp.status = falcon.HTTP_304
             resp.etag = str(incident["version"])

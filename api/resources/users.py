@@ -88,6 +88,8 @@ class Item(Resource):
 
 
 class Incidents(Resource):
+    authenticates_in_query = {"GET"}
+
     def __init__(self, db, queries, lists):
         super().__init__(db, queries)
         self._lists = lists
