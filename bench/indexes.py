@@ -9,7 +9,8 @@ import sqlparse
 
 MIGRATIONS = pathlib.Path(__file__).resolve().parent.parent / "migrations"
 FILES = ["20261124_06_indexes.sql", "20261125_09_stats.sql", "20261125_11_category_lists.sql",
-         "20261125_12_active_search.sql", "20261125_13_phrase_search.sql"]
+         "20261125_12_active_search.sql", "20261125_13_phrase_search.sql",
+         "20261202_15_active_search_pending_list.sql"]
 CREATE = re.compile(r"CREATE INDEX (\w+)\s")
 ALTER = re.compile(r"ALTER INDEX (\w+)\s")
 DROP = re.compile(r"DROP INDEX (?:IF EXISTS )?(\w+)")

@@ -306,7 +306,8 @@ def report(rows, memory):
         "medians over rounds. CPU is per request, from /proc: the gunicorn workers (app) and every PostgreSQL "
         "process (pg). Peak RSS is the largest worker's VmHWM.",
         "",
-        "pgbench reports a mean latency, shown in the p50 column in italics.",
+        "pgbench reports a mean latency, shown in the p50 column in italics. The serving-model A/B and the "
+        "side-by-side run against FastAPI + asyncpg are in the README's Performance section.",
         "",
         "| configuration | req/s | p50 ms | p99 ms | app CPU µs/req | pg CPU µs/req | peak RSS MiB | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

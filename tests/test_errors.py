@@ -14,8 +14,8 @@ import pytest
 from api.app import create_app
 from api.config import Config
 from api.db import Database, connect
-from tests.fix_db import scratch_database
 from tests.fix_app import client_of
+from tests.fix_db import scratch_database
 
 MIB = 1024 * 1024
 

@@ -14,8 +14,8 @@ from api.auth import new_token
 from api.config import Config
 from api.db import IDLE_CHECK_SECONDS, connect
 from api.sql import load_queries
-from tests.fix_db import scratch_database
 from tests.fix_app import client_of
+from tests.fix_db import scratch_database
 from tests.fix_server import call, gunicorn, wait_until
 from tests.test_errors import set_connections_allowed
 
