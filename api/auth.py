@@ -49,7 +49,8 @@ class AuthMiddleware:
     """Resolves `Authorization: Bearer <token>` to `req.context.user` for every routed request
     except those whose resource says `auth_required = False`. For the methods a resource lists
     in `authenticates_in_query`, the middleware only checks the header: the responder's own
-    query looks the token up too (PERF: one round trip instead of two) and calls `caller_in()`."""
+    query looks the token up too (PERF: one round trip instead of two) and calls `caller_in()`.
+    Such a method declares no roles: its caller is known only once its query ran."""
 
     def __init__(self, db, queries):
         self._db = db
