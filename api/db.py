@@ -148,26 +148,22 @@ class Database:
         busy (an overload, not an outage). NOTE: waiting in slices would send a waiter to the
         back of the pool's queue after each slice, so while every connection is out serving a
         request, a waiter waits out the rest in one go, first come first served."""
-        failures = self._connection_errors()
+        stats = self._pool.get_stats()
+        failures = stats.get("connections_errors", 0)
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            wait = left if self._all_busy() else min(WAIT_SLICE, left)
+            all_busy = stats.get("pool_size", 0) > 0 and stats.get("pool_available", 0) == 0
+            wait = left if all_busy else min(WAIT_SLICE, left)
             try:
                 return await self._pool.getconn(timeout=max(wait, 0.001))
             except PoolTimeout:
-                if self._connection_errors() > failures:
+                stats = self._pool.get_stats()
+                if stats.get("connections_errors", 0) > failures:
                     self._down_at = time.monotonic()
                     raise
                 if time.monotonic() >= deadline:
                     raise
-
-    def _all_busy(self):
-        stats = self._pool.get_stats()
-        return stats.get("pool_size", 0) > 0 and stats.get("pool_available", 0) == 0
-
-    def _connection_errors(self):
-        return self._pool.get_stats().get("connections_errors", 0)
 
 
 async def decode_json_with_orjson(conn):
