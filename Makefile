@@ -23,7 +23,8 @@ run: $(DB) migrate
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py api.asgi:app
 
 test: $(VENV)/.installed
-	$(PY) -m pyflakes api bench tests gunicorn.conf.py
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 migrate: $(VENV)/.installed $(DB)

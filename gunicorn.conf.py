@@ -1,5 +1,6 @@
 """gunicorn settings, all from the environment. Each worker serves the ASGI app on its own event
 loop (uvicorn with uvloop and httptools) and opens its own pool at ASGI startup, after the fork."""
+
 import logging
 import multiprocessing
 import os
@@ -23,8 +24,10 @@ limit_request_line = 8190  # the most gunicorn allows; the app's own limit (a 40
 _app = Config.from_env()
 _longest_wait = _app.pool_timeout + _app.statement_timeout_ms / 1000
 if min(timeout, graceful_timeout) <= _longest_wait:
-    raise SystemExit(f"GUNICORN_TIMEOUT ({timeout}) and GUNICORN_GRACEFUL_TIMEOUT ({graceful_timeout}) "
-                     f"must exceed POOL_TIMEOUT + STATEMENT_TIMEOUT_MS ({_longest_wait:g} s)")
+    raise SystemExit(
+        f"GUNICORN_TIMEOUT ({timeout}) and GUNICORN_GRACEFUL_TIMEOUT ({graceful_timeout}) "
+        f"must exceed POOL_TIMEOUT + STATEMENT_TIMEOUT_MS ({_longest_wait:g} s)"
+    )
 
 
 def on_starting(server):

@@ -1,4 +1,5 @@
 """Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url|report|diagram|insomnia`."""
+
 import argparse
 import pathlib
 import sys
@@ -28,17 +29,20 @@ def cmd_create_admin(args, config):
         if args.if_empty and queries.count_users(conn):
             return
         try:
-            user = queries.create_user(conn, username=args.username, email=args.email,
-                                       role="admin", active=True, password_hash=None)
+            user = queries.create_user(
+                conn, username=args.username, email=args.email, role="admin", active=True, password_hash=None
+            )
         except psycopg.errors.UniqueViolation:
             sys.exit(f"A user named {args.username!r} or with email {args.email!r} already exists.")
         except psycopg.errors.CheckViolation:
             sys.exit("The username needs 3-50 of A-Z a-z 0-9 _ . - and the email an @.")
         token, token_hash = new_token()
         queries.create_token(conn, token_hash=token_hash, user_id=user["id"])
-    print(f"Created admin {user['username']!r} (id {user['id']}). Its token, shown only once:\n"
-          f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'. The admin has no "
-          f"password until one is set with PATCH /users/{user['id']}.")
+    print(
+        f"Created admin {user['username']!r} (id {user['id']}). Its token, shown only once:\n"
+        f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'. The admin has no "
+        f"password until one is set with PATCH /users/{user['id']}."
+    )
 
 
 def cmd_db_start(args, config):
@@ -58,6 +62,7 @@ def cmd_db_url(args, config):
 def cmd_report(args, config):
     # NOTE: imported here so that other commands do not pay for loading pandas and matplotlib.
     from api.report import write_report
+
     with connect(config.database_url) as conn:
         paths = write_report(conn, args.out, days=args.days)
     print(f"wrote {len(paths)} files; open {paths[-1]}")
@@ -95,7 +100,8 @@ def parser():
     admin.add_argument("--if-empty", action="store_true", help="only if there are no users yet")
     admin.set_defaults(run=cmd_create_admin)
     commands.add_parser("db-start", help="start the private cluster in .pgdata/").set_defaults(
-        run=cmd_db_start)
+        run=cmd_db_start
+    )
     commands.add_parser("db-stop", help="stop the private cluster").set_defaults(run=cmd_db_stop)
     commands.add_parser("db-url", help="print the database URL in use").set_defaults(run=cmd_db_url)
     report = commands.add_parser("report", help="render charts and index.html from the database")

@@ -1,4 +1,5 @@
 """Bearer tokens, password hashing, and who may do what."""
+
 import hashlib
 import secrets
 

@@ -1,4 +1,5 @@
 """Settings, read from the environment once and passed around explicitly."""
+
 import dataclasses
 import os
 

@@ -1,4 +1,5 @@
 """The connection pool of one worker process, and one connection per request."""
+
 import contextlib
 import contextvars
 import time
@@ -58,8 +59,7 @@ class Database:
                 "autocommit": True,
                 "row_factory": dict_row,
                 # PERF: no JIT (it cost ~0.9 s on stats).
-                "options": f"-c TimeZone=UTC -c statement_timeout={config.statement_timeout_ms}"
-                           " -c jit=off",
+                "options": f"-c TimeZone=UTC -c statement_timeout={config.statement_timeout_ms} -c jit=off",
             },
         )
         await self._pool.open(wait=True, timeout=timeout)
@@ -85,7 +85,10 @@ class Database:
             async with conn.transaction():  # a savepoint in the request's transaction
                 yield conn
             return
-        async with self._connection() as conn, conn.transaction() if transaction else contextlib.nullcontext():
+        async with (
+            self._connection() as conn,
+            conn.transaction() if transaction else contextlib.nullcontext(),
+        ):
             yield conn
 
     @contextlib.asynccontextmanager
@@ -188,5 +191,4 @@ class HeldConnection:
 
 def connect(database_url):
     """A plain connection for the command line and tests, set up like the pool's."""
-    return psycopg.connect(database_url, autocommit=True, row_factory=dict_row,
-                           options="-c TimeZone=UTC")
+    return psycopg.connect(database_url, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC")

@@ -4,6 +4,7 @@ erDiagram in README.md, both read from PostgreSQL's catalog.
 The output depends only on the schema (tables by name, columns in table order), never on
 the database's name, so the README block can be checked against any migrated database.
 """
+
 import dataclasses
 import html
 import pathlib
@@ -19,9 +20,10 @@ PNG = PROJECT_ROOT / "docs" / "diagram.png"
 START, END = "<!-- erd:start -->", "<!-- erd:end -->"
 DOT_MISSING = "Graphviz's dot is needed to draw the diagram: sudo apt-get install graphviz"
 
+
 @dataclasses.dataclass(frozen=True)
 class Schema:
-    tables: dict        # table name -> its columns: {name, type, primary_key, foreign_key}
+    tables: dict  # table name -> its columns: {name, type, primary_key, foreign_key}
     foreign_keys: list  # {table, columns, target, target_columns, optional}
 
 
@@ -32,13 +34,15 @@ def read_schema(conn):
     for column in queries.read_catalog_columns(conn):
         tables.setdefault(column.pop("table"), []).append(column)
     foreign_keys = queries.read_catalog_foreign_keys(conn)
-    return Schema(dict(sorted(tables.items())),
-                  sorted(foreign_keys, key=lambda fk: (fk["table"], fk["columns"])))
+    return Schema(
+        dict(sorted(tables.items())), sorted(foreign_keys, key=lambda fk: (fk["table"], fk["columns"]))
+    )
 
 
 def keys(column):
-    return ", ".join(key for key, present in (("PK", column["primary_key"]),
-                                              ("FK", column["foreign_key"])) if present)
+    return ", ".join(
+        key for key, present in (("PK", column["primary_key"]), ("FK", column["foreign_key"])) if present
+    )
 
 
 def mermaid_type(type_name):
@@ -67,28 +71,37 @@ def references(schema):
     """(table, column) -> the Mermaid comment naming what that foreign key column references."""
     found = {}
     for fk in schema.foreign_keys:
-        for column, target in zip(fk["columns"], fk["target_columns"]):
-            found.setdefault((fk["table"], column), []).append(f'{fk["target"]}.{target}')
+        for column, target in zip(fk["columns"], fk["target_columns"], strict=True):
+            found.setdefault((fk["table"], column), []).append(f"{fk['target']}.{target}")
     return {key: '"' + ", ".join(names) + '"' for key, names in found.items()}
 
 
 def dot(schema):
-    lines = ["digraph schema {", "    graph [rankdir=LR, fontname=Helvetica];",
-             "    node [shape=plaintext, fontname=Helvetica];",
-             "    edge [fontname=Helvetica, fontsize=10];"]
-    lines += [f'    "{table}" [label=<{dot_table(table, columns)}>];'
-              for table, columns in schema.tables.items()]
-    lines += [f'    "{fk["table"]}":"{fk["columns"][0]}" -> "{fk["target"]}":"{fk["target_columns"][0]}"'
-              f' [label="{", ".join(fk["columns"])}"{", style=dashed" if fk["optional"] else ""}];'
-              for fk in schema.foreign_keys]
+    lines = [
+        "digraph schema {",
+        "    graph [rankdir=LR, fontname=Helvetica];",
+        "    node [shape=plaintext, fontname=Helvetica];",
+        "    edge [fontname=Helvetica, fontsize=10];",
+    ]
+    lines += [
+        f'    "{table}" [label=<{dot_table(table, columns)}>];' for table, columns in schema.tables.items()
+    ]
+    lines += [
+        f'    "{fk["table"]}":"{fk["columns"][0]}" -> "{fk["target"]}":"{fk["target_columns"][0]}"'
+        f' [label="{", ".join(fk["columns"])}"{", style=dashed" if fk["optional"] else ""}];'
+        for fk in schema.foreign_keys
+    ]
     return "\n".join(lines + ["}"]) + "\n"
 
 
 def dot_table(table, columns):
-    rows = "".join(f'<TR><TD ALIGN="LEFT" PORT="{c["name"]}">{html.escape(dot_cell(c))}</TD></TR>'
-                   for c in columns)
-    return (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
-            f'<TR><TD BGCOLOR="lightgrey"><B>{html.escape(table)}</B></TD></TR>{rows}</TABLE>')
+    rows = "".join(
+        f'<TR><TD ALIGN="LEFT" PORT="{c["name"]}">{html.escape(dot_cell(c))}</TD></TR>' for c in columns
+    )
+    return (
+        f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
+        f'<TR><TD BGCOLOR="lightgrey"><B>{html.escape(table)}</B></TD></TR>{rows}</TABLE>'
+    )
 
 
 def dot_cell(column):
@@ -116,4 +129,4 @@ def current_block(readme_text):
 def update_readme(mermaid_text, path=README):
     text = pathlib.Path(path).read_text()
     match = current_block(text)
-    pathlib.Path(path).write_text(text[:match.start()] + readme_block(mermaid_text) + text[match.end():])
+    pathlib.Path(path).write_text(text[: match.start()] + readme_block(mermaid_text) + text[match.end() :])

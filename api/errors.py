@@ -1,4 +1,5 @@
 """Every error as application/problem+json (RFC 9457), and database errors mapped to HTTP."""
+
 import http
 import json
 import logging
@@ -38,8 +39,9 @@ class ValidationFailed(Problem):
 
 class InvalidParameter(Problem):
     def __init__(self, name, detail):
-        super().__init__(falcon.HTTP_400, f"Query parameter {name!r} {detail}.",
-                         [{"parameter": name, "detail": detail}])
+        super().__init__(
+            falcon.HTTP_400, f"Query parameter {name!r} {detail}.", [{"parameter": name, "detail": detail}]
+        )
 
 
 def serialize_problem(req, resp, ex):
@@ -59,8 +61,11 @@ def serialize_problem(req, resp, ex):
 
 async def unique_violation(req, resp, ex, params):
     pointer, detail = CONSTRAINT_POINTERS.get(ex.diag.constraint_name, ("#", "conflicts"))
-    raise Problem(falcon.HTTP_409, f"{pointer[2:] or 'The resource'} {detail}.",
-                  [{"pointer": pointer, "detail": detail}])
+    raise Problem(
+        falcon.HTTP_409,
+        f"{pointer[2:] or 'The resource'} {detail}.",
+        [{"pointer": pointer, "detail": detail}],
+    )
 
 
 async def reference_violation(req, resp, ex, params):
@@ -70,15 +75,22 @@ async def reference_violation(req, resp, ex, params):
 
 async def rejected_value(req, resp, ex, params):
     # NOTE: the JSON Schemas should stop these first; reaching here means a rule is missing.
-    log.error("database rejected a value the schema allowed: %s %s: %s",
-              req.method, req.path, ex.diag.message_primary)
+    log.error(
+        "database rejected a value the schema allowed: %s %s: %s",
+        req.method,
+        req.path,
+        ex.diag.message_primary,
+    )
     raise ValidationFailed([{"pointer": "#", "detail": "a value is out of range or malformed"}])
 
 
 async def database_unavailable(req, resp, ex, params):
     log.warning("database unavailable: %s %s: %s", req.method, req.path, type(ex).__name__)
-    raise Problem(falcon.HTTP_503, "The database is unavailable; retry shortly.",
-                  headers={"Retry-After": RETRY_AFTER_SECONDS})
+    raise Problem(
+        falcon.HTTP_503,
+        "The database is unavailable; retry shortly.",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
 
 
 def register(app):

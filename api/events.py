@@ -1,5 +1,6 @@
 """What a change to an incident leaves behind: one history entry and its notifications,
 written on the same connection, inside the transaction (or the statement) of the change."""
+
 from psycopg.types.json import Jsonb
 
 CREATED_FIELDS = ("title", "description", "status", "severity", "assignee_id", "category_ids")
@@ -32,13 +33,21 @@ async def record_changed(conn, queries, actor_id, before, changed):
         follow_event = "followed_resolved"
     if changed.get("assignee_id"):
         direct[changed["assignee_id"]] = "assigned"
-    await queries.record_event(conn, incident_id=before["id"], actor_id=actor_id,
-                               **_event(action_for(changed), before, changed, direct, follow_event))
+    await queries.record_event(
+        conn,
+        incident_id=before["id"],
+        actor_id=actor_id,
+        **_event(action_for(changed), before, changed, direct, follow_event),
+    )
 
 
 async def record_commented(conn, queries, actor_id, comment):
-    await queries.record_event(conn, incident_id=comment["incident_id"], actor_id=actor_id,
-                               **_event("commented", {}, {"comment_id": comment["id"]}))
+    await queries.record_event(
+        conn,
+        incident_id=comment["incident_id"],
+        actor_id=actor_id,
+        **_event("commented", {}, {"comment_id": comment["id"]}),
+    )
 
 
 def _event(action, before, changed, direct=None, follow_event=None):
@@ -46,5 +55,10 @@ def _event(action, before, changed, direct=None, follow_event=None):
     event; followers of the actor get `follow_event` (if any)."""
     direct = direct or {}
     changes = {name: [before.get(name), value] for name, value in changed.items()}
-    return {"action": action, "changes": Jsonb(changes), "recipients": list(direct),
-            "events": list(direct.values()), "follow_event": follow_event}
+    return {
+        "action": action,
+        "changes": Jsonb(changes),
+        "recipients": list(direct),
+        "events": list(direct.values()),
+        "follow_event": follow_event,
+    }

@@ -1,6 +1,7 @@
 """`Idempotency-Key` on every POST but login: a replay by the same user within 24 hours gets the
 stored response. The response is stored in the transaction of the write it describes, so a
 request is either wholly done and remembered, or not done at all."""
+
 import functools
 import hashlib
 import json
@@ -37,9 +38,14 @@ def idempotent(responder):
             await responder(resource, req, resp, **params)
             await queries.delete_expired_idempotent_responses(conn, user_id=scope["user_id"])
             await queries.save_idempotent_response(
-                conn, **scope, fingerprint=digest, status=resp.status_code,
-                body=await resp.render_body() or b"", location=resp.get_header("Location"),
-                etag=resp.get_header("ETag"))
+                conn,
+                **scope,
+                fingerprint=digest,
+                status=resp.status_code,
+                body=await resp.render_body() or b"",
+                location=resp.get_header("Location"),
+                etag=resp.get_header("ETag"),
+            )
 
     return respond
 
@@ -57,8 +63,10 @@ def fingerprint(req):
 
 def replay(resp, stored, digest):
     if bytes(stored["fingerprint"]) != digest:
-        raise Problem(falcon.HTTP_422, f"This {HEADER} was used for a different request; "
-                                       "use a new key for a new request.")
+        raise Problem(
+            falcon.HTTP_422,
+            f"This {HEADER} was used for a different request; use a new key for a new request.",
+        )
     resp.status = falcon.code_to_http_status(stored["status"])
     if stored["body"]:
         resp.content_type = falcon.MEDIA_JSON

@@ -1,4 +1,5 @@
 """Who may change what in an incident, and which status may follow which."""
+
 import falcon
 
 from api.auth import forbid

@@ -1,6 +1,7 @@
 """`python -m api insomnia`: docs/insomnia.json, an Insomnia v4 collection built from the app's
 OpenAPI document and the example requests in STEPS. Sent top to bottom against a fresh
 `make run`, with the token it printed in the environment, every request succeeds."""
+
 import dataclasses
 import itertools
 import json
@@ -54,25 +55,38 @@ STEPS = [
     Step("GET", "/health"),
     Step("GET", "/openapi.json"),
     Step("GET", "/docs"),
-
-    Step("POST", "/users", {"username": "rita", "email": "rita@example.com", "password": PASSWORD,
-                            "role": "responder"}, note="rita, a responder: id 2"),
-    Step("POST", "/users", {"username": "omar", "email": "omar@example.com", "password": PASSWORD},
-         note="omar, a reporter: id 3"),
-    Step("POST", "/users", {"username": "temp", "email": "temp@example.com", "password": PASSWORD},
-         note="temp: id 4, deleted below"),
+    Step(
+        "POST",
+        "/users",
+        {"username": "rita", "email": "rita@example.com", "password": PASSWORD, "role": "responder"},
+        note="rita, a responder: id 2",
+    ),
+    Step(
+        "POST",
+        "/users",
+        {"username": "omar", "email": "omar@example.com", "password": PASSWORD},
+        note="omar, a reporter: id 3",
+    ),
+    Step(
+        "POST",
+        "/users",
+        {"username": "temp", "email": "temp@example.com", "password": PASSWORD},
+        note="temp: id 4, deleted below",
+    ),
     Step("GET", "/users", query={"role": "responder"}),
     Step("GET", "/users/2"),
     Step("PATCH", "/users/2", {"email": "rita@ops.example.com"}),
-    Step("PUT", "/users/3", {"username": "omar", "email": "omar.b@example.com", "role": "reporter",
-                             "active": True}),
+    Step(
+        "PUT",
+        "/users/3",
+        {"username": "omar", "email": "omar.b@example.com", "role": "reporter", "active": True},
+    ),
     Step("GET", "/users/2/incidents", query={"relation": "assignee"}),
     Step("POST", "/users/2/follow"),
     Step("GET", "/users/2/followers"),
     Step("GET", "/users/1/following"),
     Step("DELETE", "/users/2/follow"),
     Step("DELETE", "/users/4", note="temp"),
-
     Step("POST", "/categories", {"name": "payments"}, note="payments: id 1"),
     Step("POST", "/categories", {"name": "obsolete"}, note="obsolete: id 2, deleted below"),
     Step("GET", "/categories"),
@@ -80,31 +94,49 @@ STEPS = [
     Step("PATCH", "/categories/1", {"name": "card payments"}),
     Step("GET", "/categories/1/incidents", query={"status": "open"}),
     Step("DELETE", "/categories/2", note="obsolete"),
-
-    Step("POST", "/incidents", {"title": "Checkout returns 502", "description": "Since 14:05 UTC",
-                                "severity": "high", "assignee_id": 2, "category_ids": [1]},
-         note="id 1, assigned to rita"),
+    Step(
+        "POST",
+        "/incidents",
+        {
+            "title": "Checkout returns 502",
+            "description": "Since 14:05 UTC",
+            "severity": "high",
+            "assignee_id": 2,
+            "category_ids": [1],
+        },
+        note="id 1, assigned to rita",
+    ),
     Step("POST", "/incidents", {"title": "Checkout is down"}, note="a duplicate: id 2, deleted below"),
-    Step("GET", "/incidents", query={"status": "open,in_progress", "severity": "high,critical",
-                                     "sort": "-severity", "limit": "10"}),
+    Step(
+        "GET",
+        "/incidents",
+        query={"status": "open,in_progress", "severity": "high,critical", "sort": "-severity", "limit": "10"},
+    ),
     Step("GET", "/incidents/search", query={"query": "checkout"}),
     Step("GET", "/incidents/stats", query={"days": "7"}),
     Step("GET", "/incidents/1"),
     Step("PATCH", "/incidents/1", {"status": "in_progress"}),
-    Step("PUT", "/incidents/1", {"title": "Checkout returns 502 for EU cards",
-                                 "description": "Since 14:05 UTC, card payments only",
-                                 "status": "in_progress", "severity": "critical", "assignee_id": 2,
-                                 "category_ids": [1], "resolution": None}),
+    Step(
+        "PUT",
+        "/incidents/1",
+        {
+            "title": "Checkout returns 502 for EU cards",
+            "description": "Since 14:05 UTC, card payments only",
+            "status": "in_progress",
+            "severity": "critical",
+            "assignee_id": 2,
+            "category_ids": [1],
+            "resolution": None,
+        },
+    ),
     Step("POST", "/incidents/1/comments", {"content": "Still failing for EU users"}),
     Step("GET", "/incidents/1/comments"),
     Step("GET", "/incidents/1/comments/1"),
     Step("POST", "/incidents/1/resolve", {"resolution": "Rolled back deploy 4711"}),
     Step("GET", "/incidents/1/history"),
     Step("DELETE", "/incidents/2", note="the duplicate"),
-
     Step("GET", "/notifications", query={"unread": "true"}, note="as rita", token=AS_RITA),
     Step("POST", "/notifications/1/read", note="as rita", token=AS_RITA),
-
     LOG_IN_RITA,
     Step("DELETE", "/auth/tokens/current", note="run it last"),
 ]
@@ -128,15 +160,17 @@ def template_of(document, step):
 def operations_of(document, steps):
     """The documented operation of each step; every documented operation must have a step."""
     templates = [template_of(document, step) for step in steps]
-    unknown = [f"{step.method} {step.path}" for step, t in zip(steps, templates) if t is None]
+    unknown = [f"{step.method} {step.path}" for step, t in zip(steps, templates, strict=True) if t is None]
     if unknown:
         raise ExamplesMismatch("Examples that name no documented operation: " + ", ".join(unknown))
     documented = {(m.upper(), t) for t, item in document["paths"].items() for m in item}
-    missing = documented - {(step.method, t) for step, t in zip(steps, templates)}
+    missing = documented - {(step.method, t) for step, t in zip(steps, templates, strict=True)}
     if missing:
-        raise ExamplesMismatch("Operations without an example in api/insomnia.py STEPS: "
-                               + ", ".join(f"{m} {t}" for m, t in sorted(missing)))
-    return [document["paths"][t][step.method.lower()] for step, t in zip(steps, templates)]
+        raise ExamplesMismatch(
+            "Operations without an example in api/insomnia.py STEPS: "
+            + ", ".join(f"{m} {t}" for m, t in sorted(missing))
+        )
+    return [document["paths"][t][step.method.lower()] for step, t in zip(steps, templates, strict=True)]
 
 
 def family(step):
@@ -154,28 +188,51 @@ def export(document, steps=STEPS):
             raise ExamplesMismatch(f"The steps of {name} must be consecutive in STEPS")
         seen.add(name)
         resources.append(folder(name, position))
-        resources += [request(step, next(operations), "fld_" + slug(name), order)
-                      for order, step in enumerate(group_steps)]
-    return {"_type": "export", "__export_format": 4, "__export_source": "incidents-api:make insomnia",
-            "resources": resources}
+        resources += [
+            request(step, next(operations), "fld_" + slug(name), order)
+            for order, step in enumerate(group_steps)
+        ]
+    return {
+        "_type": "export",
+        "__export_format": 4,
+        "__export_source": "incidents-api:make insomnia",
+        "resources": resources,
+    }
 
 
 def workspace():
-    return {"_id": WORKSPACE_ID, "_type": "workspace", "parentId": None, "name": "Incidents API",
-            "scope": "collection",
-            "description": "Run the requests top to bottom against a fresh `make run`, with the "
-                           "token it printed as `token` in the environment."}
+    return {
+        "_id": WORKSPACE_ID,
+        "_type": "workspace",
+        "parentId": None,
+        "name": "Incidents API",
+        "scope": "collection",
+        "description": "Run the requests top to bottom against a fresh `make run`, with the "
+        "token it printed as `token` in the environment.",
+    }
 
 
 def environment():
-    return {"_id": "env_incidents_api", "_type": "environment", "parentId": WORKSPACE_ID,
-            "name": "Base Environment", "data": {"base_url": BASE_URL, "token": ""},
-            "dataPropertyOrder": {"&": ["base_url", "token"]}, "metaSortKey": 0}
+    return {
+        "_id": "env_incidents_api",
+        "_type": "environment",
+        "parentId": WORKSPACE_ID,
+        "name": "Base Environment",
+        "data": {"base_url": BASE_URL, "token": ""},
+        "dataPropertyOrder": {"&": ["base_url", "token"]},
+        "metaSortKey": 0,
+    }
 
 
 def folder(name, position):
-    return {"_id": "fld_" + slug(name), "_type": "request_group", "parentId": WORKSPACE_ID,
-            "name": name, "description": "", "metaSortKey": position}
+    return {
+        "_id": "fld_" + slug(name),
+        "_type": "request_group",
+        "parentId": WORKSPACE_ID,
+        "name": name,
+        "description": "",
+        "metaSortKey": position,
+    }
 
 
 def request(step, operation, parent_id, position):
@@ -186,11 +243,18 @@ def request(step, operation, parent_id, position):
     if operation.get("security") != []:
         headers.append({"name": "Authorization", "value": f"Bearer {step.token}"})
     return {
-        "_id": step.request_id, "_type": "request", "parentId": parent_id,
+        "_id": step.request_id,
+        "_type": "request",
+        "parentId": parent_id,
         "name": operation["summary"] + (f" ({step.note})" if step.note else ""),
-        "description": "", "method": step.method, "url": "{{ _.base_url }}" + step.path,
+        "description": "",
+        "method": step.method,
+        "url": "{{ _.base_url }}" + step.path,
         "parameters": [{"name": k, "value": str(v)} for k, v in step.query.items()],
-        "headers": headers, "body": body, "authentication": {}, "metaSortKey": position,
+        "headers": headers,
+        "body": body,
+        "authentication": {},
+        "metaSortKey": position,
     }
 
 

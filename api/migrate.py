@@ -1,4 +1,5 @@
 """yoyo migrations applied from Python, under yoyo's lock."""
+
 import pathlib
 import urllib.parse
 

@@ -1,6 +1,7 @@
 """Each responder declares its operation once with `@operation`, which both applies the checks
 (role, query parameters, body schema) and describes them; the OpenAPI 3.1 document is built
 from those declarations and the route table, so it cannot drift from what the code does."""
+
 import dataclasses
 import functools
 import re
@@ -20,12 +21,12 @@ ERROR_TEXT = {
     403: "The caller's role or ownership does not allow this",
     404: "No such resource",
     409: "Conflict: a duplicate, a forbidden transition, records that depend on this one, "
-         "or a request with the same Idempotency-Key still in progress",
+    "or a request with the same Idempotency-Key still in progress",
     412: "If-Match names a version that is no longer current",
     413: "The body is over 1 MiB",
     415: "The body is not application/json",
     422: "The body breaks its schema or names a record that does not exist, "
-         "or the Idempotency-Key was used for a different request",
+    "or the Idempotency-Key was used for a different request",
     429: "Too many failed logins for this username; retry after Retry-After seconds",
     503: "The database is unavailable; retry after Retry-After seconds",
 }
@@ -46,9 +47,20 @@ class Operation:
     idempotent: bool
 
 
-def operation(summary, *, status=200, response=None, query=None, required=(), body=None,
-              optional_body=False, roles=(), errors=(), media_type="application/json",
-              idempotent=False):
+def operation(
+    summary,
+    *,
+    status=200,
+    response=None,
+    query=None,
+    required=(),
+    body=None,
+    optional_body=False,
+    roles=(),
+    errors=(),
+    media_type="application/json",
+    idempotent=False,
+):
     """Declares and enforces a responder's contract: `roles` (else 403), `query` parameters
     parsed into `req.context.args` (unknown or missing `required` ones 400), `body` validated
     into `req.context.body`, and with `idempotent` an `Idempotency-Key` honoured.
@@ -68,9 +80,19 @@ def operation(summary, *, status=200, response=None, query=None, required=(), bo
                 req.context.body = await read_body(req)
             await inner(resource, req, resp, **route_params)
 
-        checked.operation = Operation(summary, status, response, query, tuple(required), body,
-                                      optional_body, tuple(roles), tuple(errors), media_type,
-                                      idempotent)
+        checked.operation = Operation(
+            summary,
+            status,
+            response,
+            query,
+            tuple(required),
+            body,
+            optional_body,
+            tuple(roles),
+            tuple(errors),
+            media_type,
+            idempotent,
+        )
         return checked
 
     return decorate
@@ -97,8 +119,11 @@ def document(routes):
             paths.setdefault(path, {})[method.lower()] = _describe(declared, method, path, public)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Incidents API", "version": "1.0.0",
-                 "description": "Report, assign, categorize, discuss and resolve incidents."},
+        "info": {
+            "title": "Incidents API",
+            "version": "1.0.0",
+            "description": "Report, assign, categorize, discuss and resolve incidents.",
+        },
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -113,11 +138,12 @@ def _describe(declared, method, path, public):
     described = {
         "summary": declared.summary,
         "operationId": _operation_id(declared.summary),
-        "parameters": [{"name": name, "in": "path", "required": True, "schema": ID}
-                       for name in path_params] + [
+        "parameters": [{"name": name, "in": "path", "required": True, "schema": ID} for name in path_params]
+        + [
             _query_parameter(name, parser, name in declared.required)
-            for name, parser in declared.query.items()] + (
-            [IDEMPOTENCY_KEY] if declared.idempotent else []),
+            for name, parser in declared.query.items()
+        ]
+        + ([IDEMPOTENCY_KEY] if declared.idempotent else []),
         "responses": {str(declared.status): _success(declared)},
     }
     if declared.body is not None:
@@ -148,9 +174,12 @@ def _error_statuses(declared, path_params, public):
 
 
 IDEMPOTENCY_KEY = {
-    "name": idempotency.HEADER, "in": "header", "required": False, "schema": idempotency.KEY_SCHEMA,
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "schema": idempotency.KEY_SCHEMA,
     "description": "Makes a retry safe: a replay by the same user within 24 hours gets the stored "
-                   "response (409 while the first is in progress, 422 for a different request).",
+    "response (409 while the first is in progress, 422 for a different request).",
 }
 
 
@@ -159,19 +188,26 @@ def _success(declared):
         return {"description": "Done; no body"}
     headers = {}
     if declared.idempotent:
-        headers["Idempotent-Replayed"] = {"schema": {"const": "true"},
-                                          "description": "Present when this is a stored response"}
+        headers["Idempotent-Replayed"] = {
+            "schema": {"const": "true"},
+            "description": "Present when this is a stored response",
+        }
     if declared.status == 201:
         headers["Location"] = {"schema": {"type": "string"}, "description": "URL of the new resource"}
-    return {"description": "OK" if declared.status == 200 else "Created", "headers": headers,
-            "content": {declared.media_type: {"schema": declared.response}}}
+    return {
+        "description": "OK" if declared.status == 200 else "Created",
+        "headers": headers,
+        "content": {declared.media_type: {"schema": declared.response}},
+    }
 
 
 def _problem(code):
     if code == 304:
         return {"description": ERROR_TEXT[304]}
-    return {"description": ERROR_TEXT[code],
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return {
+        "description": ERROR_TEXT[code],
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
 
 
 def _query_parameter(name, parser, required):

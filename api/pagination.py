@@ -1,4 +1,5 @@
 """Keyset pages: opaque cursors, `next_cursor` and the `Link: rel="next"` header."""
+
 import base64
 import binascii
 import json
@@ -25,7 +26,7 @@ def decode_cursor(cursor, parsers):
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != len(parsers):
             raise ValueError
-        return [parse(value) for parse, value in zip(parsers, values)]
+        return [parse(value) for parse, value in zip(parsers, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, RecursionError):
         raise InvalidParameter("cursor", "is not a cursor given by this list") from None
 

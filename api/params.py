@@ -1,4 +1,5 @@
 """Query parameters: only known names, each given once and parsed, else a 400 problem."""
+
 import dataclasses
 import datetime
 
@@ -11,9 +12,11 @@ MAX_QUERY_STRING = 4096  # bytes as sent, percent-encoded
 
 def with_schema(schema):
     """Attach the parameter's JSON Schema to its parser, for the OpenAPI document."""
+
     def attach(parser):
         parser.schema = schema
         return parser
+
     return attach
 
 
@@ -42,6 +45,7 @@ def integer(low, high):
         if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
             raise ValueError(f"must be an integer from {low} to {high}")
         return int(raw)
+
     return parse_integer
 
 
@@ -55,6 +59,7 @@ def one_of(choices):
         if raw not in choices:
             raise ValueError("must be one of: " + ", ".join(choices))
         return raw
+
     return parse_choice
 
 
@@ -65,6 +70,7 @@ def list_of(choices):
         if not all(v in choices for v in values):
             raise ValueError("must be a comma-separated list of: " + ", ".join(choices))
         return sorted(set(values), key=choices.index)
+
     return parse_list
 
 
@@ -92,6 +98,7 @@ def text(max_length):
         if not raw.strip() or len(raw) > max_length or "\x00" in raw:
             raise ValueError(f"must be non-blank text of at most {max_length} characters")
         return raw
+
     return parse_text
 
 
@@ -116,14 +123,14 @@ INCIDENT_FILTERS = {
     "category_id": identifier,
     "created_after": timestamp,
     "created_before": timestamp,
-    "sort": one_of(["created_at", "-created_at", "updated_at", "-updated_at",
-                    "severity", "-severity"]),
+    "sort": one_of(["created_at", "-created_at", "updated_at", "-updated_at", "severity", "-severity"]),
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Sort:
     """How one sort key orders a page and continues after a cursor: constant SQL only."""
+
     column: str
     cast: str
     descending: bool
@@ -139,8 +146,10 @@ class Sort:
 
 
 def _sorts(column, cast, parse_value):
-    return {column: Sort(column, cast, False, parse_value),
-            "-" + column: Sort(column, cast, True, parse_value)}
+    return {
+        column: Sort(column, cast, False, parse_value),
+        "-" + column: Sort(column, cast, True, parse_value),
+    }
 
 
 SORTS = {

@@ -4,6 +4,7 @@ The cluster listens on a Unix socket only. Its directory lives under /tmp becaus
 paths are limited to ~107 bytes. PostgreSQL refuses to run as root, so as root every
 server command runs as the `postgres` user, which then owns the data and socket folders.
 """
+
 import contextlib
 import glob
 import hashlib
@@ -32,9 +33,11 @@ class ClusterError(RuntimeError):
 def find_bindir():
     candidates = [os.environ.get("PG_BINDIR")]
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        candidates.append(subprocess.run(
-            ["pg_config", "--bindir"], capture_output=True, text=True, check=True
-        ).stdout.strip())
+        candidates.append(
+            subprocess.run(
+                ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
     on_path = shutil.which("pg_ctl")
     candidates.append(on_path and os.path.dirname(on_path))
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
@@ -62,12 +65,22 @@ class Cluster:
         _own(self.sockdir)
         if not (self.datadir / "PG_VERSION").exists():
             _own(self.datadir)
-            self._run("initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust",
-                      "-E", "UTF8", "--locale=C.UTF-8")
+            self._run(
+                "initdb",
+                "-D",
+                self.datadir,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            )
         if not self.running():
             options = " ".join(["-c listen_addresses=''", f"-k {self.sockdir}", *settings])
-            self._run("pg_ctl", "-D", self.datadir, "-l", self.datadir / "server.log",
-                      "-o", options, "-w", "start")
+            self._run(
+                "pg_ctl", "-D", self.datadir, "-l", self.datadir / "server.log", "-o", options, "-w", "start"
+            )
         self._create_database()
 
     def stop(self, mode="fast"):
@@ -77,14 +90,12 @@ class Cluster:
     def running(self):
         if not (self.datadir / "PG_VERSION").exists():
             return False
-        status = subprocess.run(self._command("pg_ctl", "-D", self.datadir, "status"),
-                                capture_output=True)
+        status = subprocess.run(self._command("pg_ctl", "-D", self.datadir, "status"), capture_output=True)
         return status.returncode == 0
 
     def _create_database(self):
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                [DATABASE_NAME]).fetchone():
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone():
                 conn.execute(f"CREATE DATABASE {DATABASE_NAME}")  # a constant, not input
 
     def _command(self, tool, *args):

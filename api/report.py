@@ -3,6 +3,7 @@
 Every number comes from the one incident_stats query; pandas only reshapes its aggregates.
 Figures are drawn with matplotlib's object API on an Agg canvas, never through pyplot.
 """
+
 import dataclasses
 import datetime
 import html
@@ -44,36 +45,56 @@ def write_report(conn, out_dir, days=30):
 
 def by_status(stats):
     table = pd.DataFrame(stats["by_status"].items(), columns=["status", "incidents"])
-    return Chart("Incidents by status", "status.png", table, table["incidents"].any(),
-                 lambda ax: counts(ax, table, "status"))
+    return Chart(
+        "Incidents by status",
+        "status.png",
+        table,
+        table["incidents"].any(),
+        lambda ax: counts(ax, table, "status"),
+    )
 
 
 def by_severity(stats):
     table = pd.DataFrame(stats["by_severity"].items(), columns=["severity", "incidents"])
-    return Chart("Incidents by severity", "severity.png", table, table["incidents"].any(),
-                 lambda ax: counts(ax, table, "severity"))
+    return Chart(
+        "Incidents by severity",
+        "severity.png",
+        table,
+        table["incidents"].any(),
+        lambda ax: counts(ax, table, "severity"),
+    )
 
 
 def daily(stats):
     table = pd.DataFrame(stats["daily"], columns=["date", "opened", "resolved"])
     has_data = table[["opened", "resolved"]].to_numpy().any()
-    return Chart("Opened vs resolved per day (UTC)", "daily.png", table, has_data,
-                 lambda ax: daily_lines(ax, table))
+    return Chart(
+        "Opened vs resolved per day (UTC)", "daily.png", table, has_data, lambda ax: daily_lines(ax, table)
+    )
 
 
 def mttr(stats):
     figures = {**stats["mttr_seconds"]["by_severity"], "all": stats["mttr_seconds"]}
-    rows = [[severity] + [hours(f[key]) for key in ("mean", "p50", "p90")]
-            for severity, f in figures.items()]
+    rows = [[severity] + [hours(f[key]) for key in ("mean", "p50", "p90")] for severity, f in figures.items()]
     table = pd.DataFrame(rows, columns=["severity", "mean", "p50", "p90"])
-    return Chart("Time to resolve by severity (hours)", "mttr.png", table,
-                 table["mean"].notna().any(), lambda ax: mttr_bars(ax, table))
+    return Chart(
+        "Time to resolve by severity (hours)",
+        "mttr.png",
+        table,
+        table["mean"].notna().any(),
+        lambda ax: mttr_bars(ax, table),
+    )
 
 
 def workload(stats):
     table = pd.DataFrame(stats["workload"], columns=["username", "open", "in_progress"])
-    return Chart("Open workload per assignee", "workload.png", table, not table.empty,
-                 lambda ax: workload_bars(ax, table))
+    return Chart(
+        "Open workload per assignee",
+        "workload.png",
+        table,
+        not table.empty,
+        lambda ax: workload_bars(ax, table),
+    )
 
 
 def hours(seconds):
@@ -87,7 +108,8 @@ def counts(ax, table, column):
 
 def daily_lines(ax, table):
     data = table.assign(date=pd.to_datetime(table["date"])).melt(
-        id_vars="date", var_name="kind", value_name="incidents")
+        id_vars="date", var_name="kind", value_name="incidents"
+    )
     sns.lineplot(data=data, x="date", y="incidents", hue="kind", style="kind", markers=True, ax=ax)
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
@@ -116,8 +138,9 @@ def render(chart):
         chart.draw(ax)
     else:
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
-                fontsize=20, color="grey")
+        ax.text(
+            0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=20, color="grey"
+        )
     return figure
 
 
@@ -152,15 +175,16 @@ window.addEventListener("load", () => {{
 
 
 def page(charts, days):
-    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return PAGE.format(generated=generated, days=days,
-                       sections="\n".join(section(chart) for chart in charts))
+    generated = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return PAGE.format(generated=generated, days=days, sections="\n".join(section(chart) for chart in charts))
 
 
 def section(chart):
     title = html.escape(chart.title)
     caption = "" if chart.has_data else "<figcaption>no data</figcaption>"
     table = chart.table.to_html(index=False, na_rep="–", float_format="{:.2f}".format, border=0)
-    return (f'<section id="{chart.file.removesuffix(".png")}">\n<h2>{title}</h2>\n<div class="row">\n'
-            f'<figure><img src="{chart.file}" alt="{title}" width="700" height="400">{caption}</figure>\n'
-            f'{table}\n</div>\n</section>')
+    return (
+        f'<section id="{chart.file.removesuffix(".png")}">\n<h2>{title}</h2>\n<div class="row">\n'
+        f'<figure><img src="{chart.file}" alt="{title}" width="700" height="400">{caption}</figure>\n'
+        f"{table}\n</div>\n</section>"
+    )

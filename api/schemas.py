@@ -19,32 +19,50 @@ CATEGORY_NAME = {"type": "string", "minLength": 1, "maxLength": 50, "pattern": r
 
 
 def _object(properties, required=()):
-    return {"type": "object", "properties": properties,
-            "required": list(required), "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
 
 
-USER_FIELDS = {"username": USERNAME, "email": EMAIL, "password": PASSWORD,
-               "role": ROLE, "active": {"type": "boolean"}}
+USER_FIELDS = {
+    "username": USERNAME,
+    "email": EMAIL,
+    "password": PASSWORD,
+    "role": ROLE,
+    "active": {"type": "boolean"},
+}
 USER_CREATE = _object(USER_FIELDS, ["username", "email", "password"])
 USER_REPLACE = _object(USER_FIELDS, ["username", "email", "role", "active"])
 USER_PATCH = _object(USER_FIELDS)
 
-TOKEN_CREATE = _object({"username": {"type": "string", "maxLength": 254},
-                        "password": {"type": "string", "maxLength": 1024}},
-                       ["username", "password"])
+TOKEN_CREATE = _object(
+    {"username": {"type": "string", "maxLength": 254}, "password": {"type": "string", "maxLength": 1024}},
+    ["username", "password"],
+)
 
-INCIDENT_FIELDS = {"title": TITLE, "description": DESCRIPTION, "status": {"enum": STATUSES},
-                   "severity": {"enum": SEVERITIES}, "assignee_id": NULLABLE_ID,
-                   "category_ids": CATEGORY_IDS, "resolution": RESOLUTION}
-INCIDENT_CREATE = _object({k: v for k, v in INCIDENT_FIELDS.items()
-                           if k not in ("status", "resolution")}, ["title"])
+INCIDENT_FIELDS = {
+    "title": TITLE,
+    "description": DESCRIPTION,
+    "status": {"enum": STATUSES},
+    "severity": {"enum": SEVERITIES},
+    "assignee_id": NULLABLE_ID,
+    "category_ids": CATEGORY_IDS,
+    "resolution": RESOLUTION,
+}
+INCIDENT_CREATE = _object(
+    {k: v for k, v in INCIDENT_FIELDS.items() if k not in ("status", "resolution")}, ["title"]
+)
 INCIDENT_REPLACE = _object(INCIDENT_FIELDS, INCIDENT_FIELDS)
 INCIDENT_PATCH = _object(INCIDENT_FIELDS)
 
 RESOLVE = _object({"resolution": RESOLUTION})
 
-COMMENT_CREATE = _object({"content": {"type": "string", "minLength": 1, "maxLength": 10000,
-                                      "pattern": r"\S"}}, ["content"])
+COMMENT_CREATE = _object(
+    {"content": {"type": "string", "minLength": 1, "maxLength": 10000, "pattern": r"\S"}}, ["content"]
+)
 
 CATEGORY_CREATE = _object({"name": CATEGORY_NAME}, ["name"])
 CATEGORY_PATCH = _object({"name": CATEGORY_NAME})
@@ -59,61 +77,129 @@ def _record(properties):
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
-USER = _record({"id": ID, "username": USERNAME, "email": EMAIL, "role": ROLE,
-                "active": {"type": "boolean"}, "created_at": TIMESTAMP, "updated_at": TIMESTAMP})
+USER = _record(
+    {
+        "id": ID,
+        "username": USERNAME,
+        "email": EMAIL,
+        "role": ROLE,
+        "active": {"type": "boolean"},
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    }
+)
 TOKEN = _record({"token": {"type": "string", "pattern": "^inc_"}, "user": USER})
 CATEGORY = _record({"id": ID, "name": CATEGORY_NAME, "created_at": TIMESTAMP})
-INCIDENT = _record({
-    "id": ID, "title": TITLE, "description": DESCRIPTION, "status": {"enum": STATUSES},
-    "severity": {"enum": SEVERITIES}, "reporter_id": ID, "assignee_id": NULLABLE_ID,
-    "categories": {"type": "array", "items": _record({"id": ID, "name": CATEGORY_NAME})},
-    "created_at": TIMESTAMP, "updated_at": TIMESTAMP, "acknowledged_at": NULLABLE_TIMESTAMP,
-    "resolved_at": NULLABLE_TIMESTAMP, "resolution": RESOLUTION,
-    "version": {"type": "integer", "minimum": 1},
-    "allowed_transitions": {"type": "array", "items": {"enum": STATUSES}},
-})
-SEARCH_ITEM = {**INCIDENT, "properties": {**INCIDENT["properties"], "rank": {"type": "number"},
-                                          "snippet": {"type": "string"}},
-               "required": INCIDENT["required"] + ["rank", "snippet"]}
-COMMENT = _record({"id": ID, "incident_id": ID, "author_id": ID, "content": {"type": "string"},
-                   "created_at": TIMESTAMP})
-HISTORY_ENTRY = _record({
-    "id": ID, "incident_id": ID, "actor_id": ID,
-    "action": {"enum": ["created", "updated", "status_changed", "assigned", "categorized",
-                        "commented", "resolved"]},
-    "changes": {"type": "object", "additionalProperties": {
-        "type": "array", "minItems": 2, "maxItems": 2}},
-    "created_at": TIMESTAMP})
-NOTIFICATION = _record({
-    "id": ID, "event": {"enum": ["assigned", "resolved", "followed_reported", "followed_resolved"]},
-    "incident_id": ID, "actor_id": ID, "read": {"type": "boolean"}, "created_at": TIMESTAMP})
+INCIDENT = _record(
+    {
+        "id": ID,
+        "title": TITLE,
+        "description": DESCRIPTION,
+        "status": {"enum": STATUSES},
+        "severity": {"enum": SEVERITIES},
+        "reporter_id": ID,
+        "assignee_id": NULLABLE_ID,
+        "categories": {"type": "array", "items": _record({"id": ID, "name": CATEGORY_NAME})},
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+        "acknowledged_at": NULLABLE_TIMESTAMP,
+        "resolved_at": NULLABLE_TIMESTAMP,
+        "resolution": RESOLUTION,
+        "version": {"type": "integer", "minimum": 1},
+        "allowed_transitions": {"type": "array", "items": {"enum": STATUSES}},
+    }
+)
+SEARCH_ITEM = {
+    **INCIDENT,
+    "properties": {**INCIDENT["properties"], "rank": {"type": "number"}, "snippet": {"type": "string"}},
+    "required": INCIDENT["required"] + ["rank", "snippet"],
+}
+COMMENT = _record(
+    {"id": ID, "incident_id": ID, "author_id": ID, "content": {"type": "string"}, "created_at": TIMESTAMP}
+)
+HISTORY_ENTRY = _record(
+    {
+        "id": ID,
+        "incident_id": ID,
+        "actor_id": ID,
+        "action": {
+            "enum": [
+                "created",
+                "updated",
+                "status_changed",
+                "assigned",
+                "categorized",
+                "commented",
+                "resolved",
+            ]
+        },
+        "changes": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+        },
+        "created_at": TIMESTAMP,
+    }
+)
+NOTIFICATION = _record(
+    {
+        "id": ID,
+        "event": {"enum": ["assigned", "resolved", "followed_reported", "followed_resolved"]},
+        "incident_id": ID,
+        "actor_id": ID,
+        "read": {"type": "boolean"},
+        "created_at": TIMESTAMP,
+    }
+)
 HEALTH = _record({"status": {"const": "ok"}, "database": {"const": "ok"}})
-_FIGURES = {"mean": {"type": ["number", "null"]}, "p50": {"type": ["number", "null"]},
-            "p90": {"type": ["number", "null"]}}
+_FIGURES = {
+    "mean": {"type": ["number", "null"]},
+    "p50": {"type": ["number", "null"]},
+    "p90": {"type": ["number", "null"]},
+}
 _DURATIONS = _record({**_FIGURES, "by_severity": _record({s: _record(_FIGURES) for s in SEVERITIES})})
 _COUNT = {"type": "integer", "minimum": 0}
-STATS = _record({
-    "by_status": _record({s: _COUNT for s in STATUSES}),
-    "by_severity": _record({s: _COUNT for s in SEVERITIES}),
-    "mtta_seconds": _DURATIONS, "mttr_seconds": _DURATIONS,
-    "workload": {"type": "array", "items": _record({"user_id": ID, "username": USERNAME,
-                                                    "open": _COUNT, "in_progress": _COUNT})},
-    "daily": {"type": "array", "items": _record({"date": {"type": "string", "format": "date"},
-                                                 "opened": _COUNT, "resolved": _COUNT})},
-})
+STATS = _record(
+    {
+        "by_status": _record({s: _COUNT for s in STATUSES}),
+        "by_severity": _record({s: _COUNT for s in SEVERITIES}),
+        "mtta_seconds": _DURATIONS,
+        "mttr_seconds": _DURATIONS,
+        "workload": {
+            "type": "array",
+            "items": _record({"user_id": ID, "username": USERNAME, "open": _COUNT, "in_progress": _COUNT}),
+        },
+        "daily": {
+            "type": "array",
+            "items": _record(
+                {"date": {"type": "string", "format": "date"}, "opened": _COUNT, "resolved": _COUNT}
+            ),
+        },
+    }
+)
 PROBLEM = {
-    "type": "object", "required": ["type", "title", "status", "detail"],
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string"}, "title": {"type": "string"},
-        "status": {"type": "integer"}, "detail": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object", "properties": {
-            "pointer": {"type": "string"}, "parameter": {"type": "string"},
-            "detail": {"type": "string"}}, "required": ["detail"]}},
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "pointer": {"type": "string"},
+                    "parameter": {"type": "string"},
+                    "detail": {"type": "string"},
+                },
+                "required": ["detail"],
+            },
+        },
         "allowed_transitions": {"type": "array", "items": {"enum": STATUSES}},
     },
 }
 
 
 def page_of(item):
-    return _record({"items": {"type": "array", "items": item},
-                    "next_cursor": {"type": ["string", "null"]}})
+    return _record({"items": {"type": "array", "items": item}, "next_cursor": {"type": ["string", "null"]}})

@@ -10,6 +10,7 @@ A `:fragment` is no query but SQL that queries (and other fragments) include by 
 `{its_name}`.
 A duplicate name, an unknown kind or an empty query stops start-up.
 """
+
 import dataclasses
 import pathlib
 import re
@@ -90,11 +91,12 @@ def load_queries(directory=SQL_DIR):
         for query in parse_file(path):
             if query.name in queries:
                 first = queries[query.name]
-                raise QueryFileError(f"{query.file}:{query.line}: query {query.name!r} "
-                                     f"already defined at {first.file}:{first.line}")
+                raise QueryFileError(
+                    f"{query.file}:{query.line}: query {query.name!r} "
+                    f"already defined at {first.file}:{first.line}"
+                )
             queries[query.name] = query
-    fragments = {name: queries.pop(name).text for name, q in list(queries.items())
-                 if q.kind == "fragment"}
+    fragments = {name: queries.pop(name).text for name, q in list(queries.items()) if q.kind == "fragment"}
     for name, query in queries.items():
         queries[name] = dataclasses.replace(query, text=expand(query.text, fragments))
     queries.fragments = {name: expand(text, fragments) for name, text in fragments.items()}
@@ -135,8 +137,10 @@ def parse_file(path):
 def _parse_header(path, number, line):
     match = HEADER.match(line)
     if not match or match["kind"] not in KINDS:
-        raise QueryFileError(f"{path}:{number}: malformed header {line!r}; expected "
-                             f"'-- name: <snake_case> :<{'|'.join(sorted(KINDS))}>[ :custom_plan]'")
+        raise QueryFileError(
+            f"{path}:{number}: malformed header {line!r}; expected "
+            f"'-- name: <snake_case> :<{'|'.join(sorted(KINDS))}>[ :custom_plan]'"
+        )
     return match["name"], match["kind"], bool(match["custom_plan"])
 
 
@@ -146,4 +150,3 @@ def _make_query(path, header, body):
     if not text.strip():
         raise QueryFileError(f"{path}:{number}: query {name!r} has no SQL")
     return Query(name, kind, text, str(path), number, custom_plan)
-

@@ -1,4 +1,5 @@
 """Request bodies checked against precompiled JSON Schemas, reporting every error at once."""
+
 import re
 import urllib.parse
 
@@ -48,8 +49,10 @@ def body_reader(schema, optional=False):
         if media_type != JSON and not (media_type == MERGE_PATCH and req.method == "PATCH"):
             raise Problem(falcon.HTTP_415, f"Send the body as {JSON}.")
         body = await req.get_media()
-        errors = [*text_errors(body),
-                  *(item for error in validator.iter_errors(body) for item in _describe(error))]
+        errors = [
+            *text_errors(body),
+            *(item for error in validator.iter_errors(body) for item in _describe(error)),
+        ]
         if errors:
             raise ValidationFailed(_unique(errors))
         return body
@@ -84,8 +87,9 @@ def _is_utf8(text):
 def pointer(path):
     """A JSON Pointer as a URI fragment, e.g. ('category_ids', 2) -> '#/category_ids/2'."""
     tokens = (str(p).replace("~", "~0").replace("/", "~1") for p in path)
-    return "#" + "".join("/" + urllib.parse.quote(t, safe="~!$&'()*+,;=:@", errors="surrogatepass")
-                         for t in tokens)
+    return "#" + "".join(
+        "/" + urllib.parse.quote(t, safe="~!$&'()*+,;=:@", errors="surrogatepass") for t in tokens
+    )
 
 
 def _describe(error):
@@ -96,15 +100,17 @@ def _describe(error):
         return [{"pointer": pointer(path + (name,)), "detail": "is required"} for name in missing]
     if keyword == "additionalProperties":
         known = error.schema.get("properties", {})
-        return [{"pointer": pointer(path + (name,)), "detail": "is not an allowed member"}
-                for name in error.instance if name not in known]
+        return [
+            {"pointer": pointer(path + (name,)), "detail": "is not an allowed member"}
+            for name in error.instance
+            if name not in known
+        ]
     return [{"pointer": pointer(path), "detail": _message(keyword, expected)}]
 
 
 def _message(keyword, expected):
     messages = {
-        "type": lambda: "must be " + " or ".join(
-            [expected] if isinstance(expected, str) else expected),
+        "type": lambda: "must be " + " or ".join([expected] if isinstance(expected, str) else expected),
         "enum": lambda: "must be one of: " + ", ".join(map(str, expected)),
         "minLength": lambda: f"must be at least {expected} characters long",
         "maxLength": lambda: f"must be at most {expected} characters long",
@@ -112,8 +118,7 @@ def _message(keyword, expected):
         "maximum": lambda: f"must be at most {expected}",
         "maxItems": lambda: f"must have at most {expected} items",
         "uniqueItems": lambda: "must not repeat an item",
-        "pattern": lambda: (f"must match {expected}" if expected != r"\S"
-                            else "must not be blank"),
+        "pattern": lambda: f"must match {expected}" if expected != r"\S" else "must not be blank",
     }
     return messages.get(keyword, lambda: "is not valid")()
 

@@ -1,5 +1,6 @@
 """The bench's own database, `incidents_bench`, on the configured server. The bench never
 touches a database it did not create: it marks its own with a comment and checks for it."""
+
 import os
 import re
 import urllib.parse
@@ -26,13 +27,17 @@ def seeded_scale(url=None):
     """The scale the bench database was seeded at, None if it has not been (fully) seeded;
     exits if a database of that name exists that the bench did not create."""
     with connect(url or server_url()) as conn:
-        row = conn.execute("SELECT shobj_description(oid, 'pg_database') AS comment "
-                           "FROM pg_database WHERE datname = %s", [NAME]).fetchone()
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = %s",
+            [NAME],
+        ).fetchone()
     if row is None:
         return None
     if not (row["comment"] or "").startswith(MARKER):
-        raise SystemExit(f"Refusing to touch database {NAME!r}: make bench did not create it. "
-                         "Set BENCH_DATABASE to another name.")
+        raise SystemExit(
+            f"Refusing to touch database {NAME!r}: make bench did not create it. "
+            "Set BENCH_DATABASE to another name."
+        )
     match = re.search(r"scale=([0-9.]+)", row["comment"])
     return float(match[1]) if match else None
 

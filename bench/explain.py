@@ -1,6 +1,7 @@
 """make bench, step 2: EXPLAIN (ANALYZE, BUFFERS) every list, search and stats query with the
 index migration's indexes absent and present, custom and generic plans, into
 bench/results/explain.md (python -m bench.explain)."""
+
 import datetime
 import pathlib
 import re
@@ -27,12 +28,17 @@ def probes(conn):
     """Real ids that make each case representative: the busiest users, category, incident."""
     one = lambda text: conn.execute(text).fetchone()["id"]  # noqa: E731
     return {
-        "assignee": one("SELECT assignee_id AS id FROM incidents WHERE status IN ('open', 'in_progress') "
-                        "AND assignee_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
+        "assignee": one(
+            "SELECT assignee_id AS id FROM incidents WHERE status IN ('open', 'in_progress') "
+            "AND assignee_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ),
         "reporter": one("SELECT reporter_id AS id FROM incidents GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
-        "category": one("SELECT category_id AS id FROM incident_categories GROUP BY 1 ORDER BY count(*) LIMIT 1"),
-        "common_category": one("SELECT category_id AS id FROM incident_categories GROUP BY 1 "
-                               "ORDER BY count(*) DESC LIMIT 1"),
+        "category": one(
+            "SELECT category_id AS id FROM incident_categories GROUP BY 1 ORDER BY count(*) LIMIT 1"
+        ),
+        "common_category": one(
+            "SELECT category_id AS id FROM incident_categories GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ),
         "incident": one("SELECT incident_id AS id FROM comments GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "notified": one("SELECT user_id AS id FROM notifications GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
         "followed": one("SELECT followee_id AS id FROM follows GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"),
@@ -44,8 +50,10 @@ def probes(conn):
 
 def unreferenced_user(conn):
     """A user nothing refers to, whose (rolled back) deletion runs every foreign-key check."""
-    conn.execute("INSERT INTO users (username, email) VALUES ('bench_unreferenced', 'bench@example.com') "
-                 "ON CONFLICT DO NOTHING")
+    conn.execute(
+        "INSERT INTO users (username, email) VALUES ('bench_unreferenced', 'bench@example.com') "
+        "ON CONFLICT DO NOTHING"
+    )
     return conn.execute("SELECT id FROM users WHERE username = 'bench_unreferenced'").fetchone()["id"]
 
 
@@ -62,68 +70,152 @@ def cases(queries, ids, page_two_after):
         return listing(title, user_id=user_id, relation=relation)
 
     def search(title, query, **args):
-        return (title, "search_incidents", queries.search_incidents.text,
-                {**incident_filters(args), "query": query, "after_rank": None, "after_id": None, "limit": 51,
-                 "max_candidates": SEARCH_CANDIDATES})
+        return (
+            title,
+            "search_incidents",
+            queries.search_incidents.text,
+            {
+                **incident_filters(args),
+                "query": query,
+                "after_rank": None,
+                "after_id": None,
+                "limit": 51,
+                "max_candidates": SEARCH_CANDIDATES,
+            },
+        )
 
     return [
         listing("GET /incidents (newest first)"),
         listing("GET /incidents page 2 (cursor)", first=False, after={**page, **page_two_after}),
         listing("GET /incidents?status=open,in_progress", status=["open", "in_progress"]),
-        listing("GET /incidents?status=open&severity=critical,high", status=["open"], severity=["critical", "high"]),
+        listing(
+            "GET /incidents?status=open&severity=critical,high",
+            status=["open"],
+            severity=["critical", "high"],
+        ),
         listing("GET /incidents?assignee_id=none&status=open", status=["open"], assignee_id=None),
         listing("GET /incidents?assignee_id=<busiest>", assignee_id=ids["assignee"]),
-        listing("GET /incidents?created_after=<30 days ago>",
-                created_after=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)),
+        listing(
+            "GET /incidents?created_after=<30 days ago>",
+            created_after=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30),
+        ),
         listing("GET /incidents?sort=-severity", sort="-severity"),
         listing("GET /incidents?sort=-updated_at", sort="-updated_at"),
         user_listing("GET /users/{busiest reporter}/incidents", ids["reporter"]),
-        user_listing("GET /users/{busiest assignee}/incidents?relation=assignee", ids["assignee"], "assignee"),
+        user_listing(
+            "GET /users/{busiest assignee}/incidents?relation=assignee", ids["assignee"], "assignee"
+        ),
         user_listing("GET /users/{a responder}/incidents", ids["responder"]),
         listing("GET /categories/{rarest}/incidents", category_id=ids["category"]),
         listing("GET /categories/{most common}/incidents", category_id=ids["common_category"]),
-        listing("GET /categories/{most common}/incidents?created_before=<a year ago>",
-                category_id=ids["common_category"],
-                created_before=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=365)),
+        listing(
+            "GET /categories/{most common}/incidents?created_before=<a year ago>",
+            category_id=ids["common_category"],
+            created_before=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=365),
+        ),
         search("GET /incidents/search?query=pod evicted", "pod evicted"),
-        search("GET /incidents/search?query=\"pod evicted\" (a phrase of common words)", '"pod evicted"'),
+        search('GET /incidents/search?query="pod evicted" (a phrase of common words)', '"pod evicted"'),
         search("GET /incidents/search?query=host-1234", "host-1234"),
         search("GET /incidents/search?query=T7138 (a rare word: a ticket number)", "T7138"),
-        search("GET /incidents/search?query=\"oom killed\" -kubernetes&status=open", '"oom killed" -kubernetes',
-               status=["open"]),
-        search("GET /incidents/search?query=pod evicted&status=open (common words, open incidents)", "pod evicted",
-               status=["open"]),
+        search(
+            'GET /incidents/search?query="oom killed" -kubernetes&status=open',
+            '"oom killed" -kubernetes',
+            status=["open"],
+        ),
+        search(
+            "GET /incidents/search?query=pod evicted&status=open (common words, open incidents)",
+            "pod evicted",
+            status=["open"],
+        ),
         search("GET /incidents/search?query=pod evicted&status=resolved", "pod evicted", status=["resolved"]),
         search("GET /incidents/search?query=database timeout (broad: common words)", "database timeout"),
-        ("GET /incidents/stats", "incident_stats_all", queries.incident_stats_all.text,
-         {**incident_filters({}), "days": 30}),
-        ("GET /incidents/stats?days=3660", "incident_stats_all", queries.incident_stats_all.text,
-         {**incident_filters({}), "days": 3660}),
-        ("GET /incidents/stats (general query, no filter)", "incident_stats", queries.incident_stats.text,
-         {**incident_filters({}), "days": 30}),
-        ("GET /incidents/stats?severity=critical&created_after=<90 days ago>", "incident_stats",
-         queries.incident_stats.text,
-         {**incident_filters({"severity": ["critical"], "created_after": datetime.datetime.now(
-             datetime.timezone.utc) - datetime.timedelta(days=90)}), "days": 90}),
-        ("GET /incidents/{busiest}/comments", "list_comments", queries.list_comments.text,
-         {"incident_id": ids["incident"], "after_created_at": "-infinity", "after_id": 0, "limit": 51}),
-        ("GET /incidents/{busiest}/history", "list_history", queries.list_history.text,
-         {"incident_id": ids["incident"], "after_id": 0, "limit": 51}),
-        ("GET /notifications (busiest recipient)", "list_notifications", queries.list_notifications.text,
-         {"user_id": ids["notified"], "unread": False, "before_id": None, "limit": 51}),
-        ("GET /notifications?unread=true", "list_notifications", queries.list_notifications.text,
-         {"user_id": ids["notified"], "unread": True, "before_id": None, "limit": 51}),
-        ("GET /users?role=responder", "list_users", queries.list_users.text,
-         {"role": "responder", "active": None, "after_id": 0, "limit": 51}),
+        (
+            "GET /incidents/stats",
+            "incident_stats_all",
+            queries.incident_stats_all.text,
+            {**incident_filters({}), "days": 30},
+        ),
+        (
+            "GET /incidents/stats?days=3660",
+            "incident_stats_all",
+            queries.incident_stats_all.text,
+            {**incident_filters({}), "days": 3660},
+        ),
+        (
+            "GET /incidents/stats (general query, no filter)",
+            "incident_stats",
+            queries.incident_stats.text,
+            {**incident_filters({}), "days": 30},
+        ),
+        (
+            "GET /incidents/stats?severity=critical&created_after=<90 days ago>",
+            "incident_stats",
+            queries.incident_stats.text,
+            {
+                **incident_filters(
+                    {
+                        "severity": ["critical"],
+                        "created_after": datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=90),
+                    }
+                ),
+                "days": 90,
+            },
+        ),
+        (
+            "GET /incidents/{busiest}/comments",
+            "list_comments",
+            queries.list_comments.text,
+            {"incident_id": ids["incident"], "after_created_at": "-infinity", "after_id": 0, "limit": 51},
+        ),
+        (
+            "GET /incidents/{busiest}/history",
+            "list_history",
+            queries.list_history.text,
+            {"incident_id": ids["incident"], "after_id": 0, "limit": 51},
+        ),
+        (
+            "GET /notifications (busiest recipient)",
+            "list_notifications",
+            queries.list_notifications.text,
+            {"user_id": ids["notified"], "unread": False, "before_id": None, "limit": 51},
+        ),
+        (
+            "GET /notifications?unread=true",
+            "list_notifications",
+            queries.list_notifications.text,
+            {"user_id": ids["notified"], "unread": True, "before_id": None, "limit": 51},
+        ),
+        (
+            "GET /users?role=responder",
+            "list_users",
+            queries.list_users.text,
+            {"role": "responder", "active": None, "after_id": 0, "limit": 51},
+        ),
         ("GET /categories", "list_categories", queries.list_categories.text, {"after_id": 0, "limit": 51}),
-        ("GET /users/{most followed}/followers", "list_followers", queries.list_followers.text,
-         {"user_id": ids["followed"], "after_id": 0, "limit": 51}),
-        ("GET /users/{keenest follower}/following", "list_following", queries.list_following.text,
-         {"user_id": ids["follower"], "after_id": 0, "limit": 51}),
-        ("DELETE /users/{unreferenced} (foreign-key checks)", "delete_user", queries.delete_user.text,
-         {"id": ids["unreferenced"]}),
-        ("DELETE /incidents/{busiest} (cascades to comments, history, notifications)", "delete_incident",
-         queries.delete_incident.text, {"id": ids["incident"]}),
+        (
+            "GET /users/{most followed}/followers",
+            "list_followers",
+            queries.list_followers.text,
+            {"user_id": ids["followed"], "after_id": 0, "limit": 51},
+        ),
+        (
+            "GET /users/{keenest follower}/following",
+            "list_following",
+            queries.list_following.text,
+            {"user_id": ids["follower"], "after_id": 0, "limit": 51},
+        ),
+        (
+            "DELETE /users/{unreferenced} (foreign-key checks)",
+            "delete_user",
+            queries.delete_user.text,
+            {"id": ids["unreferenced"]},
+        ),
+        (
+            "DELETE /incidents/{busiest} (cascades to comments, history, notifications)",
+            "delete_incident",
+            queries.delete_incident.text,
+            {"id": ids["incident"]},
+        ),
     ]
 
 
@@ -155,7 +247,9 @@ def _explain(conn, text, params, generic):
             cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             cursor.execute(f"SET LOCAL statement_timeout = {GENERIC_TIMEOUT_MS}")
             args = sql.SQL(", ").join(sql.Literal(_literal(params[n])) for n in names)
-            return cursor.execute(sql.SQL(f"EXPLAIN ({options}) EXECUTE bench_query({{}})").format(args)).fetchall()
+            return cursor.execute(
+                sql.SQL(f"EXPLAIN ({options}) EXECUTE bench_query({{}})").format(args)
+            ).fetchall()
     finally:
         cursor.execute("DEALLOCATE bench_query")
 
@@ -166,7 +260,9 @@ def _literal(value):
 
 
 def used_indexes(plan_text):
-    return set(re.findall(r"(?:Index|Index Only|Bitmap Index) Scan(?: Backward)? (?:using|on) (\w+)", plan_text))
+    return set(
+        re.findall(r"(?:Index|Index Only|Bitmap Index) Scan(?: Backward)? (?:using|on) (\w+)", plan_text)
+    )
 
 
 def run(url):
@@ -174,8 +270,10 @@ def run(url):
     with connect(url) as conn:
         conn.execute("SET jit = off")  # as on the app's connections (api/db.py)
         ids = probes(conn)
-        first = conn.execute(IncidentLists(queries).variants["list_incidents"]["-created_at", True, False].text,
-                             {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50}).fetchall()
+        first = conn.execute(
+            IncidentLists(queries).variants["list_incidents"]["-created_at", True, False].text,
+            {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50},
+        ).fetchall()
         page_two = {"after_value": first[-1]["created_at"], "after_id": first[-1]["id"]}
         todo = cases(queries, ids, page_two)
         indexes.drop(conn)
@@ -183,10 +281,14 @@ def run(url):
         build = indexes.create(conn)
         after = [measure(conn, text, params) for _, _, text, params in todo]
         generic = [measure(conn, text, params, generic=True, runs=1) for _, _, text, params in todo]
-        sizes = conn.execute("SELECT indexrelname AS name, pg_size_pretty(pg_relation_size(indexrelid)) AS size "
-                             "FROM pg_stat_user_indexes").fetchall()
-        counts = conn.execute("SELECT (SELECT count(*) FROM incidents) AS incidents, (SELECT count(*) FROM comments) "
-                              "AS comments, (SELECT count(*) FROM users) AS users, version() AS version").fetchone()
+        sizes = conn.execute(
+            "SELECT indexrelname AS name, pg_size_pretty(pg_relation_size(indexrelid)) AS size "
+            "FROM pg_stat_user_indexes"
+        ).fetchall()
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM incidents) AS incidents, (SELECT count(*) FROM comments) "
+            "AS comments, (SELECT count(*) FROM users) AS users, version() AS version"
+        ).fetchone()
     return todo, before, after, generic, build, {r["name"]: r["size"] for r in sizes}, counts
 
 
@@ -206,25 +308,59 @@ def report(todo, before, after, generic, build, sizes, counts):
         "| request | query | without (ms) | with (ms) | speed-up | buffers without → with | generic (ms) | indexes used |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    for (title, name, _, _), b, a, g in zip(todo, before, after, generic):
+    for (title, name, _, _), b, a, g in zip(todo, before, after, generic, strict=True):
         used = ", ".join(sorted(used_indexes(a[2]))) or "—"
-        lines.append(f"| {title} | `{name}` | {b[0]:.2f} | {a[0]:.2f} | {b[0] / max(a[0], 0.001):.0f}× | "
-                     f"{b[1]:,} → {a[1]:,} | {_ms(g[0])} | {used} |")
-    all_used = set().union(*(used_indexes(a[2]) | used_indexes(g[2]) for a, g in zip(after, generic)))
-    lines += ["", "## The indexes", "",
-              "Indexes on foreign-key columns serve the checks PostgreSQL runs when a user is deleted; those "
-              "run in triggers, whose plans EXPLAIN does not show, so they read *no* below. The DELETE row "
-              "above measures them together.", "",
-              "| index | build (s) | size | used by a plan above |", "|---|---:|---:|---|"]
+        lines.append(
+            f"| {title} | `{name}` | {b[0]:.2f} | {a[0]:.2f} | {b[0] / max(a[0], 0.001):.0f}× | "
+            f"{b[1]:,} → {a[1]:,} | {_ms(g[0])} | {used} |"
+        )
+    all_used = set().union(
+        *(used_indexes(a[2]) | used_indexes(g[2]) for a, g in zip(after, generic, strict=True))
+    )
+    lines += [
+        "",
+        "## The indexes",
+        "",
+        "Indexes on foreign-key columns serve the checks PostgreSQL runs when a user is deleted; those "
+        "run in triggers, whose plans EXPLAIN does not show, so they read *no* below. The DELETE row "
+        "above measures them together.",
+        "",
+        "| index | build (s) | size | used by a plan above |",
+        "|---|---:|---:|---|",
+    ]
     for statement, seconds in build.items():
         name = re.search(r"CREATE INDEX (\w+)", statement)[1]
-        lines.append(f"| `{name}` | {seconds:.1f} | {sizes.get(name, '?')} | {'yes' if name in all_used else 'no'} |")
+        lines.append(
+            f"| `{name}` | {seconds:.1f} | {sizes.get(name, '?')} | {'yes' if name in all_used else 'no'} |"
+        )
     lines += ["", "## Plans", ""]
-    for (title, _, _, _), b, a, g in zip(todo, before, after, generic):
-        lines += [f"### {title}", "", "With indexes:", "", "```", a[2], "```", "",
-                  "<details><summary>Without indexes</summary>", "", "```", b[2], "```", "", "</details>", "",
-                  "<details><summary>Generic plan, with indexes</summary>", "", "```", g[2], "```", "",
-                  "</details>", ""]
+    for (title, _, _, _), b, a, g in zip(todo, before, after, generic, strict=True):
+        lines += [
+            f"### {title}",
+            "",
+            "With indexes:",
+            "",
+            "```",
+            a[2],
+            "```",
+            "",
+            "<details><summary>Without indexes</summary>",
+            "",
+            "```",
+            b[2],
+            "```",
+            "",
+            "</details>",
+            "",
+            "<details><summary>Generic plan, with indexes</summary>",
+            "",
+            "```",
+            g[2],
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """The framework alone: a Falcon ASGI endpoint that touches no database, served by
 `make loadtest` with the same gunicorn settings (and so the same worker class) as the API."""
+
 import falcon.asgi
 
 

@@ -1,6 +1,7 @@
 """The secondary indexes the bench weighs: those of the index migration and of the later ones
 that add or replace indexes (FILES), dropped and created by the bench (yoyo still records the migrations as applied;
 the bench restores every index before it ends)."""
+
 import pathlib
 import re
 import time
@@ -8,9 +9,14 @@ import time
 import sqlparse
 
 MIGRATIONS = pathlib.Path(__file__).resolve().parent.parent / "migrations"
-FILES = ["20261124_06_indexes.sql", "20261125_09_stats.sql", "20261125_11_category_lists.sql",
-         "20261125_12_active_search.sql", "20261125_13_phrase_search.sql",
-         "20261202_15_active_search_pending_list.sql"]
+FILES = [
+    "20261124_06_indexes.sql",
+    "20261125_09_stats.sql",
+    "20261125_11_category_lists.sql",
+    "20261125_12_active_search.sql",
+    "20261125_13_phrase_search.sql",
+    "20261202_15_active_search_pending_list.sql",
+]
 CREATE = re.compile(r"CREATE INDEX (\w+)\s")
 ALTER = re.compile(r"ALTER INDEX (\w+)\s")
 DROP = re.compile(r"DROP INDEX (?:IF EXISTS )?(\w+)")

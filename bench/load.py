@@ -3,6 +3,7 @@ its two limits measured in the same run: pgbench running the endpoint's own SQL 
 number of clients (PostgreSQL alone) and a no-database Falcon endpoint on the same gunicorn
 settings (the framework alone). Rounds interleave every configuration; ratios are per round.
 Writes bench/results/http.md and http.csv (python -m bench.load)."""
+
 import csv
 import dataclasses
 import json
@@ -47,20 +48,34 @@ class Scenario:
 def scenarios(ids):
     post = 'wrk.headers["Content-Type"] = "application/json"\n'
     return [
-        Scenario("GET /incidents/{id}", f'return wrk.format("GET", "/incidents/" .. math.random(1, {ids["max_incident"]}))'),
-        Scenario("GET /incidents?status=open,in_progress&severity=high,critical",
-                 'return wrk.format("GET", "/incidents?status=open,in_progress&severity=high,critical")'),
-        Scenario("GET /users/{id}/incidents",
-                 f'return wrk.format("GET", "/users/" .. (4 * math.random(1, {ids["max_user"] // 4 - 1})) .. "/incidents")'),
-        Scenario("GET /incidents/search?query=host-<n>",
-                 'return wrk.format("GET", "/incidents/search?query=host-" .. math.random(0, 4999))'),
+        Scenario(
+            "GET /incidents/{id}",
+            f'return wrk.format("GET", "/incidents/" .. math.random(1, {ids["max_incident"]}))',
+        ),
+        Scenario(
+            "GET /incidents?status=open,in_progress&severity=high,critical",
+            'return wrk.format("GET", "/incidents?status=open,in_progress&severity=high,critical")',
+        ),
+        Scenario(
+            "GET /users/{id}/incidents",
+            f'return wrk.format("GET", "/users/" .. (4 * math.random(1, {ids["max_user"] // 4 - 1})) .. "/incidents")',
+        ),
+        Scenario(
+            "GET /incidents/search?query=host-<n>",
+            'return wrk.format("GET", "/incidents/search?query=host-" .. math.random(0, 4999))',
+        ),
         Scenario("GET /incidents/stats", 'return wrk.format("GET", "/incidents/stats")'),
-        Scenario("POST /incidents", post + 'local severities = {"low", "medium", "medium", "high", "critical"}\n'
-                 'return wrk.format("POST", "/incidents", nil, \'{"title": "Load test incident", '
-                 '"description": "made by make loadtest", "severity": "\' .. severities[math.random(1, 5)] .. \'"}\')'),
-        Scenario("POST /incidents/{id}/comments",
-                 post + f'return wrk.format("POST", "/incidents/" .. math.random(1, {ids["max_incident"]}) .. '
-                        '"/comments", nil, \'{"content": "load test comment"}\')'),
+        Scenario(
+            "POST /incidents",
+            post + 'local severities = {"low", "medium", "medium", "high", "critical"}\n'
+            'return wrk.format("POST", "/incidents", nil, \'{"title": "Load test incident", '
+            '"description": "made by make loadtest", "severity": "\' .. severities[math.random(1, 5)] .. \'"}\')',
+        ),
+        Scenario(
+            "POST /incidents/{id}/comments",
+            post + f'return wrk.format("POST", "/incidents/" .. math.random(1, {ids["max_incident"]}) .. '
+            '"/comments", nil, \'{"content": "load test comment"}\')',
+        ),
     ]
 
 
@@ -82,8 +97,12 @@ def run_wrk(port, script_body, token, seconds=SECONDS):
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(wrk_script(script_body, token))
         script.flush()
-        out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "-s", script.name,
-                              f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "-s", script.name, f"http://127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     result = json.loads(re.search(r"RESULT (\{.*\})", out)[1])
     result["rps"] = result["requests"] / result["seconds"]
     return result
@@ -122,11 +141,20 @@ class Server:
 
     def __init__(self, app, url):
         self.port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "PORT": str(self.port), "WEB_CONCURRENCY": str(WORKERS),
-               "LOG_LEVEL": "WARNING"}
-        self.process = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "gunicorn"), "-c",
-                                         "gunicorn.conf.py", app], cwd=ROOT, env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(WORKERS),
+            "LOG_LEVEL": "WARNING",
+        }
+        self.process = subprocess.Popen(
+            [str(pathlib.Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", app],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(self.workers()) < WORKERS:
             time.sleep(0.2)
@@ -186,14 +214,20 @@ def post_script(token_hash, user_id):
     """What POST /incidents runs for the load test's body: the token, then the one statement
     that inserts the incident with its history entry (severity fixed at high)."""
     queries = load_queries()
-    fields = {"title": "Load test incident", "description": "made by make loadtest", "severity": "high",
-              "assignee_id": None}
+    fields = {
+        "title": "Load test incident",
+        "description": "made by make loadtest",
+        "severity": "high",
+        "assignee_id": None,
+    }
     event = events.created({**fields, "status": "open", "category_ids": []})
-    return "\n".join([
-        pgbench_line(queries.get_user_by_token, token_hash=token_hash) + ";",
-        pgbench_line(queries.create_incident, **fields, actor_id=user_id, **event) + ";",
-        "",
-    ])
+    return "\n".join(
+        [
+            pgbench_line(queries.get_user_by_token, token_hash=token_hash) + ";",
+            pgbench_line(queries.create_incident, **fields, actor_id=user_id, **event) + ";",
+            "",
+        ]
+    )
 
 
 def pgbench(url, script):
@@ -201,26 +235,47 @@ def pgbench(url, script):
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
         file.write(script)
         file.flush()
-        run = subprocess.run([os.path.join(pgcluster.find_bindir(), "pgbench"), "-n", "-M", "prepared",
-                              "-c", str(CLIENTS), "-j", "2", "-T", str(SECONDS), "-f", file.name, url],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            [
+                os.path.join(pgcluster.find_bindir(), "pgbench"),
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                str(CLIENTS),
+                "-j",
+                "2",
+                "-T",
+                str(SECONDS),
+                "-f",
+                file.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+        )
     if run.returncode != 0:
         raise RuntimeError(f"pgbench failed ({run.returncode}):\n{run.stderr[-3000:]}\nscript:\n{script}")
     out = run.stdout
-    return {"rps": float(re.search(r"tps = ([0-9.]+)", out)[1]),
-            "mean_ms": float(re.search(r"latency average = ([0-9.]+) ms", out)[1])}
+    return {
+        "rps": float(re.search(r"tps = ([0-9.]+)", out)[1]),
+        "mean_ms": float(re.search(r"latency average = ([0-9.]+) ms", out)[1]),
+    }
 
 
 def prepare(url):
     """A token for the busiest responder, its user id, and the id ranges to draw from."""
     queries = load_queries()
     with connect(url) as conn:
-        user_id = conn.execute("SELECT assignee_id AS id FROM incidents WHERE assignee_id IS NOT NULL "
-                               "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()["id"]
+        user_id = conn.execute(
+            "SELECT assignee_id AS id FROM incidents WHERE assignee_id IS NOT NULL "
+            "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()["id"]
         token, token_hash = new_token()
         queries.create_token(conn, token_hash=token_hash, user_id=user_id)
-        ids = conn.execute("SELECT (SELECT max(id) FROM incidents) AS max_incident, "
-                           "(SELECT max(id) FROM users) AS max_user").fetchone()
+        ids = conn.execute(
+            "SELECT (SELECT max(id) FROM incidents) AS max_incident, (SELECT max(id) FROM users) AS max_user"
+        ).fetchone()
     return token, token_hash, user_id, ids
 
 
@@ -258,13 +313,24 @@ def main():
     try:
         for round_number in range(1, ROUNDS + 1):
             for scenario in scenarios(ids):
-                rows.append({"round": round_number, "config": scenario.name, **measured(app, scenario.lua, token)})
+                rows.append(
+                    {"round": round_number, "config": scenario.name, **measured(app, scenario.lua, token)}
+                )
             for config, script in limits.items():
                 rows.append({"round": round_number, "config": config, **pgbench(url, script)})
-            rows.append({"round": round_number, "config": HELLO_LIMIT,
-                         **measured(hello, 'return wrk.format("GET", "/hello")', token), "pg_cpu_us": None})
-            print(f"round {round_number}: " + ", ".join(f"{r['config']} {r['rps']:.0f}/s" for r in rows
-                                                        if r["round"] == round_number), flush=True)
+            rows.append(
+                {
+                    "round": round_number,
+                    "config": HELLO_LIMIT,
+                    **measured(hello, 'return wrk.format("GET", "/hello")', token),
+                    "pg_cpu_us": None,
+                }
+            )
+            print(
+                f"round {round_number}: "
+                + ", ".join(f"{r['config']} {r['rps']:.0f}/s" for r in rows if r["round"] == round_number),
+                flush=True,
+            )
         memory = memory_check(app, token, ids)
     finally:
         app.stop()
@@ -275,7 +341,17 @@ def main():
 
 def write_results(rows, memory):
     RESULTS.mkdir(exist_ok=True)
-    fields = ["round", "config", "rps", "p50_ms", "p99_ms", "app_cpu_us", "pg_cpu_us", "peak_rss_mib", "errors"]
+    fields = [
+        "round",
+        "config",
+        "rps",
+        "p50_ms",
+        "p99_ms",
+        "app_cpu_us",
+        "pg_cpu_us",
+        "peak_rss_mib",
+        "errors",
+    ]
     with open(RESULTS / "http.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fields, extrasaction="ignore")
         writer.writeheader()
@@ -313,11 +389,17 @@ def report(rows, memory):
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for config in configs:
-        p50 = fmt(median(config, "p50_ms"), ".2f") if median(config, "mean_ms") is None else f"*{median(config, 'mean_ms'):.2f}*"
-        lines.append(f"| {config} | {median(config, 'rps'):.0f} | {p50} | "
-                     f"{fmt(median(config, 'p99_ms'), '.2f')} | {fmt(median(config, 'app_cpu_us'), '.0f')} | "
-                     f"{fmt(median(config, 'pg_cpu_us'), '.0f')} | {fmt(median(config, 'peak_rss_mib'), '.1f')} | "
-                     f"{fmt(median(config, 'errors'), '.0f')} |")
+        p50 = (
+            fmt(median(config, "p50_ms"), ".2f")
+            if median(config, "mean_ms") is None
+            else f"*{median(config, 'mean_ms'):.2f}*"
+        )
+        lines.append(
+            f"| {config} | {median(config, 'rps'):.0f} | {p50} | "
+            f"{fmt(median(config, 'p99_ms'), '.2f')} | {fmt(median(config, 'app_cpu_us'), '.0f')} | "
+            f"{fmt(median(config, 'pg_cpu_us'), '.0f')} | {fmt(median(config, 'peak_rss_mib'), '.1f')} | "
+            f"{fmt(median(config, 'errors'), '.0f')} |"
+        )
     lines += [
         "",
         "## Ratios (median of the per-round ratios)",

@@ -3,6 +3,7 @@
 SCALE=1 (the default) is 1,000,000 incidents, 10,000 users, 50 categories and 2,000,000
 comments; SCALE=0.01 a hundredth of that. Seeding is skipped when the database already holds
 that scale; RESEED=1 seeds again."""
+
 import os
 import pathlib
 import time
@@ -12,12 +13,28 @@ from api.db import connect
 from api.sql import load_queries
 from bench import database, indexes
 
-STEPS = ["seed_users", "seed_categories", "seed_comment_drafts", "seed_incidents", "seed_comments",
-         "seed_incident_categories", "seed_history", "seed_notifications", "seed_follows"]
-TABLES = {"seed_users": "users", "seed_categories": "categories", "seed_comment_drafts": "comment_drafts",
-          "seed_incidents": "incidents", "seed_comments": "comments",
-          "seed_incident_categories": "incident_categories", "seed_history": "incident_history",
-          "seed_notifications": "notifications", "seed_follows": "follows"}
+STEPS = [
+    "seed_users",
+    "seed_categories",
+    "seed_comment_drafts",
+    "seed_incidents",
+    "seed_comments",
+    "seed_incident_categories",
+    "seed_history",
+    "seed_notifications",
+    "seed_follows",
+]
+TABLES = {
+    "seed_users": "users",
+    "seed_categories": "categories",
+    "seed_comment_drafts": "comment_drafts",
+    "seed_incidents": "incidents",
+    "seed_comments": "comments",
+    "seed_incident_categories": "incident_categories",
+    "seed_history": "incident_history",
+    "seed_notifications": "notifications",
+    "seed_follows": "follows",
+}
 
 # The seed writes what these tables' triggers would check or derive, valid by construction:
 # assignees are active, search vectors include comments, links carry their incident's created_at.
@@ -25,9 +42,13 @@ SEEDED_PAST_TRIGGERS = ("incidents", "comments", "incident_categories")
 
 
 def sizes(scale):
-    return {"users": max(20, round(10_000 * scale)), "categories": 50,
-            "incidents": max(10, round(1_000_000 * scale)), "comments": max(10, round(2_000_000 * scale)),
-            "follows": max(10, round(30_000 * scale))}
+    return {
+        "users": max(20, round(10_000 * scale)),
+        "categories": 50,
+        "incidents": max(10, round(1_000_000 * scale)),
+        "comments": max(10, round(2_000_000 * scale)),
+        "follows": max(10, round(30_000 * scale)),
+    }
 
 
 def seed(url, scale):

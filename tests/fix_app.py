@@ -1,4 +1,5 @@
 """The app on the test database, a client, and factories for users, incidents, categories."""
+
 import contextlib
 import itertools
 
@@ -61,9 +62,13 @@ def make_user(db_conn, queries, password_hash):
     def make(role="reporter", active=True, **fields):
         n = next(_counter)
         user = queries.create_user(
-            db_conn, username=fields.get("username", f"user{n}"),
-            email=fields.get("email", f"user{n}@example.com"), role=role, active=active,
-            password_hash=password_hash)
+            db_conn,
+            username=fields.get("username", f"user{n}"),
+            email=fields.get("email", f"user{n}@example.com"),
+            role=role,
+            active=active,
+            password_hash=password_hash,
+        )
         token, token_hash = new_token()
         queries.create_token(db_conn, token_hash=token_hash, user_id=user["id"])
         return {**user, "token": token, "headers": {"Authorization": f"Bearer {token}"}}

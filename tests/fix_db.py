@@ -1,5 +1,6 @@
 """A real, throwaway PostgreSQL: a private cluster (or TEST_DATABASE_URL's server), one
 fresh database migrated once per session, and every table emptied after each test."""
+
 import contextlib
 import os
 import secrets
@@ -11,7 +12,19 @@ from psycopg import sql
 from api import migrate, pgcluster
 from api.db import connect
 
-APP_TABLES = ["idempotency_keys", "login_failures", "notifications", "follows", "incident_history", "comments", "incident_categories", "incidents", "categories", "api_tokens", "users"]
+APP_TABLES = [
+    "idempotency_keys",
+    "login_failures",
+    "notifications",
+    "follows",
+    "incident_history",
+    "comments",
+    "incident_categories",
+    "incidents",
+    "categories",
+    "api_tokens",
+    "users",
+]
 
 
 def with_database(url, name):

@@ -1,5 +1,6 @@
 """The real server for fault, load and shutdown tests: gunicorn on a free loopback port, a
 plain HTTP client that never raises for a status, and a row lock that keeps a request waiting."""
+
 import contextlib
 import dataclasses
 import json
@@ -43,8 +44,12 @@ def call(method, url, body=None, headers=None, timeout=15):
             status, raw, got = response.status, response.read(), response.headers
     except urllib.error.HTTPError as ex:
         status, raw, got = ex.code, ex.read(), ex.headers
-    return Reply(status, {k.lower(): v for k, v in got.items()}, json.loads(raw) if raw else None,
-                 time.monotonic() - started)
+    return Reply(
+        status,
+        {k.lower(): v for k, v in got.items()},
+        json.loads(raw) if raw else None,
+        time.monotonic() - started,
+    )
 
 
 @contextlib.contextmanager
@@ -52,12 +57,26 @@ def gunicorn(database_url, log_path, **env):
     """gunicorn with gunicorn.conf.py on `database_url`; yields (base URL, process).
     Stopped with SIGTERM on exit if still running."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "PORT": str(port), "WEB_CONCURRENCY": "2",
-           **{name: str(value) for name, value in env.items()}}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        **{name: str(value) for name, value in env.items()},
+    }
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py",
-             "api.asgi:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+                "-c",
+                "gunicorn.conf.py",
+                "api.asgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(base), 20, "gunicorn did not start")
@@ -93,5 +112,7 @@ def row_locked(database_url, table, row_id):
 
 def lock_waiters(db_conn):
     """How many sessions of this database wait for a lock."""
-    return db_conn.execute("SELECT count(*) AS n FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND wait_event_type = 'Lock'").fetchone()["n"]
+    return db_conn.execute(
+        "SELECT count(*) AS n FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ).fetchone()["n"]

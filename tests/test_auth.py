@@ -30,9 +30,14 @@ def assert_unauthorized(result):
 
 
 def create_admin(database_url, *args):
-    return subprocess.run([sys.executable, "-m", "api", "create-admin", *args], cwd=ROOT,
-                          env={**os.environ, "DATABASE_URL": database_url},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "api", "create-admin", *args],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_login_returns_201_with_token_user_and_location(client, responder):
@@ -43,7 +48,11 @@ def test_login_returns_201_with_token_user_and_location(client, responder):
     assert token.startswith("inc_") and len(token) >= 40
     assert set(user) == USER_KEYS
     assert (user["id"], user["username"], user["role"], user["active"]) == (
-        responder["id"], responder["username"], "responder", True)
+        responder["id"],
+        responder["username"],
+        "responder",
+        True,
+    )
     assert client.simulate_get(f"/users/{user['id']}", headers=bearer(token)).status_code == 200
 
 
@@ -55,14 +64,19 @@ def test_each_login_gives_a_new_token(client, reporter):
 def test_token_is_stored_only_as_its_sha256(client, reporter, db_conn):
     token = login(client, reporter["username"]).json["token"]
     digest = hashlib.sha256(token.encode()).digest()
-    row = db_conn.execute("SELECT token_hash, user_id FROM api_tokens WHERE token_hash = %s",
-                          [digest]).fetchone()
+    row = db_conn.execute(
+        "SELECT token_hash, user_id FROM api_tokens WHERE token_hash = %s", [digest]
+    ).fetchone()
     assert row == {"token_hash": digest, "user_id": reporter["id"]}
-    assert db_conn.execute("SELECT bool_and(octet_length(token_hash) = 32) AS ok FROM api_tokens").fetchone()["ok"]
+    assert db_conn.execute("SELECT bool_and(octet_length(token_hash) = 32) AS ok FROM api_tokens").fetchone()[
+        "ok"
+    ]
     for table in ("api_tokens", "users"):
         leaks = db_conn.execute(
             f"SELECT count(*) AS n FROM {table} t WHERE strpos(t::text, %(t)s) > 0 "
-            f"OR strpos(t::text, encode(convert_to(%(t)s, 'UTF8'), 'hex')) > 0", {"t": token}).fetchone()
+            f"OR strpos(t::text, encode(convert_to(%(t)s, 'UTF8'), 'hex')) > 0",
+            {"t": token},
+        ).fetchone()
         assert leaks["n"] == 0, table
 
 
@@ -74,7 +88,12 @@ def test_logout_revokes_only_the_token_used(client, reporter, db_conn):
     assert_unauthorized(client.simulate_delete("/auth/tokens/current", headers=bearer(token)))
     assert client.simulate_get("/users", headers=reporter["headers"]).status_code == 200
     digest = hashlib.sha256(token.encode()).digest()
-    assert db_conn.execute("SELECT count(*) AS n FROM api_tokens WHERE token_hash = %s", [digest]).fetchone()["n"] == 0
+    assert (
+        db_conn.execute("SELECT count(*) AS n FROM api_tokens WHERE token_hash = %s", [digest]).fetchone()[
+            "n"
+        ]
+        == 0
+    )
 
 
 def test_bearer_scheme_is_case_insensitive(client, reporter):
@@ -94,23 +113,41 @@ def delete(db_conn, user):
     db_conn.execute("DELETE FROM users WHERE id = %s", [user["id"]])
 
 
-@pytest.mark.parametrize("authorization, spoil", [
-    (None, None),
-    ("Basic dXNlcjpwYXNzd29yZA==", None),
-    ("Bearer", None),
-    ("Bearer    ", None),
-    ("{token}", None),
-    ("Token {token}", None),
-    ("Bearer inc_thisTokenWasNeverIssuedToAnyoneAtAll0000000", None),
-    ("Bearer {token}x", None),
-    ("Bearer {token}", revoke),
-    ("Bearer {token}", deactivate),
-    ("Bearer {token}", delete),
-], ids=["missing", "basic", "bearer-without-token", "bearer-blank", "no-scheme", "other-scheme",
-        "unknown", "altered", "revoked", "deactivated-user", "deleted-user"])
-@pytest.mark.parametrize("path", ["/users", "/incidents/{incident}"])  # the latter checks the token in its own query
-def test_bad_credentials_are_401_with_www_authenticate(client, db_conn, reporter, admin, make_incident,
-                                                       authorization, spoil, path):
+@pytest.mark.parametrize(
+    "authorization, spoil",
+    [
+        (None, None),
+        ("Basic dXNlcjpwYXNzd29yZA==", None),
+        ("Bearer", None),
+        ("Bearer    ", None),
+        ("{token}", None),
+        ("Token {token}", None),
+        ("Bearer inc_thisTokenWasNeverIssuedToAnyoneAtAll0000000", None),
+        ("Bearer {token}x", None),
+        ("Bearer {token}", revoke),
+        ("Bearer {token}", deactivate),
+        ("Bearer {token}", delete),
+    ],
+    ids=[
+        "missing",
+        "basic",
+        "bearer-without-token",
+        "bearer-blank",
+        "no-scheme",
+        "other-scheme",
+        "unknown",
+        "altered",
+        "revoked",
+        "deactivated-user",
+        "deleted-user",
+    ],
+)
+@pytest.mark.parametrize(
+    "path", ["/users", "/incidents/{incident}"]
+)  # the latter checks the token in its own query
+def test_bad_credentials_are_401_with_www_authenticate(
+    client, db_conn, reporter, admin, make_incident, authorization, spoil, path
+):
     incident = make_incident(admin)
     if spoil is revoke:
         spoil(client, reporter)
@@ -120,16 +157,27 @@ def test_bad_credentials_are_401_with_www_authenticate(client, db_conn, reporter
     assert_unauthorized(client.simulate_get(path.format(incident=incident["id"]), headers=headers))
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/users"), ("POST", "/users"), ("GET", "/users/1"), ("PATCH", "/users/1"),
-    ("DELETE", "/users/1"), ("GET", "/incidents"), ("POST", "/incidents"), ("GET", "/incidents/1"),
-    ("GET", "/categories"), ("DELETE", "/auth/tokens/current"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/users"),
+        ("POST", "/users"),
+        ("GET", "/users/1"),
+        ("PATCH", "/users/1"),
+        ("DELETE", "/users/1"),
+        ("GET", "/incidents"),
+        ("POST", "/incidents"),
+        ("GET", "/incidents/1"),
+        ("GET", "/categories"),
+        ("DELETE", "/auth/tokens/current"),
+    ],
+)
 def test_every_route_needs_a_token_and_writes_nothing_without_one(client, db_conn, reporter, method, path):
     result = client.simulate_request(method, path, json={"title": "x", "username": "x"})
     assert_unauthorized(result)
-    counts = db_conn.execute("SELECT (SELECT count(*) FROM users) AS users, "
-                             "(SELECT count(*) FROM incidents) AS incidents").fetchone()
+    counts = db_conn.execute(
+        "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM incidents) AS incidents"
+    ).fetchone()
     assert counts == {"users": 1, "incidents": 0}
 
 
@@ -149,19 +197,23 @@ def test_failed_logins_get_the_identical_401(client, db_conn, make_user):
         login(client, passwordless["username"]),
         login(client, inactive["username"]),
     ]
-    answers = {(r.status_code, r.headers["www-authenticate"], r.headers["content-type"], r.text)
-               for r in attempts}
+    answers = {
+        (r.status_code, r.headers["www-authenticate"], r.headers["content-type"], r.text) for r in attempts
+    }
     assert len(answers) == 1
     assert_unauthorized(attempts[0])
     assert db_conn.execute("SELECT count(*) AS n FROM api_tokens").fetchone()["n"] == 3
 
 
-@pytest.mark.parametrize("body, pointers", [
-    ({}, {"#/username", "#/password"}),
-    ({"username": "a"}, {"#/password"}),
-    ({"username": "a", "password": "b", "remember": True}, {"#/remember"}),
-    ({"username": 1, "password": None}, {"#/username", "#/password"}),
-])
+@pytest.mark.parametrize(
+    "body, pointers",
+    [
+        ({}, {"#/username", "#/password"}),
+        ({"username": "a"}, {"#/password"}),
+        ({"username": "a", "password": "b", "remember": True}, {"#/remember"}),
+        ({"username": 1, "password": None}, {"#/username", "#/password"}),
+    ],
+)
 def test_login_body_is_validated(client, body, pointers):
     result = client.simulate_post("/auth/tokens", json=body)
     assert result.status_code == 422
@@ -170,8 +222,11 @@ def test_login_body_is_validated(client, body, pointers):
 
 
 def test_login_needs_json(client, reporter):
-    result = client.simulate_post("/auth/tokens", body=f"username={reporter['username']}&password=x",
-                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    result = client.simulate_post(
+        "/auth/tokens",
+        body=f"username={reporter['username']}&password=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert result.status_code == 415
 
 
@@ -187,8 +242,11 @@ def test_create_admin_prints_a_working_admin_token(client, database_url, db_conn
     assert len(tokens) == 1
     me = client.simulate_get("/users", headers=bearer(tokens[0])).json["items"]
     assert [(u["username"], u["role"], u["active"]) for u in me] == [("boss", "admin", True)]
-    created = client.simulate_post("/users", headers=bearer(tokens[0]), json={
-        "username": "ana", "email": "ana@example.com", "password": PASSWORD})
+    created = client.simulate_post(
+        "/users",
+        headers=bearer(tokens[0]),
+        json={"username": "ana", "email": "ana@example.com", "password": PASSWORD},
+    )
     assert created.status_code == 201
 
 
@@ -197,7 +255,8 @@ def test_create_admin_if_empty_creates_on_an_empty_database(database_url, db_con
     assert result.returncode == 0, result.stderr
     assert TOKEN.search(result.stdout)
     assert db_conn.execute("SELECT username, role::text FROM users").fetchall() == [
-        {"username": "boss", "role": "admin"}]
+        {"username": "boss", "role": "admin"}
+    ]
 
 
 def test_create_admin_if_empty_does_nothing_when_users_exist(database_url, db_conn, reporter):
@@ -208,11 +267,14 @@ def test_create_admin_if_empty_does_nothing_when_users_exist(database_url, db_co
     assert db_conn.execute("SELECT count(*) AS n FROM api_tokens").fetchone()["n"] == 1
 
 
-@pytest.mark.parametrize("username, email", [
-    ("boss", "other@example.com"),
-    ("BOSS", "other@example.com"),
-    ("other", "Boss@Example.com"),
-])
+@pytest.mark.parametrize(
+    "username, email",
+    [
+        ("boss", "other@example.com"),
+        ("BOSS", "other@example.com"),
+        ("other", "Boss@Example.com"),
+    ],
+)
 def test_create_admin_refuses_a_taken_username_or_email(database_url, db_conn, make_user, username, email):
     make_user("reporter", username="boss", email="boss@example.com")
     result = create_admin(database_url, "--username", username, "--email", email)

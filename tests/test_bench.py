@@ -1,19 +1,32 @@
 """The bench covers every list, search and stats query, and runs end to end (at a tiny scale)."""
+
 from api.sql import load_queries
 from bench import explain, seed
 from tests.fix_db import scratch_database
 
 
 def bench_cases():
-    ids = dict.fromkeys(["assignee", "reporter", "responder", "category", "common_category", "incident",
-                         "notified", "followed", "follower", "unreferenced"], 1)
+    ids = dict.fromkeys(
+        [
+            "assignee",
+            "reporter",
+            "responder",
+            "category",
+            "common_category",
+            "incident",
+            "notified",
+            "followed",
+            "follower",
+            "unreferenced",
+        ],
+        1,
+    )
     return explain.cases(load_queries(), ids, {"after_value": "2026-01-01T00:00:00+00:00", "after_id": 1})
 
 
 def test_bench_explains_every_list_search_and_stats_query():
     queries = load_queries()
-    behind_endpoints = {name for name in queries
-                        if name.startswith(("list_", "search_", "incident_stats"))}
+    behind_endpoints = {name for name in queries if name.startswith(("list_", "search_", "incident_stats"))}
     assert behind_endpoints <= {name for _, name, _, _ in bench_cases()}
 
 

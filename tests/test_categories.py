@@ -1,4 +1,5 @@
 """Categories: anyone reads, admins write, names unique case-insensitively, deletion keeps incidents."""
+
 import pytest
 
 from tests.test_comments import walk
@@ -47,9 +48,12 @@ def test_only_admins_write(client, make_user, make_category, db_conn, role):
 
 def test_categories_need_a_token(client, make_category, db_conn):
     category = make_category("Database")
-    for result in (client.simulate_get("/categories"), client.simulate_get(f"/categories/{category['id']}"),
-                   client.simulate_post("/categories", json={"name": "Network"}),
-                   client.simulate_delete(f"/categories/{category['id']}")):
+    for result in (
+        client.simulate_get("/categories"),
+        client.simulate_get(f"/categories/{category['id']}"),
+        client.simulate_post("/categories", json={"name": "Network"}),
+        client.simulate_delete(f"/categories/{category['id']}"),
+    ):
         problem(result, 401)
     assert names(db_conn) == ["Database"]
 
@@ -62,7 +66,9 @@ def test_duplicate_name_is_409_case_insensitively(client, admin, make_category, 
     assert names(db_conn) == ["Network"]
 
 
-def test_renaming_onto_another_name_is_409_but_changing_own_case_is_fine(client, admin, make_category, db_conn):
+def test_renaming_onto_another_name_is_409_but_changing_own_case_is_fine(
+    client, admin, make_category, db_conn
+):
     make_category("Network")
     other = make_category("Database")
     path = f"/categories/{other['id']}"
@@ -74,25 +80,30 @@ def test_renaming_onto_another_name_is_409_but_changing_own_case_is_fine(client,
     assert names(db_conn) == ["Network", "DATABASE"]
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({}, ["#/name"]),
-    ({"name": ""}, ["#/name"]),
-    ({"name": " \t\n"}, ["#/name"]),
-    ({"name": "x" * 51}, ["#/name"]),
-    ({"name": 5}, ["#/name"]),
-    ({"name": None}, ["#/name"]),
-    ({"name": "a\u0000b"}, ["#/name"]),
-    ({"name": "\ud800"}, ["#/name"]),
-    ({"name": "ok", "id": 7}, ["#/id"]),
-    ({"name": "ok", "created_at": "2020-01-01T00:00:00+00:00"}, ["#/created_at"]),
-    ({"nme": "typo"}, ["#/name", "#/nme"]),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({}, ["#/name"]),
+        ({"name": ""}, ["#/name"]),
+        ({"name": " \t\n"}, ["#/name"]),
+        ({"name": "x" * 51}, ["#/name"]),
+        ({"name": 5}, ["#/name"]),
+        ({"name": None}, ["#/name"]),
+        ({"name": "a\u0000b"}, ["#/name"]),
+        ({"name": "\ud800"}, ["#/name"]),
+        ({"name": "ok", "id": 7}, ["#/id"]),
+        ({"name": "ok", "created_at": "2020-01-01T00:00:00+00:00"}, ["#/created_at"]),
+        ({"nme": "typo"}, ["#/name", "#/nme"]),
+    ],
+)
 def test_invalid_name_is_422(client, admin, db_conn, body, expected):
     assert pointers(post_json(client, admin, body, "/categories")) == expected
     assert names(db_conn) == []
 
 
-@pytest.mark.parametrize("name", ["x", "x" * 50, "🔥" * 50, "'; DROP TABLE categories; --", "Réseau / Сеть", " padded "])
+@pytest.mark.parametrize(
+    "name", ["x", "x" * 50, "🔥" * 50, "'; DROP TABLE categories; --", "Réseau / Сеть", " padded "]
+)
 def test_valid_names_are_stored_verbatim(client, admin, db_conn, name):
     result = client.simulate_post("/categories", json={"name": name}, headers=admin["headers"])
     assert result.status_code == 201 and result.json["name"] == name
@@ -102,8 +113,11 @@ def test_valid_names_are_stored_verbatim(client, admin, db_conn, name):
 @pytest.mark.parametrize("content_type", ["application/json", "application/merge-patch+json"])
 def test_admin_renames_category(client, admin, make_category, db_conn, content_type):
     category = make_category("Netwrok")
-    result = client.simulate_patch(f"/categories/{category['id']}", body=b'{"name": "Network"}',
-                                   headers={**admin["headers"], "Content-Type": content_type})
+    result = client.simulate_patch(
+        f"/categories/{category['id']}",
+        body=b'{"name": "Network"}',
+        headers={**admin["headers"], "Content-Type": content_type},
+    )
     assert result.status_code == 200
     assert result.json == {**category, "name": "Network", "created_at": category["created_at"].isoformat()}
     assert names(db_conn) == ["Network"]
@@ -115,20 +129,30 @@ def test_empty_patch_changes_nothing_and_invalid_patch_is_422(client, admin, mak
     unchanged = client.simulate_patch(path, json={}, headers=admin["headers"])
     assert unchanged.status_code == 200 and unchanged.json["name"] == "Network"
     assert pointers(client.simulate_patch(path, json={"name": None, "id": 3}, headers=admin["headers"])) == [
-        "#/id", "#/name"]
+        "#/id",
+        "#/name",
+    ]
     assert names(db_conn) == ["Network"]
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/categories/999999"), ("PATCH", "/categories/999999"), ("DELETE", "/categories/999999"),
-    ("GET", "/categories/abc"), ("PATCH", "/categories/0"), ("GET", "/categories/999999/incidents"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/categories/999999"),
+        ("PATCH", "/categories/999999"),
+        ("DELETE", "/categories/999999"),
+        ("GET", "/categories/abc"),
+        ("PATCH", "/categories/0"),
+        ("GET", "/categories/999999/incidents"),
+    ],
+)
 def test_missing_category_is_404(client, admin, method, path):
     problem(client.simulate_request(method, path, json={"name": "x"}, headers=admin["headers"]), 404)
 
 
-def test_delete_removes_category_and_links_but_keeps_incidents(client, admin, responder, make_incident,
-                                                              make_category, db_conn):
+def test_delete_removes_category_and_links_but_keeps_incidents(
+    client, admin, responder, make_incident, make_category, db_conn
+):
     doomed, kept = make_category("doomed"), make_category("kept")
     both = make_incident(responder, category_ids=[doomed["id"], kept["id"]])
     only = make_incident(responder, category_ids=[doomed["id"]])
@@ -143,7 +167,8 @@ def test_delete_removes_category_and_links_but_keeps_incidents(client, admin, re
     links = db_conn.execute("SELECT incident_id, category_id FROM incident_categories").fetchall()
     assert links == [{"incident_id": both["id"], "category_id": kept["id"]}]
     assert client.simulate_get(f"/incidents/{both['id']}", headers=admin["headers"]).json["categories"] == [
-        {"id": kept["id"], "name": "kept"}]
+        {"id": kept["id"], "name": "kept"}
+    ]
     assert client.simulate_get(f"/incidents/{only['id']}", headers=admin["headers"]).json["categories"] == []
     assert names(db_conn) == ["kept"]
 
@@ -168,7 +193,9 @@ def test_walk_is_stable_while_categories_are_added_and_deleted(client, admin, ma
     deleted = existing[4]
 
     def meanwhile():
-        client.simulate_post("/categories", json={"name": f"new {len(names(db_conn))}"}, headers=admin["headers"])
+        client.simulate_post(
+            "/categories", json={"name": f"new {len(names(db_conn))}"}, headers=admin["headers"]
+        )
         db_conn.execute("DELETE FROM categories WHERE id = %s", [deleted])
 
     seen = walk(client, admin, "/categories", 2, meanwhile)
@@ -176,12 +203,22 @@ def test_walk_is_stable_while_categories_are_added_and_deleted(client, admin, ma
     assert [i for i in seen if i in existing] == [i for i in existing if i != deleted]
 
 
-@pytest.mark.parametrize("query, parameter", [
-    ("limit=0", "limit"), ("limit=201", "limit"), ("limit=x", "limit"), ("limit=1&limit=2", "limit"),
-    ("cursor=garbage", "cursor"), ("cursor=" + cursor(0), "cursor"), ("cursor=" + cursor("1"), "cursor"),
-    ("cursor=" + cursor(1, 2), "cursor"), ("cursor=" + cursor(True), "cursor"),
-    ("name=Network", "name"), ("sort=name", "sort"),
-])
+@pytest.mark.parametrize(
+    "query, parameter",
+    [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=x", "limit"),
+        ("limit=1&limit=2", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("cursor=" + cursor(0), "cursor"),
+        ("cursor=" + cursor("1"), "cursor"),
+        ("cursor=" + cursor(1, 2), "cursor"),
+        ("cursor=" + cursor(True), "cursor"),
+        ("name=Network", "name"),
+        ("sort=name", "sort"),
+    ],
+)
 def test_bad_query_parameters_are_400(client, reporter, query, parameter):
     result = client.simulate_get("/categories", query_string=query, headers=reporter["headers"])
     assert [e["parameter"] for e in problem(result, 400)["errors"]] == [parameter]

@@ -1,4 +1,5 @@
 """Comments on incidents: create, read, oldest-first keyset pages, validation, 404s."""
+
 import urllib.parse
 
 import pytest
@@ -14,15 +15,23 @@ def url(incident):
 
 def insert_comments(db_conn, incident, author, ages):
     """Comments created `ages` seconds ago, in that insertion order; their ids."""
-    return [db_conn.execute(
-        "INSERT INTO comments (incident_id, author_id, content, created_at) "
-        "VALUES (%s, %s, %s, now() - make_interval(secs => %s)) RETURNING id",
-        [incident["id"], author["id"], f"comment {n}", age]).fetchone()["id"] for n, age in enumerate(ages)]
+    return [
+        db_conn.execute(
+            "INSERT INTO comments (incident_id, author_id, content, created_at) "
+            "VALUES (%s, %s, %s, now() - make_interval(secs => %s)) RETURNING id",
+            [incident["id"], author["id"], f"comment {n}", age],
+        ).fetchone()["id"]
+        for n, age in enumerate(ages)
+    ]
 
 
 def expected_order(db_conn, incident):
-    return [row["id"] for row in db_conn.execute(
-        "SELECT id FROM comments WHERE incident_id = %s ORDER BY created_at, id", [incident["id"]])]
+    return [
+        row["id"]
+        for row in db_conn.execute(
+            "SELECT id FROM comments WHERE incident_id = %s ORDER BY created_at, id", [incident["id"]]
+        )
+    ]
 
 
 def walk(client, user, path, limit, between_pages=lambda: None):
@@ -41,15 +50,18 @@ def walk(client, user, path, limit, between_pages=lambda: None):
         else:
             assert len(result.json["items"]) == limit
             assert link.endswith('>; rel="next"') and f"cursor={next_cursor}" in link
-            target = link[1:link.index(">")]
+            target = link[1 : link.index(">")]
             between_pages()
     return seen
 
 
-def test_post_comment_is_201_with_location_that_get_answers(client, reporter, responder, make_incident, db_conn):
+def test_post_comment_is_201_with_location_that_get_answers(
+    client, reporter, responder, make_incident, db_conn
+):
     incident = make_incident(reporter)
-    result = client.simulate_post(url(incident), json={"content": "Restarting the primary."},
-                                  headers=responder["headers"])
+    result = client.simulate_post(
+        url(incident), json={"content": "Restarting the primary."}, headers=responder["headers"]
+    )
     assert result.status_code == 201
     comment = result.json
     assert set(comment) == COMMENT_KEYS
@@ -60,8 +72,14 @@ def test_post_comment_is_201_with_location_that_get_answers(client, reporter, re
     got = client.simulate_get(result.headers["location"], headers=reporter["headers"])
     assert got.status_code == 200 and got.json == comment
     rows = db_conn.execute("SELECT id, incident_id, author_id, content FROM comments").fetchall()
-    assert rows == [{"id": comment["id"], "incident_id": incident["id"], "author_id": responder["id"],
-                     "content": "Restarting the primary."}]
+    assert rows == [
+        {
+            "id": comment["id"],
+            "incident_id": incident["id"],
+            "author_id": responder["id"],
+            "content": "Restarting the primary.",
+        }
+    ]
 
 
 @pytest.mark.parametrize("role", ["reporter", "responder", "admin"])
@@ -72,51 +90,76 @@ def test_any_role_comments_on_anyones_incident(client, make_user, reporter, make
     assert result.status_code == 201 and result.json["author_id"] == author["id"]
 
 
-@pytest.mark.parametrize("member, value", [
-    ("author_id", None), ("incident_id", None), ("id", 1), ("created_at", "2020-01-01T00:00:00+00:00"),
-])
-def test_read_only_members_cannot_be_mass_assigned(client, reporter, make_user, make_incident, db_conn,
-                                                   member, value):
+@pytest.mark.parametrize(
+    "member, value",
+    [
+        ("author_id", None),
+        ("incident_id", None),
+        ("id", 1),
+        ("created_at", "2020-01-01T00:00:00+00:00"),
+    ],
+)
+def test_read_only_members_cannot_be_mass_assigned(
+    client, reporter, make_user, make_incident, db_conn, member, value
+):
     incident, other = make_incident(reporter), make_user("admin")
     value = {"author_id": other["id"], "incident_id": make_incident(other)["id"]}.get(member, value)
-    result = client.simulate_post(url(incident), json={"content": "x", member: value}, headers=reporter["headers"])
+    result = client.simulate_post(
+        url(incident), json={"content": "x", member: value}, headers=reporter["headers"]
+    )
     assert pointers(result) == [f"#/{member}"]
     assert db_conn.execute("SELECT count(*) AS n FROM comments").fetchone()["n"] == 0
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({}, ["#/content"]),
-    ({"content": ""}, ["#/content"]),
-    ({"content": " \n\t\u3000"}, ["#/content"]),
-    ({"content": "x" * 10_001}, ["#/content"]),
-    ({"content": 5}, ["#/content"]),
-    ({"content": None}, ["#/content"]),
-    ({"content": ["text"]}, ["#/content"]),
-    ({"content": "a\u0000b"}, ["#/content"]),
-    ({"content": "\ud800"}, ["#/content"]),
-    ({"content": "ok", "extra": 1}, ["#/extra"]),
-    ({"contents": "typo"}, ["#/content", "#/contents"]),
-    ([], ["#"]),
-])
-def test_invalid_comment_is_422_naming_every_bad_member(client, reporter, make_incident, db_conn, body, expected):
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({}, ["#/content"]),
+        ({"content": ""}, ["#/content"]),
+        ({"content": " \n\t\u3000"}, ["#/content"]),
+        ({"content": "x" * 10_001}, ["#/content"]),
+        ({"content": 5}, ["#/content"]),
+        ({"content": None}, ["#/content"]),
+        ({"content": ["text"]}, ["#/content"]),
+        ({"content": "a\u0000b"}, ["#/content"]),
+        ({"content": "\ud800"}, ["#/content"]),
+        ({"content": "ok", "extra": 1}, ["#/extra"]),
+        ({"contents": "typo"}, ["#/content", "#/contents"]),
+        ([], ["#"]),
+    ],
+)
+def test_invalid_comment_is_422_naming_every_bad_member(
+    client, reporter, make_incident, db_conn, body, expected
+):
     result = post_json(client, reporter, body, url(make_incident(reporter)))
     assert pointers(result) == expected
     assert db_conn.execute("SELECT count(*) AS n FROM comments").fetchone()["n"] == 0
 
 
-@pytest.mark.parametrize("content", [
-    "x", "x" * 10_000, "🔥" * 10_000, "'; DROP TABLE comments; --", "e\u0301 مرحبا 👩‍👩‍👧", "  padded\n",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "x",
+        "x" * 10_000,
+        "🔥" * 10_000,
+        "'; DROP TABLE comments; --",
+        "e\u0301 مرحبا 👩‍👩‍👧",
+        "  padded\n",
+    ],
+)
 def test_valid_content_is_stored_verbatim(client, reporter, make_incident, db_conn, content):
-    result = client.simulate_post(url(make_incident(reporter)), json={"content": content},
-                                  headers=reporter["headers"])
+    result = client.simulate_post(
+        url(make_incident(reporter)), json={"content": content}, headers=reporter["headers"]
+    )
     assert result.status_code == 201 and result.json["content"] == content
     assert db_conn.execute("SELECT content FROM comments").fetchone()["content"] == content
 
 
 def test_comments_of_a_missing_incident_are_404(client, reporter, db_conn):
     problem(client.simulate_get("/incidents/999999/comments", headers=reporter["headers"]), 404)
-    posted = client.simulate_post("/incidents/999999/comments", json={"content": "x"}, headers=reporter["headers"])
+    posted = client.simulate_post(
+        "/incidents/999999/comments", json={"content": "x"}, headers=reporter["headers"]
+    )
     problem(posted, 404)
     assert db_conn.execute("SELECT count(*) AS n FROM comments").fetchone()["n"] == 0
 
@@ -124,8 +167,12 @@ def test_comments_of_a_missing_incident_are_404(client, reporter, db_conn):
 def test_a_comment_is_found_only_under_its_own_incident(client, reporter, make_incident):
     first, second = make_incident(reporter), make_incident(reporter)
     comment = client.simulate_post(url(first), json={"content": "x"}, headers=reporter["headers"]).json
-    for path in (f"{url(second)}/{comment['id']}", f"{url(first)}/{comment['id'] + 1}", f"{url(first)}/abc",
-                 f"/incidents/999999/comments/{comment['id']}"):
+    for path in (
+        f"{url(second)}/{comment['id']}",
+        f"{url(first)}/{comment['id'] + 1}",
+        f"{url(first)}/abc",
+        f"/incidents/999999/comments/{comment['id']}",
+    ):
         problem(client.simulate_get(path, headers=reporter["headers"]), 404)
 
 
@@ -153,7 +200,9 @@ def test_list_of_an_incident_without_comments_is_empty(client, reporter, make_in
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 7, 200])
-def test_walk_neither_repeats_nor_skips_with_equal_timestamps(client, reporter, make_incident, db_conn, limit):
+def test_walk_neither_repeats_nor_skips_with_equal_timestamps(
+    client, reporter, make_incident, db_conn, limit
+):
     incident = make_incident(reporter)
     insert_comments(db_conn, incident, reporter, [5, 10, 10, 10, 0, 10, 5])
     assert walk(client, reporter, url(incident), limit) == expected_order(db_conn, incident)
@@ -165,7 +214,11 @@ def test_walk_is_stable_while_comments_are_added_and_deleted(client, reporter, m
     added, deleted = [], existing[4]
 
     def meanwhile():
-        added.append(client.simulate_post(url(incident), json={"content": "new"}, headers=reporter["headers"]).json["id"])
+        added.append(
+            client.simulate_post(url(incident), json={"content": "new"}, headers=reporter["headers"]).json[
+                "id"
+            ]
+        )
         db_conn.execute("DELETE FROM comments WHERE id = %s", [deleted])
 
     seen = walk(client, reporter, url(incident), 2, meanwhile)
@@ -176,26 +229,41 @@ def test_walk_is_stable_while_comments_are_added_and_deleted(client, reporter, m
 
 def test_default_page_is_50(client, reporter, make_incident, db_conn):
     incident = make_incident(reporter)
-    db_conn.execute("INSERT INTO comments (incident_id, author_id, content) "
-                    "SELECT %s, %s, 'c' || n FROM generate_series(1, 51) AS n", [incident["id"], reporter["id"]])
+    db_conn.execute(
+        "INSERT INTO comments (incident_id, author_id, content) "
+        "SELECT %s, %s, 'c' || n FROM generate_series(1, 51) AS n",
+        [incident["id"], reporter["id"]],
+    )
     first = client.simulate_get(url(incident), headers=reporter["headers"]).json
     assert len(first["items"]) == 50 and first["next_cursor"]
-    rest = client.simulate_get(url(incident), query_string=f"cursor={first['next_cursor']}",
-                               headers=reporter["headers"]).json
+    rest = client.simulate_get(
+        url(incident), query_string=f"cursor={first['next_cursor']}", headers=reporter["headers"]
+    ).json
     assert len(rest["items"]) == 1 and rest["next_cursor"] is None
 
 
-@pytest.mark.parametrize("query, parameter", [
-    ("limit=0", "limit"), ("limit=201", "limit"), ("limit=ten", "limit"), ("limit=2&limit=3", "limit"),
-    ("cursor=garbage", "cursor"), ("cursor=" + cursor("2026-01-01T00:00:00+00:00"), "cursor"),
-    ("cursor=" + cursor("yesterday", 1), "cursor"), ("cursor=" + cursor("2026-01-01T00:00:00", 1), "cursor"),
-    ("cursor=" + cursor("2026-01-01T00:00:00+00:00", 0), "cursor"),
-    ("cursor=" + cursor("2026-01-01T00:00:00+00:00", 1.0), "cursor"),
-    ("cursor=" + cursor("2026-01-01T00:00:00+00:00", 2**63), "cursor"),
-    ("sort=created_at", "sort"), ("page=2", "page"),
-])
+@pytest.mark.parametrize(
+    "query, parameter",
+    [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=2&limit=3", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("cursor=" + cursor("2026-01-01T00:00:00+00:00"), "cursor"),
+        ("cursor=" + cursor("yesterday", 1), "cursor"),
+        ("cursor=" + cursor("2026-01-01T00:00:00", 1), "cursor"),
+        ("cursor=" + cursor("2026-01-01T00:00:00+00:00", 0), "cursor"),
+        ("cursor=" + cursor("2026-01-01T00:00:00+00:00", 1.0), "cursor"),
+        ("cursor=" + cursor("2026-01-01T00:00:00+00:00", 2**63), "cursor"),
+        ("sort=created_at", "sort"),
+        ("page=2", "page"),
+    ],
+)
 def test_bad_query_parameters_are_400(client, reporter, make_incident, query, parameter):
-    result = client.simulate_get(url(make_incident(reporter)), query_string=query, headers=reporter["headers"])
+    result = client.simulate_get(
+        url(make_incident(reporter)), query_string=query, headers=reporter["headers"]
+    )
     assert [e["parameter"] for e in problem(result, 400)["errors"]] == [parameter]
 
 
@@ -204,7 +272,9 @@ def test_cursor_from_another_incident_stays_on_this_incident(client, reporter, m
     insert_comments(db_conn, first, reporter, [30, 20, 10])
     mine = insert_comments(db_conn, second, reporter, [25, 5])
     page = client.simulate_get(url(first), query_string="limit=1", headers=reporter["headers"]).json
-    other = client.simulate_get(url(second), query_string=f"cursor={page['next_cursor']}", headers=reporter["headers"])
+    other = client.simulate_get(
+        url(second), query_string=f"cursor={page['next_cursor']}", headers=reporter["headers"]
+    )
     assert other.status_code == 200
     assert [c["id"] for c in other.json["items"]] == mine
     assert other.json["next_cursor"] is None

@@ -1,5 +1,6 @@
 """Concurrency against the real gunicorn: racing writers get exactly one success, and a mixed
 load of many clients for a fixed time sees no 5xx, no deadlock, and counts that add up."""
+
 import collections
 import concurrent.futures
 import random
@@ -33,29 +34,53 @@ def race(requests):
         return list(pool.map(send, requests))
 
 
-def test_parallel_patches_with_the_same_if_match_let_exactly_one_win(server, db_conn, responder, make_incident):
+def test_parallel_patches_with_the_same_if_match_let_exactly_one_win(
+    server, db_conn, responder, make_incident
+):
     incident = make_incident(responder)
     url = f"{server}/incidents/{incident['id']}"
-    replies = race([("PATCH", url, {"title": f"take {n}"}, {**responder["headers"], "If-Match": '"1"'})
-                    for n in range(RACERS)])
+    replies = race(
+        [
+            ("PATCH", url, {"title": f"take {n}"}, {**responder["headers"], "If-Match": '"1"'})
+            for n in range(RACERS)
+        ]
+    )
     assert sorted(reply.status for reply in replies) == [200] + [412] * (RACERS - 1)
     winner = next(reply.body for reply in replies if reply.status == 200)
     row = db_conn.execute("SELECT title, version FROM incidents").fetchone()
     assert row == {"title": winner["title"], "version": 2}
-    assert db_conn.execute("SELECT count(*) AS n FROM incident_history WHERE action = 'updated'").fetchone()["n"] == 1
+    assert (
+        db_conn.execute("SELECT count(*) AS n FROM incident_history WHERE action = 'updated'").fetchone()["n"]
+        == 1
+    )
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/users", lambda n: {"username": ["Ana", "ana", "ANA", "aNa"][n % 4], "email": f"ana{n}@example.com",
-                          "password": "long enough"}),
-    ("/categories", lambda n: {"name": ["Network", "network", "NETWORK", "netWork"][n % 4]}),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        (
+            "/users",
+            lambda n: {
+                "username": ["Ana", "ana", "ANA", "aNa"][n % 4],
+                "email": f"ana{n}@example.com",
+                "password": "long enough",
+            },
+        ),
+        ("/categories", lambda n: {"name": ["Network", "network", "NETWORK", "netWork"][n % 4]}),
+    ],
+)
 def test_parallel_creation_of_one_name_gives_one_201_and_the_rest_409(server, db_conn, admin, path, body):
     replies = race([("POST", server + path, body(n), admin["headers"]) for n in range(RACERS)])
     assert sorted(reply.status for reply in replies) == [201] + [409] * (RACERS - 1)
-    assert all(reply.headers["content-type"] == "application/problem+json" for reply in replies if reply.status == 409)
+    assert all(
+        reply.headers["content-type"] == "application/problem+json"
+        for reply in replies
+        if reply.status == 409
+    )
     table = path.strip("/")
-    assert db_conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"] == (2 if table == "users" else 1)
+    assert db_conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"] == (
+        2 if table == "users" else 1
+    )
 
 
 class Client:
@@ -81,12 +106,17 @@ class Client:
         return self.random.choice(self.incident_ids + self.created)
 
     def report(self):
-        reply = self.send("POST", "/incidents", {"title": "load", "severity": self.random.choice(["low", "high"])})
+        reply = self.send(
+            "POST", "/incidents", {"title": "load", "severity": self.random.choice(["low", "high"])}
+        )
         if reply.status == 201:
             self.created.append(reply.body["id"])
 
     def comment(self):
-        if self.send("POST", f"/incidents/{self.some_incident()}/comments", {"content": "seen"}).status == 201:
+        if (
+            self.send("POST", f"/incidents/{self.some_incident()}/comments", {"content": "seen"}).status
+            == 201
+        ):
             self.comments += 1
 
     def change(self):
@@ -94,7 +124,9 @@ class Client:
         current = self.send("GET", f"/incidents/{incident_id}").body
         if current["allowed_transitions"]:
             body = {"status": self.random.choice(current["allowed_transitions"]), "severity": "critical"}
-            reply = self.send("PATCH", f"/incidents/{incident_id}", body, {"If-Match": f'"{current["version"]}"'})
+            reply = self.send(
+                "PATCH", f"/incidents/{incident_id}", body, {"If-Match": f'"{current["version"]}"'}
+            )
             self.changes += reply.status == 200
 
     def read(self):

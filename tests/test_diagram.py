@@ -1,5 +1,6 @@
 """`python -m api diagram`: every table, column, key of the migrated schema is drawn, and
 README.md's erDiagram is the one the current migrations produce."""
+
 import os
 import re
 import shutil
@@ -62,11 +63,15 @@ def test_mermaid_shows_every_table_column_and_key(catalog):
         markers = ", ".join(key_markers(keys, c["table_name"], c["column_name"]))
         type_name = re.sub(r"[^\w()\[\]-]+", "_", c["type"])
         line = f"{type_name} {c['column_name']} {markers}".rstrip()
-        assert re.search(rf"^        {re.escape(line)}( \"|$)", mermaid_entity(text, c["table_name"]),
-                         re.MULTILINE), line
+        assert re.search(
+            rf"^        {re.escape(line)}( \"|$)", mermaid_entity(text, c["table_name"]), re.MULTILINE
+        ), line
     for r in references:
-        assert re.search(rf'^    {r["target"]} (\|\||\|o)--o\{{ {r["table_name"]} : "[^"]*\b{r["column_name"]}\b',
-                         text, re.MULTILINE), r
+        assert re.search(
+            rf'^    {r["target"]} (\|\||\|o)--o\{{ {r["table_name"]} : "[^"]*\b{r["column_name"]}\b',
+            text,
+            re.MULTILINE,
+        ), r
         assert re.search(rf'{r["column_name"]} [^\n]*FK "[^"]*{r["target"]}\.{r["target_column"]}', text), r
 
 
@@ -86,7 +91,8 @@ def test_readme_holds_the_current_diagram(catalog):
     *_, schema = catalog
     readme = diagram.README.read_text()
     assert diagram.current_block(readme).group(0) == diagram.readme_block(diagram.mermaid(schema)), (
-        "README.md's erDiagram is stale: run `make diagram`")
+        "README.md's erDiagram is stale: run `make diagram`"
+    )
 
 
 def test_png_is_drawn_with_graphviz(catalog, tmp_path):
@@ -105,5 +111,7 @@ def test_update_readme_replaces_only_the_block(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\n{diagram.START}\nold\n{diagram.END}\n\nmore text\n")
     diagram.update_readme("erDiagram\n    users {\n    }\n", readme)
-    assert readme.read_text() == (f"# Title\n\n{diagram.START}\n```mermaid\nerDiagram\n    users {{\n    }}\n"
-                                  f"```\n{diagram.END}\n\nmore text\n")
+    assert readme.read_text() == (
+        f"# Title\n\n{diagram.START}\n```mermaid\nerDiagram\n    users {{\n    }}\n"
+        f"```\n{diagram.END}\n\nmore text\n"
+    )

@@ -2,6 +2,7 @@
 with `pg_ctl stop -m immediate` (a crash) and started again, twice. While it is down every
 request is a quick 503 with Retry-After and /health says the database is unreachable; the
 service recovers by itself; every acknowledged write is there, and nothing is half there."""
+
 import collections
 import dataclasses
 import threading
@@ -43,8 +44,14 @@ def crashable(tmp_path):
         migrate.apply(url)
         queries = load_queries()
         with connect(url) as conn:
-            admin = queries.create_user(conn, username="admin", email="admin@example.com", role="admin",
-                                        active=True, password_hash=None)
+            admin = queries.create_user(
+                conn,
+                username="admin",
+                email="admin@example.com",
+                role="admin",
+                active=True,
+                password_hash=None,
+            )
             token, token_hash = new_token()
             queries.create_token(conn, token_hash=token_hash, user_id=admin["id"])
             category = queries.create_category(conn, name="storage")
@@ -52,8 +59,12 @@ def crashable(tmp_path):
 
 
 def report(base, headers, category_id, title):
-    return call("POST", base + "/incidents", {"title": title, "category_ids": [category_id]},
-                {**headers, "Idempotency-Key": title})
+    return call(
+        "POST",
+        base + "/incidents",
+        {"title": title, "category_ids": [category_id]},
+        {**headers, "Idempotency-Key": title},
+    )
 
 
 def write_until(stop, base, headers, category_id, writer, attempts):
@@ -63,8 +74,9 @@ def write_until(stop, base, headers, category_id, writer, attempts):
         title, started = f"writer-{writer}-{n}", time.monotonic()
         try:
             reply = report(base, headers, category_id, title)
-            attempts.append(Attempt(title, started, time.monotonic(), reply.status,
-                                    reply.headers.get("retry-after")))
+            attempts.append(
+                Attempt(title, started, time.monotonic(), reply.status, reply.headers.get("retry-after"))
+            )
         except OSError:
             attempts.append(Attempt(title, started, time.monotonic(), None))
         if attempts[-1].status != 201:
@@ -84,8 +96,10 @@ def test_database_crashes_under_write_traffic_lose_nothing_acknowledged(crashabl
     log_path = tmp_path / "gunicorn.log"
     attempts, health, outages, stop = [], [], [], threading.Event()
     with gunicorn(url, log_path) as (base, process):
-        threads = [threading.Thread(target=write_until, args=(stop, base, headers, category_id, n, attempts))
-                   for n in range(WRITERS)] + [threading.Thread(target=poll_health, args=(stop, base, health))]
+        threads = [
+            threading.Thread(target=write_until, args=(stop, base, headers, category_id, n, attempts))
+            for n in range(WRITERS)
+        ] + [threading.Thread(target=poll_health, args=(stop, base, health))]
         for thread in threads:
             thread.start()
         try:
@@ -96,8 +110,11 @@ def test_database_crashes_under_write_traffic_lose_nothing_acknowledged(crashabl
                 time.sleep(OUTAGE_SECONDS)
                 up = time.monotonic()
                 cluster.start(*CRASH_SAFE)
-                wait_until(lambda: any(a.status == 201 and a.started > up for a in attempts), 10,
-                           "the service did not recover by itself within 10 s")
+                wait_until(
+                    lambda up=up: any(a.status == 201 and a.started > up for a in attempts),
+                    10,
+                    "the service did not recover by itself within 10 s",
+                )
                 outages.append((down, up))
             time.sleep(1)
         finally:
@@ -129,8 +146,10 @@ def assert_outages_answered_quickly(attempts, health, outages):
     quick = sorted(a.ended - a.started for a in in_outage)
     assert quick[len(quick) // 2] < 0.5, "requests waited instead of failing fast"
     down_checks = [reply for started, ended, reply in health if during(outages, started, ended)]
-    assert down_checks and all(reply.status == 503 and reply.body["database"] == "unreachable"
-                               and reply.headers["retry-after"] for reply in down_checks)
+    assert down_checks and all(
+        reply.status == 503 and reply.body["database"] == "unreachable" and reply.headers["retry-after"]
+        for reply in down_checks
+    )
     assert health[-1][2].status == 200
 
 
@@ -156,11 +175,16 @@ def test_once_the_database_is_known_down_requests_fail_at_once_and_recover(serve
             started = time.monotonic()
             replies = [client.simulate_get("/health") for _ in range(20)]
             assert time.monotonic() - started < config.pool_timeout  # not one full pool timeout in all
-            assert all(r.status_code == 503 and r.json["database"] == "unreachable"
-                       and r.headers["retry-after"] for r in replies)
+            assert all(
+                r.status_code == 503 and r.json["database"] == "unreachable" and r.headers["retry-after"]
+                for r in replies
+            )
             set_connections_allowed(server_url, url, True)
-            wait_until(lambda: client.simulate_get("/health").status_code == 200, 10,
-                       "the app did not reconnect by itself")
+            wait_until(
+                lambda: client.simulate_get("/health").status_code == 200,
+                10,
+                "the app did not reconnect by itself",
+            )
 
 
 def test_a_connection_idle_across_a_restart_is_replaced_before_use(crashable):

@@ -3,6 +3,7 @@ through the ASGI app, as an admin (so every operation is reachable), over a smal
 ids the generated paths hit: no 500, every status and content type documented, every body and
 header conforming to its schema, invalid input refused, unsupported methods a 405. Then
 stateful walks along the links schemathesis infers (create, then read, change, delete it)."""
+
 import falcon.testing
 import pytest
 import schemathesis
@@ -25,13 +26,22 @@ def published_document():
     return falcon.testing.TestClient(create_app(Database(config))).simulate_get("/openapi.json").json
 
 
-schema = schemathesis.openapi.from_dict(published_document(), config=schemathesis.Config.from_dict({
-    "generation": {"mode": "all", "with-security-parameters": False},
-    # NOTE: valid input may still be refused (a 409 duplicate, a 422 unknown id, a cursor not ours)
-    "checks": {"positive_data_acceptance": {"enabled": False}},
-    "phases": {"stateful": {"generation": {"mode": "positive"},
-                            "inference": {"algorithms": ["dependency-analysis"]}}},
-}))
+schema = schemathesis.openapi.from_dict(
+    published_document(),
+    config=schemathesis.Config.from_dict(
+        {
+            "generation": {"mode": "all", "with-security-parameters": False},
+            # NOTE: valid input may still be refused (a 409 duplicate, a 422 unknown id, a cursor not ours)
+            "checks": {"positive_data_acceptance": {"enabled": False}},
+            "phases": {
+                "stateful": {
+                    "generation": {"mode": "positive"},
+                    "inference": {"algorithms": ["dependency-analysis"]},
+                }
+            },
+        }
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +55,23 @@ def fuzz_app(config):
 def build_world(client, db_conn, make_user, make_incident, make_category):
     """Empties the database, then makes users 1-3 (1 the admin), incidents 1-3 with comments,
     categories 1-2 and notifications for 1; returns the admin."""
+
     def build():
         db_conn.execute(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
         admin, reporter, responder = make_user("admin"), make_user("reporter"), make_user("responder")
         categories = [make_category()["id"] for _ in range(2)]
         for user in (reporter, responder, admin):
             incident = make_incident(user, category_ids=categories)
-            client.simulate_post(f"/incidents/{incident['id']}/comments", json={"content": "disk full"},
-                                 headers=user["headers"])
+            client.simulate_post(
+                f"/incidents/{incident['id']}/comments",
+                json={"content": "disk full"},
+                headers=user["headers"],
+            )
         client.simulate_post(f"/users/{admin['id']}/follow", headers=reporter["headers"])
         client.simulate_patch("/incidents/1", json={"assignee_id": admin["id"]}, headers=responder["headers"])
         client.simulate_post("/incidents/1/resolve", headers=responder["headers"])
         return admin
+
     return build
 
 
@@ -69,6 +84,7 @@ def fresh_token(db_conn, queries, build_world):
         token, token_hash = new_token()
         queries.create_token(db_conn, token_hash=token_hash, user_id=admin["id"])
         return {"Authorization": f"Bearer {token}"}
+
     return make
 
 
@@ -92,13 +108,15 @@ def test_stateful_walks_along_inferred_links(fuzz_app, build_world, fresh_token)
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             # the token is ours, not generated: checks must know it, as call_and_validate tells them
-            case.validate_response(response, headers=kwargs["headers"], transport_kwargs=kwargs,
-                                   recorder=self.recorder)
+            case.validate_response(
+                response, headers=kwargs["headers"], transport_kwargs=kwargs, recorder=self.recorder
+            )
 
     Walks.run(settings=settings(max_examples=WALKS, stateful_step_count=STEPS, **RELAXED))
 
 
 # --- What fuzzing found, kept as regular tests ----------------------------------------------
+
 
 def test_resolve_documents_its_body_as_optional_and_takes_none(client, responder, make_incident):
     operation = published_document()["paths"]["/incidents/{incident_id}/resolve"]["post"]

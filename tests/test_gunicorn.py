@@ -1,4 +1,5 @@
 """The real server: gunicorn with gunicorn.conf.py, a pool per worker, one log line per request."""
+
 import signal
 
 from tests.fix_server import call, gunicorn

@@ -1,5 +1,6 @@
 """Idempotency-Key on the POSTs that create: a replay gets the stored response and writes
 nothing; another request under the same key is a 422, a concurrent one a 409; keys are per user."""
+
 import asyncio
 
 import falcon.testing
@@ -26,10 +27,18 @@ def creates(admin, responder, make_incident):
     return {
         "incident": ("/incidents", {"title": "Disk full"}, "incidents", responder),
         "comment": (f"/incidents/{incident['id']}/comments", {"content": "on it"}, "comments", responder),
-        "resolve": (f"/incidents/{incident['id']}/resolve", {"resolution": "freed space"},
-                    "incident_history", responder),
-        "user": ("/users", {"username": "newbie", "email": "n@example.com", "password": "long enough"},
-                 "users", admin),
+        "resolve": (
+            f"/incidents/{incident['id']}/resolve",
+            {"resolution": "freed space"},
+            "incident_history",
+            responder,
+        ),
+        "user": (
+            "/users",
+            {"username": "newbie", "email": "n@example.com", "password": "long enough"},
+            "users",
+            admin,
+        ),
         "category": ("/categories", {"name": "storage"}, "categories", admin),
     }
 
@@ -55,8 +64,9 @@ def test_replay_returns_the_stored_response_and_writes_once(client, db_conn, cre
 def test_replay_is_the_response_of_then_not_of_now(client, db_conn, responder, make_incident):
     first = post(client, responder, "/incidents", {"title": "Disk full"})
     incident_id = first.json["id"]
-    client.simulate_patch(f"/incidents/{incident_id}", json={"title": "Disk very full"},
-                          headers=responder["headers"])
+    client.simulate_patch(
+        f"/incidents/{incident_id}", json={"title": "Disk very full"}, headers=responder["headers"]
+    )
     again = post(client, responder, "/incidents", {"title": "Disk full"})
     assert again.json == first.json and again.json["title"] == "Disk full"
     assert count(db_conn, "incidents") == 1
@@ -69,13 +79,17 @@ def test_without_a_key_every_post_writes(client, db_conn, responder):
     assert count(db_conn, "idempotency_keys") == 0
 
 
-@pytest.mark.parametrize("second_path, second_body", [
-    ("/incidents", {"title": "Something else"}),
-    ("/incidents", {"title": "Disk full", "severity": "high"}),
-    ("/categories", {"name": "Disk full"}),
-])
-def test_same_key_for_a_different_request_is_422_and_writes_nothing(client, db_conn, admin,
-                                                                     second_path, second_body):
+@pytest.mark.parametrize(
+    "second_path, second_body",
+    [
+        ("/incidents", {"title": "Something else"}),
+        ("/incidents", {"title": "Disk full", "severity": "high"}),
+        ("/categories", {"name": "Disk full"}),
+    ],
+)
+def test_same_key_for_a_different_request_is_422_and_writes_nothing(
+    client, db_conn, admin, second_path, second_body
+):
     assert post(client, admin, "/incidents", {"title": "Disk full"}).status_code == 201
     result = post(client, admin, second_path, second_body)
     assert result.status_code == 422
@@ -106,8 +120,11 @@ def test_a_failed_request_is_not_stored_and_may_be_retried(client, db_conn, admi
     taken = make_category("storage")
     assert post(client, admin, "/categories", {"name": "Storage"}).status_code == 409
     assert post(client, admin, "/incidents", {"title": "t", "category_ids": [999]}).status_code == 422
-    assert (count(db_conn, "idempotency_keys"), count(db_conn, "incidents"),
-            count(db_conn, "incident_history")) == (0, 0, 0)
+    assert (
+        count(db_conn, "idempotency_keys"),
+        count(db_conn, "incidents"),
+        count(db_conn, "incident_history"),
+    ) == (0, 0, 0)
     client.simulate_patch(f"/categories/{taken['id']}", json={"name": "disks"}, headers=admin["headers"])
     assert post(client, admin, "/categories", {"name": "Storage"}).status_code == 201
     assert count(db_conn, "categories") == 2
@@ -166,17 +183,29 @@ def test_a_malformed_key_is_400_and_writes_nothing(client, db_conn, responder, k
 @pytest.mark.parametrize("key", ["a", "x" * 255, "~!#$%&'*+-.^_`|0123456789"])
 def test_keys_of_1_to_255_visible_characters_are_accepted(client, responder, key):
     assert post(client, responder, "/incidents", {"title": "t"}, key=key).status_code == 201
-    assert post(client, responder, "/incidents", {"title": "t"}, key=key).headers["idempotent-replayed"] == "true"
+    assert (
+        post(client, responder, "/incidents", {"title": "t"}, key=key).headers["idempotent-replayed"]
+        == "true"
+    )
 
 
 def test_the_openapi_document_declares_the_key_on_every_post_but_login(client):
     paths = client.simulate_get("/openapi.json").json["paths"]
-    declared = {(method, path) for path, item in paths.items() for method, op in item.items()
-                if any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in op["parameters"])}
-    assert declared == {("post", "/incidents"), ("post", "/incidents/{incident_id}/comments"),
-                        ("post", "/incidents/{incident_id}/resolve"), ("post", "/users"),
-                        ("post", "/categories"), ("post", "/users/{user_id}/follow"),
-                        ("post", "/notifications/{notification_id}/read")}
+    declared = {
+        (method, path)
+        for path, item in paths.items()
+        for method, op in item.items()
+        if any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in op["parameters"])
+    }
+    assert declared == {
+        ("post", "/incidents"),
+        ("post", "/incidents/{incident_id}/comments"),
+        ("post", "/incidents/{incident_id}/resolve"),
+        ("post", "/users"),
+        ("post", "/categories"),
+        ("post", "/users/{user_id}/follow"),
+        ("post", "/notifications/{notification_id}/read"),
+    }
 
 
 def test_follow_and_mark_read_honour_the_key_too(client, reporter, responder, make_incident, db_conn):

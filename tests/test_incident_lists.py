@@ -36,10 +36,13 @@ def test_filters(client, reporter, responder, make_incident, make_category):
     assert query(f"assignee_id={responder['id']}") == [assigned["id"]]
     assert query("assignee_id=none") == sorted([low["id"], high["id"]])
     assert query(f"category_id={cat['id']}") == [low["id"]]
-    now = datetime.datetime.now(datetime.timezone.utc)
-    assert query(f"created_after={(now - datetime.timedelta(hours=1)).isoformat().replace('+00:00', 'Z')}") == sorted(
-        [low["id"], high["id"], assigned["id"]])
-    assert query(f"created_before={(now - datetime.timedelta(hours=1)).isoformat().replace('+', '%2B')}") == []
+    now = datetime.datetime.now(datetime.UTC)
+    assert query(
+        f"created_after={(now - datetime.timedelta(hours=1)).isoformat().replace('+00:00', 'Z')}"
+    ) == sorted([low["id"], high["id"], assigned["id"]])
+    assert (
+        query(f"created_before={(now - datetime.timedelta(hours=1)).isoformat().replace('+', '%2B')}") == []
+    )
 
 
 def test_sort_by_severity_rank_with_id_ties(client, reporter, make_incident):
@@ -51,7 +54,9 @@ def test_sort_by_severity_rank_with_id_ties(client, reporter, make_incident):
     assert ids(desc) == [made["critical"], made["high"], made["medium"], extra_low, made["low"]]
 
 
-@pytest.mark.parametrize("sort", ["created_at", "-created_at", "updated_at", "-updated_at", "severity", "-severity"])
+@pytest.mark.parametrize(
+    "sort", ["created_at", "-created_at", "updated_at", "-updated_at", "severity", "-severity"]
+)
 def test_walk_neither_repeats_nor_skips_while_rows_are_inserted(client, reporter, make_incident, sort):
     severities = ["low", "medium", "high", "critical"]
     existing = {make_incident(reporter, severity=severities[i % 4])["id"] for i in range(23)}
@@ -74,20 +79,35 @@ def test_walk_neither_repeats_nor_skips_while_rows_are_inserted(client, reporter
 def test_cursor_from_another_sort_or_garbage_is_400(client, reporter, make_incident):
     for _ in range(3):
         make_incident(reporter)
-    cursor = client.simulate_get("/incidents", query_string="limit=1", headers=reporter["headers"]).json["next_cursor"]
+    cursor = client.simulate_get("/incidents", query_string="limit=1", headers=reporter["headers"]).json[
+        "next_cursor"
+    ]
     for qs in (f"cursor={cursor}&sort=severity", "cursor=garbage", "cursor=", "cursor=W10"):
         result = client.simulate_get("/incidents", query_string=qs, headers=reporter["headers"])
         assert result.status_code == 400, qs
-        assert result.json["errors"] == [{"parameter": "cursor", "detail": "is not a cursor given by this list"}]
+        assert result.json["errors"] == [
+            {"parameter": "cursor", "detail": "is not a cursor given by this list"}
+        ]
 
 
-@pytest.mark.parametrize("qs, parameter", [
-    ("colour=red", "colour"), ("status=opened", "status"), ("severity=", "severity"),
-    ("limit=0", "limit"), ("limit=201", "limit"), ("limit=ten", "limit"), ("sort=title", "sort"),
-    ("reporter_id=0", "reporter_id"), ("assignee_id=nobody", "assignee_id"),
-    ("created_after=yesterday", "created_after"), ("created_after=2026-01-01T00:00:00", "created_after"),
-    ("limit=5&limit=6", "limit"), ("category_id=99999999999999999999", "category_id"),
-])
+@pytest.mark.parametrize(
+    "qs, parameter",
+    [
+        ("colour=red", "colour"),
+        ("status=opened", "status"),
+        ("severity=", "severity"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=ten", "limit"),
+        ("sort=title", "sort"),
+        ("reporter_id=0", "reporter_id"),
+        ("assignee_id=nobody", "assignee_id"),
+        ("created_after=yesterday", "created_after"),
+        ("created_after=2026-01-01T00:00:00", "created_after"),
+        ("limit=5&limit=6", "limit"),
+        ("category_id=99999999999999999999", "category_id"),
+    ],
+)
 def test_bad_query_parameters_are_400_naming_the_parameter(client, reporter, qs, parameter):
     result = client.simulate_get("/incidents", query_string=qs, headers=reporter["headers"])
     assert result.status_code == 400
@@ -98,9 +118,12 @@ def test_bad_query_parameters_are_400_naming_the_parameter(client, reporter, qs,
 def test_user_incidents_by_relation(client, reporter, responder, make_incident, make_user):
     other = make_user("reporter")
     reported = make_incident(reporter)
-    assigned = make_incident(other, )
-    client.simulate_patch(f"/incidents/{assigned['id']}", json={"assignee_id": reporter["id"]},
-                          headers=responder["headers"])
+    assigned = make_incident(
+        other,
+    )
+    client.simulate_patch(
+        f"/incidents/{assigned['id']}", json={"assignee_id": reporter["id"]}, headers=responder["headers"]
+    )
     make_incident(other)
     url = f"/users/{reporter['id']}/incidents"
 
@@ -114,7 +137,9 @@ def test_user_incidents_by_relation(client, reporter, responder, make_incident, 
     assert query("relation=assignee") == [assigned["id"]]
     assert query("relation=assignee&status=closed") == []
     assert client.simulate_get("/users/999/incidents", headers=other["headers"]).status_code == 404
-    assert client.simulate_get(url, query_string="relation=friend", headers=other["headers"]).status_code == 400
+    assert (
+        client.simulate_get(url, query_string="relation=friend", headers=other["headers"]).status_code == 400
+    )
 
 
 def test_category_incidents(client, responder, make_incident, make_category):
@@ -124,32 +149,42 @@ def test_category_incidents(client, responder, make_incident, make_category):
     result = client.simulate_get(f"/categories/{cat['id']}/incidents", headers=responder["headers"])
     assert ids(result) == [inside["id"]]
     assert client.simulate_get("/categories/999/incidents", headers=responder["headers"]).status_code == 404
-    bad = client.simulate_get(f"/categories/{cat['id']}/incidents", query_string="category_id=1",
-                              headers=responder["headers"])
+    bad = client.simulate_get(
+        f"/categories/{cat['id']}/incidents", query_string="category_id=1", headers=responder["headers"]
+    )
     assert bad.status_code == 400
 
 
 @pytest.mark.parametrize("sort", ["created_at", "-created_at"])
 def test_category_walk_keeps_created_at_order_when_created_at_is_edited(
-        client, db_conn, reporter, responder, make_incident, make_category, sort):
+    client, db_conn, reporter, responder, make_incident, make_category, sort
+):
     cat, other = make_category(), make_category()
-    made = [make_incident(reporter, category_ids=[cat["id"], other["id"]] if n % 2 else [cat["id"]])["id"]
-            for n in range(7)]
+    made = [
+        make_incident(reporter, category_ids=[cat["id"], other["id"]] if n % 2 else [cat["id"]])["id"]
+        for n in range(7)
+    ]
     make_incident(reporter, category_ids=[other["id"]])
     client.simulate_patch(f"/incidents/{made[3]}", json={"status": "closed"}, headers=responder["headers"])
     # created_at edited by hand (psql): the later reported, the older, with ties in pairs
     hours_back = {incident_id: n // 2 for n, incident_id in enumerate(made)}
     for incident_id, hours in hours_back.items():
-        db_conn.execute("UPDATE incidents SET created_at = '2026-01-01Z'::timestamptz - %s * interval '1 hour' "
-                        "WHERE id = %s", (hours, incident_id))
+        db_conn.execute(
+            "UPDATE incidents SET created_at = '2026-01-01Z'::timestamptz - %s * interval '1 hour' "
+            "WHERE id = %s",
+            (hours, incident_id),
+        )
     oldest_first = sorted(made, key=lambda incident_id: (-hours_back[incident_id], incident_id))
     expected = oldest_first if sort == "created_at" else oldest_first[::-1]
 
     def walk(qs):
         seen, cursor = [], None
         for _ in range(len(made)):
-            result = client.simulate_get(f"/categories/{cat['id']}/incidents", headers=reporter["headers"],
-                                         query_string=f"limit=2&sort={sort}{qs}" + (f"&cursor={cursor}" if cursor else ""))
+            result = client.simulate_get(
+                f"/categories/{cat['id']}/incidents",
+                headers=reporter["headers"],
+                query_string=f"limit=2&sort={sort}{qs}" + (f"&cursor={cursor}" if cursor else ""),
+            )
             assert result.status_code == 200, result.json
             seen += ids(result)
             cursor = result.json["next_cursor"]
@@ -161,7 +196,10 @@ def test_category_walk_keeps_created_at_order_when_created_at_is_edited(
     assert walk("&status=open") == [i for i in expected if i != made[3]]
     assert walk("&created_before=2026-01-01T00:00:00Z") == [i for i in expected if hours_back[i] > 0]
     assert walk("&created_after=2025-12-31T23:00:00Z&created_before=2026-01-01T00:00:00Z") == [
-        i for i in expected if hours_back[i] == 1]
-    links = db_conn.execute("SELECT count(*) AS n FROM incident_categories ic JOIN incidents i ON i.id = ic.incident_id "
-                            "WHERE ic.incident_created_at <> i.created_at").fetchone()
+        i for i in expected if hours_back[i] == 1
+    ]
+    links = db_conn.execute(
+        "SELECT count(*) AS n FROM incident_categories ic JOIN incidents i ON i.id = ic.incident_id "
+        "WHERE ic.incident_created_at <> i.created_at"
+    ).fetchone()
     assert links["n"] == 0

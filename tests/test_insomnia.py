@@ -1,5 +1,6 @@
 """docs/insomnia.json: current, complete, and every request succeeds when replayed in order
 against a real gunicorn on a fresh database whose only user is the admin of `make run`."""
+
 import json
 import os
 import re
@@ -32,8 +33,9 @@ def collection():
 
 def in_order(resources, parent_id):
     """The requests under `parent_id` in Insomnia's order: by metaSortKey, folders depth first."""
-    children = sorted((r for r in resources if r.get("parentId") == parent_id),
-                      key=lambda r: r["metaSortKey"])
+    children = sorted(
+        (r for r in resources if r.get("parentId") == parent_id), key=lambda r: r["metaSortKey"]
+    )
     for child in children:
         if child["_type"] == "request":
             yield child
@@ -83,10 +85,23 @@ def test_examples_must_match_the_documented_operations_exactly(document):
 def create_admin(database_url):
     """The token `make run` prints for the admin it creates on an empty database."""
     result = subprocess.run(
-        [sys.executable, "-m", "api", "create-admin", "--if-empty", "--username", "admin",
-         "--email", "admin@example.com"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True, text=True,
-        check=True)
+        [
+            sys.executable,
+            "-m",
+            "api",
+            "create-admin",
+            "--if-empty",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "Created admin 'admin' (id 1)" in result.stdout
     return re.search(r"inc_\S+", result.stdout).group()
 

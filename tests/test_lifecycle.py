@@ -1,9 +1,9 @@
 """Resolve, history, notifications and follows (the incident lifecycle)."""
+
 import asyncio
 
 import falcon.testing
 import pytest
-
 
 
 def history(client, user, incident_id):
@@ -24,7 +24,9 @@ def count(db_conn, table):
 
 def test_resolve_sets_resolved_with_resolution_and_is_idempotent(client, reporter, responder, make_incident):
     url = f"/incidents/{make_incident(reporter)['id']}"
-    result = client.simulate_post(url + "/resolve", json={"resolution": "fixed DNS"}, headers=responder["headers"])
+    result = client.simulate_post(
+        url + "/resolve", json={"resolution": "fixed DNS"}, headers=responder["headers"]
+    )
     assert result.status_code == 200
     body = result.json
     assert body["status"] == "resolved" and body["resolution"] == "fixed DNS"
@@ -44,11 +46,15 @@ def test_resolve_without_body_and_its_rules(client, reporter, responder, make_in
     resolved = client.simulate_post(url + "/resolve", headers=responder["headers"])
     assert resolved.status_code == 200 and resolved.json["resolution"] is None
     assert client.simulate_post("/incidents/999/resolve", headers=responder["headers"]).status_code == 404
-    bad = client.simulate_post(url + "/resolve", json={"resolution": 5, "why": 1}, headers=responder["headers"])
+    bad = client.simulate_post(
+        url + "/resolve", json={"resolution": 5, "why": 1}, headers=responder["headers"]
+    )
     assert bad.status_code == 422
 
 
-def test_each_action_writes_one_entry_with_old_and_new_values(client, reporter, responder, make_incident, make_category):
+def test_each_action_writes_one_entry_with_old_and_new_values(
+    client, reporter, responder, make_incident, make_category
+):
     cat = make_category("db")
     incident = make_incident(reporter, title="Slow", severity="high")
     url = f"/incidents/{incident['id']}"
@@ -65,20 +71,41 @@ def test_each_action_writes_one_entry_with_old_and_new_values(client, reporter, 
         if kind == "patch":
             assert client.simulate_patch(url, json=body, headers=user["headers"]).status_code == 200
         elif kind == "comment":
-            comment_id = client.simulate_post(url + "/comments", json=body, headers=user["headers"]).json["id"]
+            comment_id = client.simulate_post(url + "/comments", json=body, headers=user["headers"]).json[
+                "id"
+            ]
         else:
-            assert client.simulate_post(url + "/resolve", json=body, headers=user["headers"]).status_code == 200
+            assert (
+                client.simulate_post(url + "/resolve", json=body, headers=user["headers"]).status_code == 200
+            )
     entries = history(client, reporter, incident["id"])
     assert [(e["action"], e["actor_id"], e["changes"]) for e in entries] == [
-        ("created", reporter["id"], {"title": [None, "Slow"], "description": [None, ""], "status": [None, "open"],
-                                     "severity": [None, "high"], "assignee_id": [None, None],
-                                     "category_ids": [None, []]}),
+        (
+            "created",
+            reporter["id"],
+            {
+                "title": [None, "Slow"],
+                "description": [None, ""],
+                "status": [None, "open"],
+                "severity": [None, "high"],
+                "assignee_id": [None, None],
+                "category_ids": [None, []],
+            },
+        ),
         ("updated", reporter["id"], {"title": ["Slow", "Slow API"], "description": ["", "p99 up"]}),
-        ("assigned", responder["id"], {"assignee_id": [None, responder["id"]], "severity": ["high", "critical"]}),
+        (
+            "assigned",
+            responder["id"],
+            {"assignee_id": [None, responder["id"]], "severity": ["high", "critical"]},
+        ),
         ("categorized", responder["id"], {"category_ids": [[], [cat["id"]]]}),
         ("status_changed", responder["id"], {"status": ["open", "in_progress"]}),
         ("commented", reporter["id"], {"comment_id": [None, comment_id]}),
-        ("resolved", responder["id"], {"status": ["in_progress", "resolved"], "resolution": [None, "index added"]}),
+        (
+            "resolved",
+            responder["id"],
+            {"status": ["in_progress", "resolved"], "resolution": [None, "index added"]},
+        ),
     ]
     assert all(e["incident_id"] == incident["id"] and e["created_at"].endswith("+00:00") for e in entries)
 
@@ -89,27 +116,35 @@ def test_no_change_writes_no_history(client, reporter, make_incident, db_conn):
     assert count(db_conn, "incident_history") == 1
 
 
-@pytest.mark.parametrize("role, request_kwargs, status", [
-    ("reporter", {"json": {"title": ""}}, 422),                                  # validation
-    ("reporter", {"json": {"status": "closed"}}, 403),                           # permission
-    ("responder", {"json": {"status": "resolved"}, "headers": {"If-Match": '"7"'}}, 412),  # stale
-    ("responder", {"json": {"status": "resolved", "category_ids": [404]}}, 422),  # unknown category
-])
-def test_failed_requests_write_no_history_and_no_notification(client, reporter, make_user, make_incident, db_conn,
-                                                              role, request_kwargs, status):
+@pytest.mark.parametrize(
+    "role, request_kwargs, status",
+    [
+        ("reporter", {"json": {"title": ""}}, 422),  # validation
+        ("reporter", {"json": {"status": "closed"}}, 403),  # permission
+        ("responder", {"json": {"status": "resolved"}, "headers": {"If-Match": '"7"'}}, 412),  # stale
+        ("responder", {"json": {"status": "resolved", "category_ids": [404]}}, 422),  # unknown category
+    ],
+)
+def test_failed_requests_write_no_history_and_no_notification(
+    client, reporter, make_user, make_incident, db_conn, role, request_kwargs, status
+):
     actor = reporter if role == "reporter" else make_user(role)
     client.simulate_post(f"/users/{actor['id']}/follow", headers=make_user()["headers"])
     incident = make_incident(reporter)
     before = (count(db_conn, "incident_history"), count(db_conn, "notifications"))
     headers = {**actor["headers"], **request_kwargs.get("headers", {})}
-    result = client.simulate_patch(f"/incidents/{incident['id']}", json=request_kwargs["json"], headers=headers)
+    result = client.simulate_patch(
+        f"/incidents/{incident['id']}", json=request_kwargs["json"], headers=headers
+    )
     assert result.status_code == status
     assert (count(db_conn, "incident_history"), count(db_conn, "notifications")) == before
 
 
 def test_failed_resolve_rolls_back_its_update(client, reporter, responder, make_incident, db_conn):
     incident = make_incident(reporter)
-    db_conn.execute("ALTER TABLE incident_history ADD CONSTRAINT no_resolved CHECK (action <> 'resolved') NOT VALID")
+    db_conn.execute(
+        "ALTER TABLE incident_history ADD CONSTRAINT no_resolved CHECK (action <> 'resolved') NOT VALID"
+    )
     try:
         result = client.simulate_post(f"/incidents/{incident['id']}/resolve", headers=responder["headers"])
         assert result.status_code == 422
@@ -128,8 +163,11 @@ def test_concurrent_updates_leave_a_chained_history(client, reporter, responder,
 
     async def worker(conductor, offset):
         for severity in severities[offset::2]:
-            result = await conductor.simulate_patch(url, json={"severity": severity, "title": f"t{offset}{severity}"},
-                                                    headers=responder["headers"])
+            result = await conductor.simulate_patch(
+                url,
+                json={"severity": severity, "title": f"t{offset}{severity}"},
+                headers=responder["headers"],
+            )
             if result.status_code != 200:
                 errors.append(result.status_code)
 
@@ -152,8 +190,15 @@ def test_concurrent_updates_leave_a_chained_history(client, reporter, responder,
 
 def test_history_survives_deactivation_and_blocks_deletion(client, reporter, responder, admin, make_incident):
     incident = make_incident(reporter)
-    client.simulate_patch(f"/incidents/{incident['id']}", json={"status": "closed"}, headers=responder["headers"])
-    assert client.simulate_patch(f"/users/{responder['id']}", json={"active": False}, headers=admin["headers"]).status_code == 200
+    client.simulate_patch(
+        f"/incidents/{incident['id']}", json={"status": "closed"}, headers=responder["headers"]
+    )
+    assert (
+        client.simulate_patch(
+            f"/users/{responder['id']}", json={"active": False}, headers=admin["headers"]
+        ).status_code
+        == 200
+    )
     assert history(client, reporter, incident["id"])[-1]["actor_id"] == responder["id"]
     assert client.simulate_delete(f"/users/{responder['id']}", headers=admin["headers"]).status_code == 409
 
@@ -162,15 +207,26 @@ def test_history_of_missing_incident_is_404_and_history_paginates(client, report
     assert client.simulate_get("/incidents/999/history", headers=reporter["headers"]).status_code == 404
     incident = make_incident(reporter)
     for n in range(4):
-        client.simulate_patch(f"/incidents/{incident['id']}", json={"title": f"t{n}"}, headers=reporter["headers"])
-    first = client.simulate_get(f"/incidents/{incident['id']}/history", query_string="limit=3", headers=reporter["headers"]).json
-    rest = client.simulate_get(f"/incidents/{incident['id']}/history", query_string=f"limit=3&cursor={first['next_cursor']}",
-                               headers=reporter["headers"]).json
-    assert [e["id"] for e in first["items"] + rest["items"]] == sorted(e["id"] for e in first["items"] + rest["items"])
+        client.simulate_patch(
+            f"/incidents/{incident['id']}", json={"title": f"t{n}"}, headers=reporter["headers"]
+        )
+    first = client.simulate_get(
+        f"/incidents/{incident['id']}/history", query_string="limit=3", headers=reporter["headers"]
+    ).json
+    rest = client.simulate_get(
+        f"/incidents/{incident['id']}/history",
+        query_string=f"limit=3&cursor={first['next_cursor']}",
+        headers=reporter["headers"],
+    ).json
+    assert [e["id"] for e in first["items"] + rest["items"]] == sorted(
+        e["id"] for e in first["items"] + rest["items"]
+    )
     assert len(first["items"] + rest["items"]) == 5 and rest["next_cursor"] is None
 
 
-def test_assignment_notifies_the_assignee_but_not_oneself(client, reporter, responder, make_user, make_incident):
+def test_assignment_notifies_the_assignee_but_not_oneself(
+    client, reporter, responder, make_user, make_incident
+):
     other = make_user("responder")
     incident = make_incident(reporter)
     url = f"/incidents/{incident['id']}"
@@ -184,7 +240,9 @@ def test_assignment_notifies_the_assignee_but_not_oneself(client, reporter, resp
 
 def test_resolution_notifies_the_reporter(client, reporter, responder, make_incident):
     incident = make_incident(reporter)
-    client.simulate_patch(f"/incidents/{incident['id']}", json={"status": "resolved"}, headers=responder["headers"])
+    client.simulate_patch(
+        f"/incidents/{incident['id']}", json={"status": "resolved"}, headers=responder["headers"]
+    )
     assert notifications(client, reporter) == [("resolved", incident["id"], responder["id"])]
     own = make_incident(responder)
     client.simulate_post(f"/incidents/{own['id']}/resolve", headers=responder["headers"])
@@ -192,21 +250,28 @@ def test_resolution_notifies_the_reporter(client, reporter, responder, make_inci
 
 
 def test_followers_are_notified_of_reports_and_resolutions_until_they_unfollow(
-        client, reporter, responder, make_user, make_incident):
+    client, reporter, responder, make_user, make_incident
+):
     fan = make_user()
     assert client.simulate_post(f"/users/{responder['id']}/follow", headers=fan["headers"]).status_code == 204
     assert client.simulate_post(f"/users/{reporter['id']}/follow", headers=fan["headers"]).status_code == 204
     reported = make_incident(reporter)
     client.simulate_post(f"/incidents/{reported['id']}/resolve", headers=responder["headers"])
-    assert notifications(client, fan) == [("followed_resolved", reported["id"], responder["id"]),
-                                          ("followed_reported", reported["id"], reporter["id"])]
-    assert client.simulate_delete(f"/users/{responder['id']}/follow", headers=fan["headers"]).status_code == 204
+    assert notifications(client, fan) == [
+        ("followed_resolved", reported["id"], responder["id"]),
+        ("followed_reported", reported["id"], reporter["id"]),
+    ]
+    assert (
+        client.simulate_delete(f"/users/{responder['id']}/follow", headers=fan["headers"]).status_code == 204
+    )
     other = make_incident(reporter)
     client.simulate_post(f"/incidents/{other['id']}/resolve", headers=responder["headers"])
     assert notifications(client, fan)[0] == ("followed_reported", other["id"], reporter["id"])
 
 
-def test_a_follower_who_is_also_the_reporter_gets_one_notification(client, reporter, responder, make_incident):
+def test_a_follower_who_is_also_the_reporter_gets_one_notification(
+    client, reporter, responder, make_incident
+):
     client.simulate_post(f"/users/{responder['id']}/follow", headers=reporter["headers"])
     incident = make_incident(reporter)
     client.simulate_post(f"/incidents/{incident['id']}/resolve", headers=responder["headers"])
@@ -220,21 +285,32 @@ def test_unread_filter_and_mark_read(client, reporter, responder, make_incident,
     items = client.simulate_get("/notifications", headers=reporter["headers"]).json["items"]
     assert [n["read"] for n in items] == [False, False]
     assert items[0]["id"] > items[1]["id"]
-    assert client.simulate_post(f"/notifications/{items[0]['id']}/read", headers=reporter["headers"]).status_code == 204
-    unread = client.simulate_get("/notifications", query_string="unread=true", headers=reporter["headers"]).json["items"]
+    assert (
+        client.simulate_post(f"/notifications/{items[0]['id']}/read", headers=reporter["headers"]).status_code
+        == 204
+    )
+    unread = client.simulate_get(
+        "/notifications", query_string="unread=true", headers=reporter["headers"]
+    ).json["items"]
     assert [n["id"] for n in unread] == [items[1]["id"]]
     stranger = make_user()
-    assert client.simulate_post(f"/notifications/{items[1]['id']}/read", headers=stranger["headers"]).status_code == 404
+    assert (
+        client.simulate_post(f"/notifications/{items[1]['id']}/read", headers=stranger["headers"]).status_code
+        == 404
+    )
     assert client.simulate_get("/notifications", headers=stranger["headers"]).json["items"] == []
     assert set(items[0]) == {"id", "event", "incident_id", "actor_id", "read", "created_at"}
 
 
 def test_notifications_paginate_newest_first(client, reporter, responder, make_incident):
     for _ in range(5):
-        client.simulate_post(f"/incidents/{make_incident(reporter)['id']}/resolve", headers=responder["headers"])
+        client.simulate_post(
+            f"/incidents/{make_incident(reporter)['id']}/resolve", headers=responder["headers"]
+        )
     first = client.simulate_get("/notifications", query_string="limit=2", headers=reporter["headers"]).json
-    second = client.simulate_get("/notifications", query_string=f"limit=2&cursor={first['next_cursor']}",
-                                 headers=reporter["headers"]).json
+    second = client.simulate_get(
+        "/notifications", query_string=f"limit=2&cursor={first['next_cursor']}", headers=reporter["headers"]
+    ).json
     ids = [n["id"] for n in first["items"] + second["items"]]
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == 4
 
@@ -246,7 +322,9 @@ def test_follow_rules_and_lists(client, reporter, responder, make_user, admin):
         assert client.simulate_post(url + "/follow", headers=fan["headers"]).status_code == 204
     client.simulate_post(url + "/follow", headers=responder["headers"])
     self_follow = client.simulate_post(url + "/follow", headers=reporter["headers"])
-    assert self_follow.status_code == 422 and self_follow.headers["content-type"] == "application/problem+json"
+    assert (
+        self_follow.status_code == 422 and self_follow.headers["content-type"] == "application/problem+json"
+    )
     assert client.simulate_post("/users/999/follow", headers=fan["headers"]).status_code == 404
     followers = client.simulate_get(url + "/followers", query_string="limit=1", headers=admin["headers"]).json
     assert [u["id"] for u in followers["items"]] == [min(fan["id"], responder["id"])]

@@ -1,6 +1,7 @@
 """Limits: a slow statement is a 503, pages and query strings are bounded, any cursor the API
 did not give is a 400, gunicorn's timeouts sit above the app's own, and SIGTERM lets the
 requests in flight finish."""
+
 import asyncio
 import base64
 import os
@@ -14,7 +15,8 @@ import urllib.parse
 
 import falcon.testing
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from api.config import Config
 from api.params import MAX_QUERY_STRING
@@ -32,13 +34,15 @@ def impatient_client(database_url):
         yield client
 
 
-def test_a_statement_over_statement_timeout_is_503_and_writes_nothing(impatient_client, database_url, db_conn,
-                                                                      reporter, make_incident):
+def test_a_statement_over_statement_timeout_is_503_and_writes_nothing(
+    impatient_client, database_url, db_conn, reporter, make_incident
+):
     incident = make_incident(reporter, title="before")
     with row_locked(database_url, "incidents", incident["id"]):
         started = time.monotonic()
-        result = impatient_client.simulate_patch(f"/incidents/{incident['id']}", json={"title": "after"},
-                                                 headers=reporter["headers"])
+        result = impatient_client.simulate_patch(
+            f"/incidents/{incident['id']}", json={"title": "after"}, headers=reporter["headers"]
+        )
         elapsed = time.monotonic() - started
     assert result.status_code == 503
     assert result.headers["content-type"] == "application/problem+json"
@@ -60,14 +64,22 @@ def test_a_busy_pool_is_503_after_pool_timeout_and_no_outage(database_url, db_co
     async def run(app):
         async with falcon.testing.ASGIConductor(app) as conductor:
             with row_locked(database_url, "incidents", incident["id"]):
-                holder = asyncio.create_task(conductor.simulate_patch(
-                    f"/incidents/{incident['id']}", json={"title": "after"}, headers=reporter["headers"]))
+                holder = asyncio.create_task(
+                    conductor.simulate_patch(
+                        f"/incidents/{incident['id']}", json={"title": "after"}, headers=reporter["headers"]
+                    )
+                )
                 while lock_waiters(db_conn) != 1:
                     await asyncio.sleep(0.02)
                 started = time.monotonic()
                 waiter = await conductor.simulate_get("/incidents", headers=reporter["headers"])
                 waited = time.monotonic() - started
-            return waiter, waited, await holder, await conductor.simulate_get("/incidents", headers=reporter["headers"])
+            return (
+                waiter,
+                waited,
+                await holder,
+                await conductor.simulate_get("/incidents", headers=reporter["headers"]),
+            )
 
     with client_of(config) as client:
         waiter, waited, held, after = falcon.async_to_sync(run, client.app)
@@ -78,9 +90,12 @@ def test_a_busy_pool_is_503_after_pool_timeout_and_no_outage(database_url, db_co
 
 # --- Pages and query strings --------------------------------------------------------------
 
+
 def test_pages_hold_50_by_default_and_200_at_most(client, db_conn, reporter):
-    db_conn.execute("INSERT INTO incidents (title, reporter_id) SELECT 'i' || n, %s FROM generate_series(1, 201) n",
-                    [reporter["id"]])
+    db_conn.execute(
+        "INSERT INTO incidents (title, reporter_id) SELECT 'i' || n, %s FROM generate_series(1, 201) n",
+        [reporter["id"]],
+    )
     default = client.simulate_get("/incidents", headers=reporter["headers"]).json
     largest = client.simulate_get("/incidents", query_string="limit=200", headers=reporter["headers"]).json
     assert (len(default["items"]), len(largest["items"])) == (50, 200)
@@ -95,6 +110,7 @@ def test_a_query_string_over_4096_bytes_is_400_naming_its_longest_parameter(clie
         query = "query=" + "d" * (length - len("query=") - len(statuses)) + statuses
         assert len(query) == length
         return client.simulate_get("/incidents/search", query_string=query, headers=reporter["headers"])
+
     assert search(MAX_QUERY_STRING).status_code == 200
     result = search(MAX_QUERY_STRING + 1)
     assert result.status_code == 400
@@ -103,9 +119,18 @@ def test_a_query_string_over_4096_bytes_is_400_naming_its_longest_parameter(clie
     assert "4096" in result.json["errors"][0]["detail"]
 
 
-LISTS = ["/incidents", "/incidents?sort=severity", "/users", "/categories", "/notifications",
-         "/incidents/search?query=disk", "/incidents/1/comments", "/incidents/1/history",
-         "/users/1/followers", "/categories/1/incidents"]
+LISTS = [
+    "/incidents",
+    "/incidents?sort=severity",
+    "/users",
+    "/categories",
+    "/notifications",
+    "/incidents/search?query=disk",
+    "/incidents/1/comments",
+    "/incidents/1/history",
+    "/users/1/followers",
+    "/categories/1/incidents",
+]
 
 
 def assert_bad_cursor(client, user, path, cursor):
@@ -143,6 +168,7 @@ def test_any_cursor_of_random_text_is_400(client, lister, path, text):
 
 # --- gunicorn -----------------------------------------------------------------------------
 
+
 def gunicorn_settings(monkeypatch, **env):
     for name, value in env.items():
         monkeypatch.setenv(name, str(value))
@@ -159,9 +185,20 @@ def test_gunicorn_timeouts_exceed_the_longest_wait_of_a_request(monkeypatch):
 
 def test_gunicorn_refuses_timeouts_below_the_apps(database_url):
     env = {**os.environ, "DATABASE_URL": database_url, "GUNICORN_TIMEOUT": "8"}
-    checked = subprocess.run([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c",
-                              "gunicorn.conf.py", "--check-config", "api.asgi:app"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    checked = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+            "-c",
+            "gunicorn.conf.py",
+            "--check-config",
+            "api.asgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert checked.returncode != 0
     assert "must exceed POOL_TIMEOUT + STATEMENT_TIMEOUT_MS" in checked.stdout + checked.stderr
 
@@ -179,8 +216,13 @@ def test_sigterm_lets_the_request_in_flight_finish(database_url, db_conn, report
     replies = []
     with gunicorn(database_url, tmp_path / "gunicorn.log", WEB_CONCURRENCY=1) as (base, process):
         with row_locked(database_url, "incidents", incident["id"]):
-            in_flight = threading.Thread(target=lambda: replies.append(call(
-                "PATCH", f"{base}/incidents/{incident['id']}", {"title": "after"}, reporter["headers"])))
+            in_flight = threading.Thread(
+                target=lambda: replies.append(
+                    call(
+                        "PATCH", f"{base}/incidents/{incident['id']}", {"title": "after"}, reporter["headers"]
+                    )
+                )
+            )
             in_flight.start()
             wait_until(lambda: lock_waiters(db_conn) == 1, 10, "the request never reached the database")
             process.send_signal(signal.SIGTERM)

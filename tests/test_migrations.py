@@ -18,7 +18,8 @@ def test_apply_rollback_all_and_apply_again(server_url):
         with connect(url) as conn:
             leftovers = conn.execute(
                 "SELECT typname FROM pg_type WHERE typname IN ('user_role', 'incident_status', 'incident_severity')"
-                " UNION ALL SELECT viewname FROM pg_views WHERE schemaname = 'public'").fetchall()
+                " UNION ALL SELECT viewname FROM pg_views WHERE schemaname = 'public'"
+            ).fetchall()
         assert leftovers == []
         migrate.apply(url)
         assert app_tables(url) == set(APP_TABLES)
@@ -26,8 +27,12 @@ def test_apply_rollback_all_and_apply_again(server_url):
 
 def applied_migrations(url):
     with connect(url) as conn:
-        return [row["migration_id"] for row in conn.execute(
-            "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc, migration_id").fetchall()]
+        return [
+            row["migration_id"]
+            for row in conn.execute(
+                "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc, migration_id"
+            ).fetchall()
+        ]
 
 
 def test_rollback_one_undoes_only_the_last_migration(server_url):

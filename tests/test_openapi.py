@@ -1,4 +1,5 @@
 """The OpenAPI document describes exactly the routes the app serves, and what they answer."""
+
 import re
 
 import falcon.inspect
@@ -58,11 +59,16 @@ def test_query_parameters_carry_enums_and_bounds(document):
     search = {p["name"]: p for p in document["paths"]["/incidents/search"]["get"]["parameters"]}
     assert search["query"]["required"] is True
     assert document["paths"]["/incidents/{incident_id}"]["patch"]["requestBody"]["content"].keys() == {
-        "application/json", "application/merge-patch+json"}
+        "application/json",
+        "application/merge-patch+json",
+    }
 
 
-def test_responses_conform_to_their_documented_schemas(client, document, reporter, responder, admin, make_category):
+def test_responses_conform_to_their_documented_schemas(
+    client, document, reporter, responder, admin, make_category
+):
     """A walk through the API in which every body is checked against the document."""
+
     def check(result, method, template):
         op = document["paths"][template][method]
         response = op["responses"][str(result.status_code)]
@@ -77,25 +83,54 @@ def test_responses_conform_to_their_documented_schemas(client, document, reporte
         return result
 
     category = make_category()
-    incident = check(client.simulate_post("/incidents", json={"title": "x", "category_ids": [category["id"]]},
-                                          headers=reporter["headers"]), "post", "/incidents").json
+    incident = check(
+        client.simulate_post(
+            "/incidents", json={"title": "x", "category_ids": [category["id"]]}, headers=reporter["headers"]
+        ),
+        "post",
+        "/incidents",
+    ).json
     url = f"/incidents/{incident['id']}"
     check(client.simulate_get("/incidents", headers=reporter["headers"]), "get", "/incidents")
-    check(client.simulate_patch(url, json={"status": "in_progress", "assignee_id": responder["id"]},
-                                headers=responder["headers"]), "patch", "/incidents/{incident_id}")
-    check(client.simulate_post(url + "/comments", json={"content": "c"}, headers=reporter["headers"]),
-          "post", "/incidents/{incident_id}/comments")
-    check(client.simulate_post(url + "/resolve", headers=responder["headers"]), "post", "/incidents/{incident_id}/resolve")
-    check(client.simulate_get(url + "/history", headers=reporter["headers"]), "get", "/incidents/{incident_id}/history")
+    check(
+        client.simulate_patch(
+            url, json={"status": "in_progress", "assignee_id": responder["id"]}, headers=responder["headers"]
+        ),
+        "patch",
+        "/incidents/{incident_id}",
+    )
+    check(
+        client.simulate_post(url + "/comments", json={"content": "c"}, headers=reporter["headers"]),
+        "post",
+        "/incidents/{incident_id}/comments",
+    )
+    check(
+        client.simulate_post(url + "/resolve", headers=responder["headers"]),
+        "post",
+        "/incidents/{incident_id}/resolve",
+    )
+    check(
+        client.simulate_get(url + "/history", headers=reporter["headers"]),
+        "get",
+        "/incidents/{incident_id}/history",
+    )
     check(client.simulate_get("/notifications", headers=reporter["headers"]), "get", "/notifications")
-    check(client.simulate_get("/incidents/search", params={"query": "x"}, headers=reporter["headers"]),
-          "get", "/incidents/search")
+    check(
+        client.simulate_get("/incidents/search", params={"query": "x"}, headers=reporter["headers"]),
+        "get",
+        "/incidents/search",
+    )
     check(client.simulate_get("/incidents/stats", headers=reporter["headers"]), "get", "/incidents/stats")
     check(client.simulate_get("/users", headers=reporter["headers"]), "get", "/users")
     check(client.simulate_get("/health"), "get", "/health")
-    check(client.simulate_patch(url, json={"status": "in_progress"}, headers=responder["headers"]),
-          "patch", "/incidents/{incident_id}")  # 409
-    check(client.simulate_delete(url, headers=reporter["headers"]), "delete", "/incidents/{incident_id}")  # 403
+    check(
+        client.simulate_patch(url, json={"status": "in_progress"}, headers=responder["headers"]),
+        "patch",
+        "/incidents/{incident_id}",
+    )  # 409
+    check(
+        client.simulate_delete(url, headers=reporter["headers"]), "delete", "/incidents/{incident_id}"
+    )  # 403
     check(client.simulate_delete(url, headers=admin["headers"]), "delete", "/incidents/{incident_id}")
 
 

@@ -1,4 +1,5 @@
 """`python -m api report`: the charts and index.html a user opens, on seeded and empty data."""
+
 import re
 import struct
 
@@ -20,8 +21,11 @@ def png_size(path):
 def table_rows(page, section_id):
     """The rows of a section's table as lists of cell texts."""
     section = re.search(rf'<section id="{section_id}">(.*?)</section>', page, re.DOTALL).group(1)
-    return [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section, re.DOTALL)
-            if "<td>" in row]
+    return [
+        re.findall(r"<td>(.*?)</td>", row)
+        for row in re.findall(r"<tr>(.*?)</tr>", section, re.DOTALL)
+        if "<td>" in row
+    ]
 
 
 @pytest.fixture
@@ -32,15 +36,20 @@ def seeded(client, db_conn, make_user, make_incident):
         make_incident(ana, severity="critical", assignee_id=ana["id"])
     make_incident(reporter, severity="low")
     started = make_incident(reporter, severity="medium")
-    result = client.simulate_patch(f"/incidents/{started['id']}", headers=ana["headers"],
-                                   json={"status": "in_progress", "assignee_id": ana["id"]})
+    result = client.simulate_patch(
+        f"/incidents/{started['id']}",
+        headers=ana["headers"],
+        json={"status": "in_progress", "assignee_id": ana["id"]},
+    )
     assert result.status_code == 200
     for _ in range(2):
         incident = make_incident(reporter, severity="high")
         result = client.simulate_post(f"/incidents/{incident['id']}/resolve", headers=ana["headers"])
         assert result.status_code == 200
-        db_conn.execute("UPDATE incidents SET created_at = created_at - interval '3 hours' WHERE id = %s",
-                        [incident["id"]])
+        db_conn.execute(
+            "UPDATE incidents SET created_at = created_at - interval '3 hours' WHERE id = %s",
+            [incident["id"]],
+        )
 
 
 def render(database_url, tmp_path):
@@ -58,7 +67,12 @@ def test_report_charts_and_figures(database_url, seeded, tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000, f"{name} looks empty"
         assert f'<img src="{name}"' in page
     assert "no data" not in page
-    assert table_rows(page, "status") == [["open", "3"], ["in_progress", "1"], ["resolved", "2"], ["closed", "0"]]
+    assert table_rows(page, "status") == [
+        ["open", "3"],
+        ["in_progress", "1"],
+        ["resolved", "2"],
+        ["closed", "0"],
+    ]
     assert table_rows(page, "severity") == [["low", "1"], ["medium", "1"], ["high", "2"], ["critical", "2"]]
     assert table_rows(page, "workload") == [["ana", "2", "1"]]
     assert ["high", "3.00", "3.00", "3.00"] in table_rows(page, "mttr")
@@ -74,5 +88,10 @@ def test_empty_database_renders_every_chart_saying_no_data(database_url, tmp_pat
     for name in CHARTS:
         assert png_size(tmp_path / name) == (700, 400)
     assert page.count("<figcaption>no data</figcaption>") == len(CHARTS)
-    assert table_rows(page, "status") == [["open", "0"], ["in_progress", "0"], ["resolved", "0"], ["closed", "0"]]
+    assert table_rows(page, "status") == [
+        ["open", "0"],
+        ["in_progress", "0"],
+        ["resolved", "0"],
+        ["closed", "0"],
+    ]
     assert table_rows(page, "workload") == []

@@ -1,4 +1,5 @@
 """Who may do what: every route and method, for each role, is either its 2xx or 403."""
+
 import re
 
 import pytest
@@ -11,8 +12,16 @@ NOBODY = set()
 
 
 def incident_replacement(title, **fields):
-    return {"title": title, "description": "", "status": "open", "severity": "medium",
-            "assignee_id": None, "category_ids": [], "resolution": None, **fields}
+    return {
+        "title": title,
+        "description": "",
+        "status": "open",
+        "severity": "medium",
+        "assignee_id": None,
+        "category_ids": [],
+        "resolution": None,
+        **fields,
+    }
 
 
 # (name, method, path, body, status for the allowed roles, allowed roles); path and body
@@ -20,22 +29,54 @@ def incident_replacement(title, **fields):
 # "theirs" one another reporter reported, "spare" a user who wrote nothing.
 CASES = [
     ("list users", "GET", "/users", None, 200, EVERYONE),
-    ("create user", "POST", "/users",
-     lambda w: {"username": "newbie", "email": "newbie@example.com", "password": "long enough"}, 201, ADMINS),
+    (
+        "create user",
+        "POST",
+        "/users",
+        lambda w: {"username": "newbie", "email": "newbie@example.com", "password": "long enough"},
+        201,
+        ADMINS,
+    ),
     ("read user", "GET", "/users/{spare}", None, 200, EVERYONE),
     ("patch another user", "PATCH", "/users/{spare}", lambda w: {"email": "x@example.com"}, 200, ADMINS),
-    ("put another user", "PUT", "/users/{spare}",
-     lambda w: {"username": w["spare_username"], "email": "x@example.com", "role": "responder",
-                "active": True}, 200, ADMINS),
+    (
+        "put another user",
+        "PUT",
+        "/users/{spare}",
+        lambda w: {
+            "username": w["spare_username"],
+            "email": "x@example.com",
+            "role": "responder",
+            "active": True,
+        },
+        200,
+        ADMINS,
+    ),
     ("deactivate another user", "PATCH", "/users/{spare}", lambda w: {"active": False}, 200, ADMINS),
     ("delete another user", "DELETE", "/users/{spare}", None, 204, ADMINS),
     ("patch own email", "PATCH", "/users/{me}", lambda w: {"email": "me@example.com"}, 200, EVERYONE),
     ("patch own password", "PATCH", "/users/{me}", lambda w: {"password": "another secret"}, 200, EVERYONE),
-    ("put own email", "PUT", "/users/{me}",
-     lambda w: {"username": w["me_username"], "email": "me@example.com", "role": w["role"], "active": True},
-     200, EVERYONE),
-    ("change own role", "PATCH", "/users/{me}",
-     lambda w: {"role": "responder" if w["role"] == "admin" else "admin"}, 200, NOBODY),
+    (
+        "put own email",
+        "PUT",
+        "/users/{me}",
+        lambda w: {
+            "username": w["me_username"],
+            "email": "me@example.com",
+            "role": w["role"],
+            "active": True,
+        },
+        200,
+        EVERYONE,
+    ),
+    (
+        "change own role",
+        "PATCH",
+        "/users/{me}",
+        lambda w: {"role": "responder" if w["role"] == "admin" else "admin"},
+        200,
+        NOBODY,
+    ),
     ("deactivate self", "PATCH", "/users/{me}", lambda w: {"active": False}, 200, NOBODY),
     ("delete self", "DELETE", "/users/{me}", None, 204, NOBODY),
     ("user's incidents", "GET", "/users/{spare}/incidents", None, 200, EVERYONE),
@@ -43,11 +84,16 @@ CASES = [
     ("unfollow user", "DELETE", "/users/{spare}/follow", None, 204, EVERYONE),
     ("followers", "GET", "/users/{spare}/followers", None, 200, EVERYONE),
     ("following", "GET", "/users/{spare}/following", None, 200, EVERYONE),
-
     ("list incidents", "GET", "/incidents", None, 200, EVERYONE),
     ("report incident", "POST", "/incidents", lambda w: {"title": "new"}, 201, EVERYONE),
-    ("report assigned incident", "POST", "/incidents",
-     lambda w: {"title": "new", "assignee_id": w["helper"]}, 201, RESPONDERS),
+    (
+        "report assigned incident",
+        "POST",
+        "/incidents",
+        lambda w: {"title": "new", "assignee_id": w["helper"]},
+        201,
+        RESPONDERS,
+    ),
     ("search incidents", "GET", "/incidents/search?query=disk", None, 200, EVERYONE),
     ("incident stats", "GET", "/incidents/stats", None, 200, EVERYONE),
     ("read incident", "GET", "/incidents/{theirs}", None, 200, EVERYONE),
@@ -55,20 +101,32 @@ CASES = [
     ("delete own incident", "DELETE", "/incidents/{own}", None, 204, ADMINS),
     ("delete their incident", "DELETE", "/incidents/{theirs}", None, 204, ADMINS),
     ("put own title", "PUT", "/incidents/{own}", lambda w: incident_replacement("renamed"), 200, EVERYONE),
-    ("put their incident", "PUT", "/incidents/{theirs}", lambda w: incident_replacement("renamed"), 200, RESPONDERS),
-    ("comment on their incident", "POST", "/incidents/{theirs}/comments", lambda w: {"content": "hi"}, 201, EVERYONE),
+    (
+        "put their incident",
+        "PUT",
+        "/incidents/{theirs}",
+        lambda w: incident_replacement("renamed"),
+        200,
+        RESPONDERS,
+    ),
+    (
+        "comment on their incident",
+        "POST",
+        "/incidents/{theirs}/comments",
+        lambda w: {"content": "hi"},
+        201,
+        EVERYONE,
+    ),
     ("read comments", "GET", "/incidents/{theirs}/comments", None, 200, EVERYONE),
     ("read comment", "GET", "/incidents/{theirs}/comments/{comment}", None, 200, EVERYONE),
     ("notifications", "GET", "/notifications", None, 200, EVERYONE),
     ("mark own notification read", "POST", "/notifications/{notification}/read", None, 204, EVERYONE),
-
     ("list categories", "GET", "/categories", None, 200, EVERYONE),
     ("create category", "POST", "/categories", lambda w: {"name": "brand new"}, 201, ADMINS),
     ("read category", "GET", "/categories/{category}", None, 200, EVERYONE),
     ("rename category", "PATCH", "/categories/{category}", lambda w: {"name": "renamed"}, 200, ADMINS),
     ("delete category", "DELETE", "/categories/{category}", None, 204, ADMINS),
     ("category's incidents", "GET", "/categories/{category}/incidents", None, 200, EVERYONE),
-
     ("log out", "DELETE", "/auth/tokens/current", None, 204, EVERYONE),
 ]
 INCIDENT_EDITS = {
@@ -79,11 +137,22 @@ INCIDENT_EDITS = {
     "assignee": (lambda w: {"assignee_id": w["helper"]}, RESPONDERS, RESPONDERS),
     "categories": (lambda w: {"category_ids": [w["category"]]}, RESPONDERS, RESPONDERS),
 }
-CASES += [(f"patch {field} of {whose} incident", "PATCH", "/incidents/{%s}" % whose, body, 200, allowed)
-          for field, (body, own, theirs) in INCIDENT_EDITS.items()
-          for whose, allowed in (("own", own), ("theirs", theirs))]
-CASES += [(f"resolve {whose} incident", "POST", "/incidents/{%s}/resolve" % whose,
-           lambda w: {"resolution": "fixed"}, 200, RESPONDERS) for whose in ("own", "theirs")]
+CASES += [
+    (f"patch {field} of {whose} incident", "PATCH", f"/incidents/{{{whose}}}", body, 200, allowed)
+    for field, (body, own, theirs) in INCIDENT_EDITS.items()
+    for whose, allowed in (("own", own), ("theirs", theirs))
+]
+CASES += [
+    (
+        f"resolve {whose} incident",
+        "POST",
+        f"/incidents/{{{whose}}}/resolve",
+        lambda w: {"resolution": "fixed"},
+        200,
+        RESPONDERS,
+    )
+    for whose in ("own", "theirs")
+]
 
 
 @pytest.fixture
@@ -95,12 +164,23 @@ def world(client, make_user, make_incident, make_category):
         spare = make_user("reporter")
         client.simulate_post(f"/users/{other['id']}/follow", headers=me["headers"])
         theirs = make_incident(other, title="disk full")
-        comment = client.simulate_post(f"/incidents/{theirs['id']}/comments", json={"content": "disk"},
-                                       headers=other["headers"]).json
-        ids = {"me": me["id"], "spare": spare["id"], "helper": helper["id"], "theirs": theirs["id"],
-               "own": make_incident(me)["id"], "comment": comment["id"], "category": make_category()["id"],
-               "notification": client.simulate_get("/notifications", headers=me["headers"]).json["items"][0]["id"]}
+        comment = client.simulate_post(
+            f"/incidents/{theirs['id']}/comments", json={"content": "disk"}, headers=other["headers"]
+        ).json
+        ids = {
+            "me": me["id"],
+            "spare": spare["id"],
+            "helper": helper["id"],
+            "theirs": theirs["id"],
+            "own": make_incident(me)["id"],
+            "comment": comment["id"],
+            "category": make_category()["id"],
+            "notification": client.simulate_get("/notifications", headers=me["headers"]).json["items"][0][
+                "id"
+            ],
+        }
         return me, {**ids, "role": role, "me_username": me["username"], "spare_username": spare["username"]}
+
     return build
 
 
@@ -120,15 +200,25 @@ def test_role_matrix(client, world, role, name, method, path, body, status, allo
 
 def test_the_matrix_covers_every_operation_that_needs_a_token(client):
     paths = client.simulate_get("/openapi.json").json["paths"]
-    operations = {(method.upper(), path) for path, item in paths.items()
-                  for method, op in item.items() if op.get("security") != []}
+    operations = {
+        (method.upper(), path)
+        for path, item in paths.items()
+        for method, op in item.items()
+        if op.get("security") != []
+    }
     covered = {(method, re.sub(r"\{(\w+)\}", "{}", path.partition("?")[0])) for _, method, path, *_ in CASES}
     assert {(m, p) for m, p in operations if (m, re.sub(r"\{(\w+)\}", "{}", p)) not in covered} == set()
 
 
-@pytest.mark.parametrize("body", [
-    {"status": "closed"}, {"severity": "low"}, {"title": "mine now"}, {"description": "x"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "closed"},
+        {"severity": "low"},
+        {"title": "mine now"},
+        {"description": "x"},
+    ],
+)
 def test_forbidden_incident_edit_changes_nothing(client, world, db_conn, body):
     me, w = world("reporter")
     query = "SELECT title, description, status, severity, version FROM incidents WHERE id = %s"
@@ -139,23 +229,29 @@ def test_forbidden_incident_edit_changes_nothing(client, world, db_conn, body):
 
 
 def test_reporter_reporting_an_assigned_incident_writes_nothing(client, reporter, responder, db_conn):
-    result = client.simulate_post("/incidents", json={"title": "t", "assignee_id": responder["id"]},
-                                  headers=reporter["headers"])
+    result = client.simulate_post(
+        "/incidents", json={"title": "t", "assignee_id": responder["id"]}, headers=reporter["headers"]
+    )
     assert result.status_code == 403
     assert db_conn.execute("SELECT count(*) AS n FROM incidents").fetchone()["n"] == 0
 
 
 def test_reporter_may_send_unchanged_privileged_fields_with_own_edit(client, reporter, make_incident):
     incident = make_incident(reporter, severity="high")
-    result = client.simulate_patch(f"/incidents/{incident['id']}",
-                                   json={"title": "clearer", "severity": "high", "status": "open"},
-                                   headers=reporter["headers"])
+    result = client.simulate_patch(
+        f"/incidents/{incident['id']}",
+        json={"title": "clearer", "severity": "high", "status": "open"},
+        headers=reporter["headers"],
+    )
     assert result.status_code == 200 and result.json["title"] == "clearer"
 
 
 def test_allowed_transitions_reflect_the_role(client, world):
-    for role, expected in [("reporter", []), ("responder", ["in_progress", "resolved", "closed"]),
-                           ("admin", ["in_progress", "resolved", "closed"])]:
+    for role, expected in [
+        ("reporter", []),
+        ("responder", ["in_progress", "resolved", "closed"]),
+        ("admin", ["in_progress", "resolved", "closed"]),
+    ]:
         me, w = world(role)
         seen = client.simulate_get(f"/incidents/{w['theirs']}", headers=me["headers"]).json
         assert seen["allowed_transitions"] == expected, role

@@ -17,8 +17,11 @@ def ids(body):
 
 def test_title_match_ranks_above_description_above_comment_only(client, reporter, make_incident):
     in_comment = make_incident(reporter, title="Printer jam", description="paper stuck")
-    client.simulate_post(f"/incidents/{in_comment['id']}/comments", json={"content": "the database replica lags"},
-                         headers=reporter["headers"])
+    client.simulate_post(
+        f"/incidents/{in_comment['id']}/comments",
+        json={"content": "the database replica lags"},
+        headers=reporter["headers"],
+    )
     in_description = make_incident(reporter, title="Slow pages", description="database CPU at 100%")
     in_title = make_incident(reporter, title="Database failover", description="primary lost")
     make_incident(reporter, title="Unrelated", description="coffee machine")
@@ -43,10 +46,15 @@ def test_phrase_or_and_exclusion_syntax(client, reporter, make_incident):
 def test_new_comments_and_edits_are_found_at_once(client, reporter, make_incident):
     incident = make_incident(reporter, title="Login fails")
     assert ids(search(client, reporter, "query=kerberos")) == []
-    client.simulate_post(f"/incidents/{incident['id']}/comments", json={"content": "Kerberos ticket expired"},
-                         headers=reporter["headers"])
+    client.simulate_post(
+        f"/incidents/{incident['id']}/comments",
+        json={"content": "Kerberos ticket expired"},
+        headers=reporter["headers"],
+    )
     assert ids(search(client, reporter, "query=kerberos")) == [incident["id"]]
-    client.simulate_patch(f"/incidents/{incident['id']}", json={"title": "SSO outage"}, headers=reporter["headers"])
+    client.simulate_patch(
+        f"/incidents/{incident['id']}", json={"title": "SSO outage"}, headers=reporter["headers"]
+    )
     assert ids(search(client, reporter, "query=login")) == []
     assert ids(search(client, reporter, "query=sso")) == [incident["id"]]
 
@@ -97,8 +105,11 @@ def test_only_the_newest_matches_are_ranked(client, reporter, make_incident, thr
 def test_ranking_and_pagination_within_the_cap(client, reporter, make_incident, three_candidates):
     make_incident(reporter, title="Printer jam", description="switch")
     comment_only = make_incident(reporter, title="Printer jam", description="paper")
-    client.simulate_post(f"/incidents/{comment_only['id']}/comments", json={"content": "switch reboot"},
-                         headers=reporter["headers"])
+    client.simulate_post(
+        f"/incidents/{comment_only['id']}/comments",
+        json={"content": "switch reboot"},
+        headers=reporter["headers"],
+    )
     in_description = make_incident(reporter, title="Slow pages", description="switch CPU at 100%")
     in_title = make_incident(reporter, title="Switch failover", description="primary lost")
     items = all_pages(client, reporter, "query=switch&limit=1")
@@ -124,7 +135,9 @@ def test_filters_apply_before_the_cap(client, reporter, responder, make_incident
 
 def test_the_cap_is_documented(client, reporter):
     document = client.simulate_get("/openapi.json", headers=reporter["headers"]).json
-    query = next(p for p in document["paths"]["/incidents/search"]["get"]["parameters"] if p["name"] == "query")
+    query = next(
+        p for p in document["paths"]["/incidents/search"]["get"]["parameters"] if p["name"] == "query"
+    )
     assert f"{analytics.SEARCH_CANDIDATES} most recent" in query["schema"]["description"]
 
 
@@ -134,38 +147,66 @@ def test_snippet_escapes_html(client, reporter, make_incident):
     assert "<script>" not in snippet and "script&gt;" in snippet and "<b>probe</b>" in snippet
 
 
-@pytest.mark.parametrize("qs", ["", "query=", "query=%20%20", "query=" + "x" * 1001, "query=a&query=b", "query=a&sort=severity"])
+@pytest.mark.parametrize(
+    "qs", ["", "query=", "query=%20%20", "query=" + "x" * 1001, "query=a&query=b", "query=a&sort=severity"]
+)
 def test_missing_blank_or_bad_query_is_400(client, reporter, qs):
     result = client.simulate_get("/incidents/search", query_string=qs, headers=reporter["headers"])
     assert result.status_code == 400
     assert result.headers["content-type"] == "application/problem+json"
 
 
-@pytest.mark.parametrize("query", ["'; DROP TABLE incidents; --", "a & | ! ( ) :*", '"unterminated', "-", "the",
-                                   """"it's a\\b c" -"x:* y" or "<-> z" 'q'""", '"' + "é" * 300 + " " + "é" * 300 + '"'])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "'; DROP TABLE incidents; --",
+        "a & | ! ( ) :*",
+        '"unterminated',
+        "-",
+        "the",
+        """"it's a\\b c" -"x:* y" or "<-> z" 'q'""",
+        '"' + "é" * 300 + " " + "é" * 300 + '"',
+    ],
+)
 def test_hostile_queries_never_fail(client, reporter, make_incident, query):
     make_incident(reporter, title="some title")
     result = client.simulate_get("/incidents/search", params={"query": query}, headers=reporter["headers"])
     assert result.status_code == 200
 
 
-PHRASE_QUERIES = ['"evicted node"', '"replica lag"', '"lag grew"', '"failed to start"', "host-1234", '"pod evicted"',
-                  '"pod evicted" -kubernetes', '-"pod evicted"', '"pod evicted" or "replica lag"', '"node pod"',
-                  '"evicted pod"', '"pod"', '"lag replica"']
+PHRASE_QUERIES = [
+    '"evicted node"',
+    '"replica lag"',
+    '"lag grew"',
+    '"failed to start"',
+    "host-1234",
+    '"pod evicted"',
+    '"pod evicted" -kubernetes',
+    '-"pod evicted"',
+    '"pod evicted" or "replica lag"',
+    '"node pod"',
+    '"evicted pod"',
+    '"pod"',
+    '"lag replica"',
+]
 
 
 def test_phrases_find_what_postgresql_matches(client, reporter, make_incident, db_conn):
     """Phrases are looked up through the index of adjacent word pairs; nothing it leaves out may be lost."""
     across_fields = make_incident(reporter, title="Pod evicted", description="node drained by kubernetes")
     in_comment = make_incident(reporter, title="Database", description="pod restarted")
-    client.simulate_post(f"/incidents/{in_comment['id']}/comments", json={"content": "the replica lag grew; pod evicted"},
-                         headers=reporter["headers"])
+    client.simulate_post(
+        f"/incidents/{in_comment['id']}/comments",
+        json={"content": "the replica lag grew; pod evicted"},
+        headers=reporter["headers"],
+    )
     make_incident(reporter, title="Service failed to start", description="evicted, then the pod lag")
     make_incident(reporter, title="host-1234 down", description="pod pod evicted, later node")
     make_incident(reporter, title="Evicted pod", description="replica, lag")
     for query in PHRASE_QUERIES:
-        expected = db_conn.execute("SELECT id FROM incidents WHERE search_vector @@ websearch_to_tsquery('english', %s)",
-                                   [query]).fetchall()
+        expected = db_conn.execute(
+            "SELECT id FROM incidents WHERE search_vector @@ websearch_to_tsquery('english', %s)", [query]
+        ).fetchall()
         found = [item["id"] for item in all_pages(client, reporter, "query=" + quote(query) + "&limit=2")]
         assert sorted(found) == sorted(row["id"] for row in expected), query
     assert ids(search(client, reporter, "query=" + quote('"evicted node"'))) == [across_fields["id"]]
@@ -174,24 +215,30 @@ def test_phrases_find_what_postgresql_matches(client, reporter, make_incident, d
 @pytest.mark.parametrize("lengths", [(499, 500), (500, 500), (900, 2)])
 def test_phrases_of_long_words_are_found(client, reporter, make_incident, lengths):
     """Pairs over 1,000 bytes are not indexed: such a phrase is looked up by its words."""
-    first, second = (letter * (size // 2) + "k" * (size % 2) for letter, size in zip("éü", lengths))  # 2 bytes each
+    first, second = (
+        letter * (size // 2) + "k" * (size % 2) for letter, size in zip("éü", lengths, strict=True)
+    )  # 2 bytes each
     phrase = f"{first} {second}"
     incident = make_incident(reporter, title="Long words", description=f"before {phrase} after")
     make_incident(reporter, title="Same words apart", description=f"{second} {first}")
     assert ids(search(client, reporter, "query=" + quote(f'"{phrase}"'))) == [incident["id"]]
 
 
-def test_phrases_are_found_in_incidents_with_too_many_word_pairs_to_index(client, reporter, make_incident, db_conn):
+def test_phrases_are_found_in_incidents_with_too_many_word_pairs_to_index(
+    client, reporter, make_incident, db_conn
+):
     """An incident whose word pairs would not fit in a tsvector (1 MB) is indexed as 'unindexed',
     which every phrase lookup also reads."""
     incident = make_incident(reporter, title="Chatty incident")
     other = make_incident(reporter, title="Quiet incident", description="w00000000008 w00000000007")
     words = " ".join(f"w{n:011d}" for n in range(42_000))
-    db_conn.execute("UPDATE incidents SET comments_vector = setweight(to_tsvector('simple', %s), 'C') WHERE id = %s",
-                    [words, incident["id"]])
-    assert db_conn.execute("SELECT word_pairs(search_vector) = 'unindexed' AS marked FROM incidents WHERE id = %s",
-                           [incident["id"]]).fetchone()["marked"]
-    assert ids(search(client, reporter, "query=" + quote('"w00000000007 w00000000008"'))) == [
-        incident["id"]]
-    assert ids(search(client, reporter, "query=" + quote('"w00000000008 w00000000007"'))) == [
-        other["id"]]
+    db_conn.execute(
+        "UPDATE incidents SET comments_vector = setweight(to_tsvector('simple', %s), 'C') WHERE id = %s",
+        [words, incident["id"]],
+    )
+    assert db_conn.execute(
+        "SELECT word_pairs(search_vector) = 'unindexed' AS marked FROM incidents WHERE id = %s",
+        [incident["id"]],
+    ).fetchone()["marked"]
+    assert ids(search(client, reporter, "query=" + quote('"w00000000007 w00000000008"'))) == [incident["id"]]
+    assert ids(search(client, reporter, "query=" + quote('"w00000000008 w00000000007"'))) == [other["id"]]

@@ -1,11 +1,11 @@
 """Secrets and who gets in: tokens and passwords are never stored or logged in clear, logins
 are throttled per username without telling whether it exists, and nobody reaches another
 user's notifications."""
+
 import hashlib
 import re
 import statistics
 import time
-
 
 from api.resources.tokens import THROTTLE
 from tests.fix_app import PASSWORD
@@ -22,13 +22,19 @@ def login(client, username, password=PASSWORD):
 
 def everything_stored(db_conn):
     """Every row of every table of the app, as text (bytea as hex)."""
-    return "\n".join(row["t"] for table in APP_TABLES
-                     for row in db_conn.execute(f"SELECT t::text AS t FROM {table} t").fetchall())
+    return "\n".join(
+        row["t"]
+        for table in APP_TABLES
+        for row in db_conn.execute(f"SELECT t::text AS t FROM {table} t").fetchall()
+    )
 
 
 # --- Tokens and passwords -----------------------------------------------------------------
 
-def test_tokens_carry_256_random_bits_behind_a_prefix_and_are_stored_only_as_sha256(client, db_conn, reporter):
+
+def test_tokens_carry_256_random_bits_behind_a_prefix_and_are_stored_only_as_sha256(
+    client, db_conn, reporter
+):
     tokens = [login(client, reporter["username"]).json["token"] for _ in range(5)]
     assert all(TOKEN.fullmatch(token) for token in tokens) and len(set(tokens)) == 5
     stored = everything_stored(db_conn)
@@ -38,18 +44,25 @@ def test_tokens_carry_256_random_bits_behind_a_prefix_and_are_stored_only_as_sha
 
 
 def test_passwords_are_stored_as_argon2id_at_owasp_parameters(client, db_conn, admin):
-    created = client.simulate_post("/users", json={"username": "ana", "email": "ana@example.com",
-                                                   "password": "first secret"}, headers=admin["headers"])
-    client.simulate_patch(f"/users/{created.json['id']}", json={"password": "second secret"},
-                          headers=admin["headers"])
+    created = client.simulate_post(
+        "/users",
+        json={"username": "ana", "email": "ana@example.com", "password": "first secret"},
+        headers=admin["headers"],
+    )
+    client.simulate_patch(
+        f"/users/{created.json['id']}", json={"password": "second secret"}, headers=admin["headers"]
+    )
     stored = everything_stored(db_conn)
     assert "first secret" not in stored and "second secret" not in stored
-    password_hash = db_conn.execute("SELECT password_hash FROM users WHERE username = 'ana'").fetchone()["password_hash"]
+    password_hash = db_conn.execute("SELECT password_hash FROM users WHERE username = 'ana'").fetchone()[
+        "password_hash"
+    ]
     assert password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert login(client, "ana", "second secret").status_code == 201
 
 
 # --- Login throttling ---------------------------------------------------------------------
+
 
 def fail_logins(client, username, times):
     for _ in range(times):
@@ -62,7 +75,9 @@ def assert_throttled(result):
     assert 0 < int(result.headers["retry-after"]) <= WINDOW_SECONDS
 
 
-def test_ten_failures_in_15_minutes_throttle_the_username_even_with_the_right_password(client, db_conn, reporter):
+def test_ten_failures_in_15_minutes_throttle_the_username_even_with_the_right_password(
+    client, db_conn, reporter
+):
     fail_logins(client, reporter["username"], THROTTLE["max_failures"])
     assert_throttled(login(client, reporter["username"]))
     assert_throttled(login(client, reporter["username"].upper(), "wrong password"))
@@ -135,7 +150,10 @@ def test_a_wrong_password_and_an_unknown_user_take_as_long(client, make_user):
 
 # --- Nobody reaches another user's notifications ------------------------------------------
 
-def test_a_user_can_neither_see_nor_mark_anothers_notifications(client, db_conn, make_user, responder, make_incident):
+
+def test_a_user_can_neither_see_nor_mark_anothers_notifications(
+    client, db_conn, make_user, responder, make_incident
+):
     ana, bob = make_user(), make_user()
     make_incident(responder, assignee_id=ana["id"])
     mine = client.simulate_get("/notifications", headers=ana["headers"]).json["items"]
@@ -145,11 +163,15 @@ def test_a_user_can_neither_see_nor_mark_anothers_notifications(client, db_conn,
     assert result.status_code == 404
     assert result.headers["content-type"] == "application/problem+json"
     assert db_conn.execute("SELECT read FROM notifications").fetchone()["read"] is False
-    assert client.simulate_post(f"/notifications/{mine[0]['id']}/read", headers=ana["headers"]).status_code == 204
+    assert (
+        client.simulate_post(f"/notifications/{mine[0]['id']}/read", headers=ana["headers"]).status_code
+        == 204
+    )
     assert db_conn.execute("SELECT read FROM notifications").fetchone()["read"] is True
 
 
 # --- Logs ---------------------------------------------------------------------------------
+
 
 def test_no_token_password_or_hash_ever_reaches_the_logs(database_url, db_conn, make_user, tmp_path):
     admin = make_user("admin")
@@ -157,22 +179,39 @@ def test_no_token_password_or_hash_ever_reaches_the_logs(database_url, db_conn, 
     secrets = [admin["token"], PASSWORD, "new secret pass", "wrong secret pass", "user's own secret"]
     with gunicorn(database_url, log_path, LOG_LEVEL="DEBUG") as (base, _):
         auth = {"Authorization": f"Bearer {admin['token']}"}
-        created = call("POST", base + "/users", {"username": "ana", "email": "ana@example.com",
-                                                 "password": "user's own secret"}, auth)
+        created = call(
+            "POST",
+            base + "/users",
+            {"username": "ana", "email": "ana@example.com", "password": "user's own secret"},
+            auth,
+        )
         call("PATCH", f"{base}/users/{created.body['id']}", {"password": "new secret pass"}, auth)
-        call("POST", base + "/users", {"username": "ana", "email": "ana@example.com",
-                                       "password": PASSWORD}, auth)  # 409
-        call("POST", base + "/users", {"username": "x", "password": PASSWORD, "token": admin["token"]}, auth)  # 422
+        call(
+            "POST",
+            base + "/users",
+            {"username": "ana", "email": "ana@example.com", "password": PASSWORD},
+            auth,
+        )  # 409
+        call(
+            "POST", base + "/users", {"username": "x", "password": PASSWORD, "token": admin["token"]}, auth
+        )  # 422
         logged_in = call("POST", base + "/auth/tokens", {"username": "ana", "password": "new secret pass"})
         secrets.append(logged_in.body["token"])
         for _ in range(THROTTLE["max_failures"] + 1):
             call("POST", base + "/auth/tokens", {"username": "ana", "password": "wrong secret pass"})
         call("GET", base + "/incidents", headers={"Authorization": f"Bearer {admin['token']}x"})
-        call("DELETE", base + "/auth/tokens/current",
-             headers={"Authorization": f"Bearer {logged_in.body['token']}"})
-    secrets += [row["v"] for row in db_conn.execute(
-        "SELECT password_hash AS v FROM users WHERE password_hash IS NOT NULL "
-        "UNION ALL SELECT encode(token_hash, 'hex') FROM api_tokens").fetchall()]
+        call(
+            "DELETE",
+            base + "/auth/tokens/current",
+            headers={"Authorization": f"Bearer {logged_in.body['token']}"},
+        )
+    secrets += [
+        row["v"]
+        for row in db_conn.execute(
+            "SELECT password_hash AS v FROM users WHERE password_hash IS NOT NULL "
+            "UNION ALL SELECT encode(token_hash, 'hex') FROM api_tokens"
+        ).fetchall()
+    ]
     secrets += [hashlib.sha256(s.encode()).hexdigest() for s in secrets if s.startswith("inc_")]
     log = log_path.read_text()
     assert "POST /auth/tokens 429" in log and "GET /incidents 401" in log

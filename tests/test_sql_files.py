@@ -27,13 +27,16 @@ def test_every_query_prepares_against_the_migrated_schema(db_conn, queries):
     assert failures == []
 
 
-@pytest.mark.parametrize("content, message", [
-    ("-- name: a :one\nSELECT 1\n-- name: a :one\nSELECT 2\n", "already defined"),
-    ("-- name: a :sometimes\nSELECT 1\n", "malformed header"),
-    ("-- name: BadName :one\nSELECT 1\n", "malformed header"),
-    ("SELECT 1\n-- name: a :one\nSELECT 1\n", "before the first"),
-    ("-- name: a :one\n-- only a comment\n", "has no SQL"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("-- name: a :one\nSELECT 1\n-- name: a :one\nSELECT 2\n", "already defined"),
+        ("-- name: a :sometimes\nSELECT 1\n", "malformed header"),
+        ("-- name: BadName :one\nSELECT 1\n", "malformed header"),
+        ("SELECT 1\n-- name: a :one\nSELECT 1\n", "before the first"),
+        ("-- name: a :one\n-- only a comment\n", "has no SQL"),
+    ],
+)
 def test_malformed_sql_files_stop_startup(tmp_path, content, message):
     (tmp_path / "broken.sql").write_text(content)
     with pytest.raises(QueryFileError, match=message):
@@ -51,7 +54,8 @@ def test_query_kinds(db_conn, tmp_path):
     (tmp_path / "q.sql").write_text(
         "-- name: one :one\nSELECT 1 AS x\n-- name: many :many\nSELECT generate_series(1, 3) AS x\n"
         "-- name: scalar :scalar\nSELECT 42\n-- name: rows :execrows\n"
-        "UPDATE users SET active = active WHERE false\n")
+        "UPDATE users SET active = active WHERE false\n"
+    )
     q = load_queries(tmp_path)
     assert q.one(db_conn) == {"x": 1}
     assert q.many(db_conn) == [{"x": 1}, {"x": 2}, {"x": 3}]
@@ -64,16 +68,23 @@ def test_custom_plan_queries_are_never_prepared(db_conn, tmp_path):
     (psycopg prepares from the fifth run on) and may reuse a generic plan."""
     (tmp_path / "q.sql").write_text(
         "-- name: reused :one\nSELECT %(x)s::int + 1 AS x\n"
-        "-- name: replanned :one :custom_plan\nSELECT %(x)s::int + 2 AS x\n")
+        "-- name: replanned :one :custom_plan\nSELECT %(x)s::int + 2 AS x\n"
+    )
     q = load_queries(tmp_path)
     for x in range(10):
         assert q.reused(db_conn, x=x) == {"x": x + 1}
         assert q.replanned(db_conn, x=x) == {"x": x + 2}
-    prepared = db_conn.execute("SELECT statement FROM pg_prepared_statements "
-                               "WHERE statement LIKE 'SELECT $1::int + %'").fetchall()
+    prepared = db_conn.execute(
+        "SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + %'"
+    ).fetchall()
     assert [row["statement"] for row in prepared] == ["SELECT $1::int + 1 AS x"]
 
 
 def test_the_catch_all_list_queries_are_custom_plan(queries):
     assert {name for name, query in queries.items() if query.custom_plan} >= {
-        "list_incidents", "list_user_incidents", "list_category_incidents", "search_incidents", "incident_stats"}
+        "list_incidents",
+        "list_user_incidents",
+        "list_category_incidents",
+        "search_incidents",
+        "incident_stats",
+    }

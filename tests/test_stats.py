@@ -1,4 +1,5 @@
 """GET /incidents/stats against figures computed here from controlled timestamps."""
+
 import datetime
 import random
 
@@ -24,18 +25,21 @@ def figures(values):
     return {"mean": sum(values) / len(values), "p50": percentile(values, 0.5), "p90": percentile(values, 0.9)}
 
 
-def insert(db_conn, reporter_id, severity, created, acknowledged=None, resolved=None, status=None, assignee_id=None):
+def insert(
+    db_conn, reporter_id, severity, created, acknowledged=None, resolved=None, status=None, assignee_id=None
+):
     status = status or ("resolved" if resolved else "in_progress" if acknowledged else "open")
     db_conn.execute(
         "INSERT INTO incidents (title, severity, status, reporter_id, assignee_id, created_at, acknowledged_at, resolved_at)"
         " VALUES ('t', %s, %s, %s, %s, %s, %s, %s)",
-        [severity, status, reporter_id, assignee_id, created, acknowledged, resolved])
+        [severity, status, reporter_id, assignee_id, created, acknowledged, resolved],
+    )
 
 
 @pytest.fixture
 def now():
     """Taken per test, not at import: a run that passes midnight UTC must not shift the days."""
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def seeded(db_conn, reporter, make_user, now):
     ack, res = {s: [] for s in SEVERITIES}, {s: [] for s in SEVERITIES}
     opened, resolved_on, rows = {}, {}, []
     for n in range(24):
-        severity = SEVERITIES[n % 3]              # no critical incidents at all
+        severity = SEVERITIES[n % 3]  # no critical incidents at all
         created = now - datetime.timedelta(days=n % 5, hours=1 + n)
         acknowledged = created + datetime.timedelta(minutes=5 * (n + 1)) if n % 4 else None
         resolved = acknowledged + datetime.timedelta(hours=n) if acknowledged and n % 2 else None
@@ -58,8 +62,15 @@ def seeded(db_conn, reporter, make_user, now):
             res[severity].append((resolved - created).total_seconds())
             resolved_on[resolved.date()] = resolved_on.get(resolved.date(), 0) + 1
         opened[created.date()] = opened.get(created.date(), 0) + 1
-    return {"ack": ack, "res": res, "opened": opened, "resolved_on": resolved_on, "rows": rows,
-            "ana": ana, "bob": bob}
+    return {
+        "ack": ack,
+        "res": res,
+        "opened": opened,
+        "resolved_on": resolved_on,
+        "rows": rows,
+        "ana": ana,
+        "bob": bob,
+    }
 
 
 def stats(client, user, qs=""):
@@ -76,7 +87,9 @@ def assert_figures(actual, values_by_severity):
     assert list(actual["by_severity"]) == SEVERITIES
     for severity, values in values_by_severity.items():
         expected = figures(values)
-        assert actual["by_severity"][severity] == (expected if expected["mean"] is None else pytest.approx(expected))
+        assert actual["by_severity"][severity] == (
+            expected if expected["mean"] is None else pytest.approx(expected)
+        )
 
 
 def test_counts_mtta_mttr_workload_and_daily(client, reporter, seeded, now):
@@ -91,13 +104,20 @@ def test_counts_mtta_mttr_workload_and_daily(client, reporter, seeded, now):
     workload = {w["username"]: (w["open"], w["in_progress"]) for w in body["workload"]}
     assert set(workload) == {"ana", "bob"}
     assert [w["open"] + w["in_progress"] for w in body["workload"]] == sorted(
-        (w["open"] + w["in_progress"] for w in body["workload"]), reverse=True)
-    assert [d["date"] for d in body["daily"]] == [(today - datetime.timedelta(days=k)).isoformat() for k in range(6, -1, -1)]
+        (w["open"] + w["in_progress"] for w in body["workload"]), reverse=True
+    )
+    assert [d["date"] for d in body["daily"]] == [
+        (today - datetime.timedelta(days=k)).isoformat() for k in range(6, -1, -1)
+    ]
     for day in body["daily"]:
         date = datetime.date.fromisoformat(day["date"])
         assert day["opened"] == seeded["opened"].get(date, 0)
         assert day["resolved"] == seeded["resolved_on"].get(date, 0)
-    assert body["daily"][0] == {"date": (today - datetime.timedelta(days=6)).isoformat(), "opened": 0, "resolved": 0}
+    assert body["daily"][0] == {
+        "date": (today - datetime.timedelta(days=6)).isoformat(),
+        "opened": 0,
+        "resolved": 0,
+    }
 
 
 def test_filters_narrow_every_figure(client, reporter, seeded, now):
@@ -122,12 +142,16 @@ def test_empty_selection_has_zeros_and_nulls(client, reporter):
 
 @pytest.mark.parametrize("qs", ["days=0", "days=abc", "days=100000", "limit=5", "sort=severity", "bogus=1"])
 def test_bad_parameters_are_400(client, reporter, qs):
-    assert client.simulate_get("/incidents/stats", query_string=qs, headers=reporter["headers"]).status_code == 400
+    assert (
+        client.simulate_get("/incidents/stats", query_string=qs, headers=reporter["headers"]).status_code
+        == 400
+    )
 
 
 # Unfiltered stats take a fast path (incident_stats_all: the duration histogram kept by a
 # trigger, and exact percentiles read from the duration indexes); it must say exactly what
 # the general query says about the same incidents.
+
 
 def both_paths(queries, db_conn, days=30):
     general = queries.incident_stats(db_conn, **incident_filters({}), days=days)
@@ -141,7 +165,7 @@ def assert_same(general, fast, path="stats"):
             assert_same(general[key], fast[key], f"{path}.{key}")
     elif isinstance(general, list):
         assert len(fast) == len(general), path
-        for n, (g, f) in enumerate(zip(general, fast)):
+        for n, (g, f) in enumerate(zip(general, fast, strict=True)):
             assert_same(g, f, f"{path}[{n}]")
     elif path.endswith(".mean") and general is not None:
         assert fast == pytest.approx(general, rel=1e-12), path  # avg(float8) rounds as it adds up
@@ -150,8 +174,10 @@ def assert_same(general, fast, path="stats"):
 
 
 def histogram(db_conn):
-    return db_conn.execute("SELECT metric, severity, lower, n, total FROM incident_duration_buckets"
-                           " WHERE n <> 0 ORDER BY 1, 2, 3").fetchall()
+    return db_conn.execute(
+        "SELECT metric, severity, lower, n, total FROM incident_duration_buckets"
+        " WHERE n <> 0 ORDER BY 1, 2, 3"
+    ).fetchall()
 
 
 def assert_consistent(queries, db_conn):
@@ -178,15 +204,24 @@ def varied_incidents(db_conn, reporter_id, assignees, now, count=400):
         res = ack + (rng.choice(shared) if n % 7 == 0 else rng.lognormvariate(9, 2))
         status = rng.choice(["open", "in_progress", "resolved", "closed", "closed"])
         acknowledged = None if status == "open" else created + datetime.timedelta(seconds=ack)
-        resolved = (created + datetime.timedelta(seconds=res)
-                    if status == "resolved" or (status == "closed" and n % 3) else None)
-        rows.append((severity, status, reporter_id, rng.choice(assignees + [None]), created, acknowledged, resolved))
-    rows.append(("critical", "in_progress", reporter_id, None, now, now - datetime.timedelta(seconds=5), None))
+        resolved = (
+            created + datetime.timedelta(seconds=res)
+            if status == "resolved" or (status == "closed" and n % 3)
+            else None
+        )
+        rows.append(
+            (severity, status, reporter_id, rng.choice(assignees + [None]), created, acknowledged, resolved)
+        )
+    rows.append(
+        ("critical", "in_progress", reporter_id, None, now, now - datetime.timedelta(seconds=5), None)
+    )
     rows.append(("critical", "open", reporter_id, None, now, None, None))
     with db_conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO incidents (title, severity, status, reporter_id, assignee_id, created_at, acknowledged_at,"
-            " resolved_at) VALUES ('t', %s, %s, %s, %s, %s, %s, %s)", rows)
+            " resolved_at) VALUES ('t', %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
 
 
 @pytest.fixture
@@ -217,15 +252,27 @@ def test_the_histogram_follows_every_change(queries, db_conn, varied):
     ids = [row["id"] for row in db_conn.execute("SELECT id FROM incidents ORDER BY id").fetchall()]
     changes = [
         # acknowledge, resolve, reopen (resolved_at cleared), close, severity change
-        ("UPDATE incidents SET status = 'in_progress', acknowledged_at = created_at + interval '42 seconds'"
-         " WHERE status = 'open' AND id %% 2 = 0", []),
-        ("UPDATE incidents SET status = 'resolved', resolved_at = acknowledged_at + interval '2 hours'"
-         " WHERE status = 'in_progress' AND id %% 3 = 0", []),
-        ("UPDATE incidents SET status = 'open', resolved_at = NULL WHERE status = 'resolved' AND id %% 4 = 1", []),
+        (
+            "UPDATE incidents SET status = 'in_progress', acknowledged_at = created_at + interval '42 seconds'"
+            " WHERE status = 'open' AND id %% 2 = 0",
+            [],
+        ),
+        (
+            "UPDATE incidents SET status = 'resolved', resolved_at = acknowledged_at + interval '2 hours'"
+            " WHERE status = 'in_progress' AND id %% 3 = 0",
+            [],
+        ),
+        (
+            "UPDATE incidents SET status = 'open', resolved_at = NULL WHERE status = 'resolved' AND id %% 4 = 1",
+            [],
+        ),
         ("UPDATE incidents SET status = 'closed' WHERE status = 'resolved' AND id %% 5 = 2", []),
         ("UPDATE incidents SET severity = 'critical' WHERE id %% 6 = 0", []),
         # a duration moved within its bucket, and one that changes nothing the histogram holds
-        ("UPDATE incidents SET acknowledged_at = acknowledged_at + interval '1 microsecond' WHERE id = %s", [ids[5]]),
+        (
+            "UPDATE incidents SET acknowledged_at = acknowledged_at + interval '1 microsecond' WHERE id = %s",
+            [ids[5]],
+        ),
         ("UPDATE incidents SET title = 'renamed', assignee_id = NULL WHERE id %% 7 = 0", []),
         ("DELETE FROM incidents WHERE id %% 8 = 3", []),
     ]
@@ -238,9 +285,13 @@ def test_the_histogram_follows_the_api(client, queries, db_conn, reporter, respo
     incident = make_incident(reporter, title="disk full", severity="low")
     path = f"/incidents/{incident['id']}"
     assert histogram(db_conn) == []  # a new incident has no durations
-    steps = [("patch", {"status": "in_progress"}, responder), ("post_resolve", {}, responder),
-             ("patch", {"severity": "high"}, responder), ("patch", {"status": "open"}, responder),
-             ("post_resolve", {}, responder)]
+    steps = [
+        ("patch", {"status": "in_progress"}, responder),
+        ("post_resolve", {}, responder),
+        ("patch", {"severity": "high"}, responder),
+        ("patch", {"status": "open"}, responder),
+        ("post_resolve", {}, responder),
+    ]
     for method, body, user in steps:
         if method == "patch":
             result = client.simulate_patch(path, json=body, headers=user["headers"])
@@ -248,7 +299,10 @@ def test_the_histogram_follows_the_api(client, queries, db_conn, reporter, respo
             result = client.simulate_post(path + "/resolve", json=body, headers=user["headers"])
         assert result.status_code == 200, result.json
         assert_consistent(queries, db_conn)
-    assert [(r["metric"], r["severity"], r["n"]) for r in histogram(db_conn)] == [("ack", "high", 1), ("res", "high", 1)]
+    assert [(r["metric"], r["severity"], r["n"]) for r in histogram(db_conn)] == [
+        ("ack", "high", 1),
+        ("res", "high", 1),
+    ]
     assert client.simulate_delete(path, headers=admin["headers"]).status_code == 204
     assert histogram(db_conn) == []
     assert stats(client, reporter)["mtta_seconds"]["mean"] is None

@@ -1,11 +1,12 @@
 """GET /incidents/search and GET /incidents/stats."""
+
 from api import params
-from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.incident_rules import present
 from api.openapi import operation
-from api.schemas import SEARCH_ITEM, STATS, page_of
+from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.resources.common import Resource
 from api.resources.incidents import incident_filters
+from api.schemas import SEARCH_ITEM, STATS, page_of
 
 MAX_QUERY_LENGTH = 1000
 # PERF: a search ranks only its newest matches (after the filters): ranking every match of a
@@ -16,23 +17,29 @@ SEARCH_CANDIDATES = 500
 
 def search_text():
     parser = params.text(MAX_QUERY_LENGTH)
-    parser.schema = {**parser.schema, "description": (
-        f"Full-text query (websearch syntax). Only the {SEARCH_CANDIDATES} most recent incidents that "
-        "match it and the filters are ranked and paged through; narrow the query or use the filters "
-        "(e.g. created_before) to reach older ones.")}
+    parser.schema = {
+        **parser.schema,
+        "description": (
+            f"Full-text query (websearch syntax). Only the {SEARCH_CANDIDATES} most recent incidents that "
+            "match it and the filters are ranked and paged through; narrow the query or use the filters "
+            "(e.g. created_before) to reach older ones."
+        ),
+    }
     return parser
 
 
-SEARCH_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items() if k != "sort"},
-                     "query": search_text()}
-STATS_PARAMETERS = {**{k: v for k, v in params.INCIDENT_FILTERS.items()
-                       if k not in params.PAGE and k != "sort"},
-                    "days": params.integer(1, 3660)}
+SEARCH_PARAMETERS = {
+    **{k: v for k, v in params.INCIDENT_FILTERS.items() if k != "sort"},
+    "query": search_text(),
+}
+STATS_PARAMETERS = {
+    **{k: v for k, v in params.INCIDENT_FILTERS.items() if k not in params.PAGE and k != "sort"},
+    "days": params.integer(1, 3660),
+}
 
 
 class Search(Resource):
-    @operation("Search incidents", response=page_of(SEARCH_ITEM), query=SEARCH_PARAMETERS,
-               required=["query"])
+    @operation("Search incidents", response=page_of(SEARCH_ITEM), query=SEARCH_PARAMETERS, required=["query"])
     async def on_get(self, req, resp):
         args = dict(req.context.args)
         limit = args.pop("limit", DEFAULT_LIMIT)
@@ -40,8 +47,9 @@ class Search(Resource):
         if "cursor" in args:
             after["after_rank"], after["after_id"] = decode_cursor(args.pop("cursor"), [rank, positive_id])
         async with self._db.read() as conn:
-            rows = await self._queries.search_incidents(conn, **incident_filters(args), **after, limit=limit + 1,
-                                                  max_candidates=SEARCH_CANDIDATES)
+            rows = await self._queries.search_incidents(
+                conn, **incident_filters(args), **after, limit=limit + 1, max_candidates=SEARCH_CANDIDATES
+            )
         body = page(req, resp, rows, limit, lambda row: encode_cursor(row["rank"], row["id"]))
         body["items"] = [present(row, req.context.user) for row in body["items"]]
         resp.media = body

@@ -13,11 +13,23 @@ class Collection(Resource):
     @operation("List categories", response=page_of(CATEGORY), query=params.PAGE)
     async def on_get(self, req, resp):
         async with self._db.read() as conn:
-            resp.media = await id_page(req, resp, lambda args, after_id, limit: self._queries.list_categories(
-                conn, after_id=after_id, limit=limit))
+            resp.media = await id_page(
+                req,
+                resp,
+                lambda args, after_id, limit: self._queries.list_categories(
+                    conn, after_id=after_id, limit=limit
+                ),
+            )
 
-    @operation("Create a category", status=201, response=CATEGORY, body=CATEGORY_CREATE,
-               roles=["admin"], errors=[409], idempotent=True)
+    @operation(
+        "Create a category",
+        status=201,
+        response=CATEGORY,
+        body=CATEGORY_CREATE,
+        roles=["admin"],
+        errors=[409],
+        idempotent=True,
+    )
     async def on_post(self, req, resp):
         async with self._db.write() as conn:
             category = await self._queries.create_category(conn, name=req.context.body["name"])
@@ -30,12 +42,13 @@ class Item(Resource):
         async with self._db.read() as conn:
             resp.media = found(await self._queries.get_category(conn, id=category_id), "category")
 
-    @operation("Rename a category", response=CATEGORY, body=CATEGORY_PATCH, roles=["admin"],
-               errors=[409])
+    @operation("Rename a category", response=CATEGORY, body=CATEGORY_PATCH, roles=["admin"], errors=[409])
     async def on_patch(self, req, resp, category_id):
         async with self._db.write() as conn:
-            resp.media = found(await self._queries.update_category(
-                conn, id=category_id, name=req.context.body.get("name")), "category")
+            resp.media = found(
+                await self._queries.update_category(conn, id=category_id, name=req.context.body.get("name")),
+                "category",
+            )
 
     @operation("Delete a category", status=204, roles=["admin"])
     async def on_delete(self, req, resp, category_id):

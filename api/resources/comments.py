@@ -1,13 +1,12 @@
 import datetime
 
 from api import events, params
-from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.openapi import operation
+from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.resources.common import Resource, created, found
 from api.schemas import COMMENT, COMMENT_CREATE, page_of
 
-BEFORE_ALL = {"after_created_at": datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
-              "after_id": 0}
+BEFORE_ALL = {"after_created_at": datetime.datetime.min.replace(tzinfo=datetime.UTC), "after_id": 0}
 
 
 class Collection(Resource):
@@ -22,17 +21,20 @@ class Collection(Resource):
         async with self._db.read() as conn:
             found(await self._queries.incident_exists(conn, id=incident_id) or None, "incident")
             rows = await self._queries.list_comments(conn, incident_id=incident_id, limit=limit + 1, **after)
-        resp.media = page(req, resp, rows, limit,
-                          lambda row: encode_cursor(row["created_at"].isoformat(), row["id"]))
+        resp.media = page(
+            req, resp, rows, limit, lambda row: encode_cursor(row["created_at"].isoformat(), row["id"])
+        )
 
-    @operation("Comment on an incident", status=201, response=COMMENT, body=COMMENT_CREATE,
-               idempotent=True)
+    @operation("Comment on an incident", status=201, response=COMMENT, body=COMMENT_CREATE, idempotent=True)
     async def on_post(self, req, resp, incident_id):
         async with self._db.write() as conn:
             found(await self._queries.incident_exists(conn, id=incident_id) or None, "incident")
             comment = await self._queries.create_comment(
-                conn, incident_id=incident_id, author_id=req.context.user["id"],
-                content=req.context.body["content"])
+                conn,
+                incident_id=incident_id,
+                author_id=req.context.user["id"],
+                content=req.context.body["content"],
+            )
             await events.record_commented(conn, self._queries, req.context.user["id"], comment)
         created(resp, f"/incidents/{incident_id}/comments/{comment['id']}", comment)
 
@@ -41,5 +43,6 @@ class Item(Resource):
     @operation("Get a comment", response=COMMENT)
     async def on_get(self, req, resp, incident_id, comment_id):
         async with self._db.read() as conn:
-            resp.media = found(await self._queries.get_comment(conn, id=comment_id, incident_id=incident_id),
-                               "comment")
+            resp.media = found(
+                await self._queries.get_comment(conn, id=comment_id, incident_id=incident_id), "comment"
+            )

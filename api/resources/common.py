@@ -1,4 +1,5 @@
 """Small helpers shared by the resources."""
+
 import falcon
 
 from api.errors import Problem
@@ -24,8 +25,9 @@ def check_if_match(req, version):
     if tags is None or tags == ["*"]:
         return
     if not any(not tag.is_weak and tag == str(version) for tag in tags if tag != "*"):
-        raise Problem(falcon.HTTP_412, "The incident has changed since you read it (If-Match); "
-                                       "GET it again and retry.")
+        raise Problem(
+            falcon.HTTP_412, "The incident has changed since you read it (If-Match); GET it again and retry."
+        )
 
 
 def etag_matches(req, version):

@@ -1,4 +1,5 @@
 """GET /openapi.json and GET /docs (Swagger UI served from a package, never a CDN)."""
+
 import importlib.util
 import json
 import pathlib

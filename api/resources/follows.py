@@ -1,7 +1,7 @@
 import falcon
 
-from api.errors import ValidationFailed
 from api import params
+from api.errors import ValidationFailed
 from api.openapi import operation
 from api.resources.common import Resource, found, id_page
 from api.schemas import USER, page_of
@@ -28,19 +28,24 @@ class Follow(Resource):
 async def users_page(db, req, resp, user_id, get_user, list_users):
     async with db.read() as conn:
         found(await get_user(conn, id=user_id), "user")
-        return await id_page(req, resp, lambda args, after_id, limit: list_users(
-            conn, user_id=user_id, after_id=after_id, limit=limit))
+        return await id_page(
+            req,
+            resp,
+            lambda args, after_id, limit: list_users(conn, user_id=user_id, after_id=after_id, limit=limit),
+        )
 
 
 class Followers(Resource):
     @operation("List a user's followers", response=page_of(USER), query=params.PAGE)
     async def on_get(self, req, resp, user_id):
-        resp.media = await users_page(self._db, req, resp, user_id, self._queries.get_user,
-                                self._queries.list_followers)
+        resp.media = await users_page(
+            self._db, req, resp, user_id, self._queries.get_user, self._queries.list_followers
+        )
 
 
 class Following(Resource):
     @operation("List whom a user follows", response=page_of(USER), query=params.PAGE)
     async def on_get(self, req, resp, user_id):
-        resp.media = await users_page(self._db, req, resp, user_id, self._queries.get_user,
-                                self._queries.list_following)
+        resp.media = await users_page(
+            self._db, req, resp, user_id, self._queries.get_user, self._queries.list_following
+        )

@@ -3,8 +3,8 @@ import psycopg
 
 from api.errors import RETRY_AFTER_SECONDS, Problem
 from api.openapi import operation
-from api.schemas import HEALTH
 from api.resources.common import Resource
+from api.schemas import HEALTH
 
 
 class Health(Resource):
@@ -16,7 +16,10 @@ class Health(Resource):
             async with self._db.read() as conn:
                 await self._queries.ping(conn)
         except psycopg.OperationalError:
-            raise Problem(falcon.HTTP_503, "The database is unreachable; retry shortly.",
-                          headers={"Retry-After": RETRY_AFTER_SECONDS},
-                          database="unreachable") from None
+            raise Problem(
+                falcon.HTTP_503,
+                "The database is unreachable; retry shortly.",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+                database="unreachable",
+            ) from None
         resp.media = {"status": "ok", "database": "ok"}

@@ -9,5 +9,10 @@ class History(Resource):
     async def on_get(self, req, resp, incident_id):
         async with self._db.read() as conn:
             found(await self._queries.incident_exists(conn, id=incident_id) or None, "incident")
-            resp.media = await id_page(req, resp, lambda args, after_id, limit: self._queries.list_history(
-                conn, incident_id=incident_id, after_id=after_id, limit=limit))
+            resp.media = await id_page(
+                req,
+                resp,
+                lambda args, after_id, limit: self._queries.list_history(
+                    conn, incident_id=incident_id, after_id=after_id, limit=limit
+                ),
+            )

@@ -9,14 +9,20 @@ from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check
 from api.openapi import operation
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.resources.common import Resource, check_if_match, created, etag_matches, found
-from api.schemas import (
-    INCIDENT, INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE, page_of)
+from api.schemas import INCIDENT, INCIDENT_CREATE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE, page_of
 
 INCIDENT_PAGE = page_of(INCIDENT)
 
-NO_FILTERS = {"status": None, "severity": None, "reporter_id": None, "assignee_id": None,
-              "unassigned": False, "category_id": None, "created_after": None,
-              "created_before": None}
+NO_FILTERS = {
+    "status": None,
+    "severity": None,
+    "reporter_id": None,
+    "assignee_id": None,
+    "unassigned": False,
+    "category_id": None,
+    "created_after": None,
+    "created_before": None,
+}
 
 
 def incident_filters(args):
@@ -36,10 +42,16 @@ def list_queries(query, filters, table="i", sorts=params.SORTS, prepare_unfilter
     the generic plans of the catch-all `filters` scan whole tables."""
     return {
         (key, first, filtered): dataclasses.replace(
-            query.format(filters=filters if filtered else "TRUE", after="TRUE" if first else sort.after(table),
-                         order_by=sort.order_by(table)),
-            custom_plan=filtered or not prepare_unfiltered)
-        for key, sort in sorts.items() for first in (True, False) for filtered in (True, False)
+            query.format(
+                filters=filters if filtered else "TRUE",
+                after="TRUE" if first else sort.after(table),
+                order_by=sort.order_by(table),
+            ),
+            custom_plan=filtered or not prepare_unfiltered,
+        )
+        for key, sort in sorts.items()
+        for first in (True, False)
+        for filtered in (True, False)
     }
 
 
@@ -62,8 +74,9 @@ class IncidentLists:
             "list_incidents": list_queries(queries.list_incidents, filters),
             "list_user_incidents": list_queries(queries.list_user_incidents, filters),
             # NOTE: the category walk's generic plan took 19-31 ms against 1.3-1.6 ms planned for its values
-            "list_category_incidents": list_queries(queries.list_category_incidents, filters, "c",
-                                                    CREATED_AT_SORTS, prepare_unfiltered=False),
+            "list_category_incidents": list_queries(
+                queries.list_category_incidents, filters, "c", CREATED_AT_SORTS, prepare_unfiltered=False
+            ),
         }
         page_for_token = queries.fragments["page_for_token"]
         self.for_token = {  # the same, each with the caller behind the bearer token
@@ -96,15 +109,18 @@ class IncidentLists:
         after = {"after_value": None, "after_id": None}
         if cursor is not None:
             _, after["after_value"], after["after_id"] = decode_cursor(
-                cursor, [params.one_of([sort_key]), sort.parse_value, positive_id])
-        query, filters = self.query(sort_key, cursor is None,
-                                    {**incident_filters({**args, **fixed}), **after, "limit": limit + 1},
-                                    for_token=True)
+                cursor, [params.one_of([sort_key]), sort.parse_value, positive_id]
+            )
+        query, filters = self.query(
+            sort_key,
+            cursor is None,
+            {**incident_filters({**args, **fixed}), **after, "limit": limit + 1},
+            for_token=True,
+        )
         rows = await query(conn, **filters, token_hash=req.context.token_hash)
         user = req.context.user = caller_in(rows[0] if rows else None)
         rows = [without_caller(row) for row in rows if row["id"] is not None]
-        body = page(req, resp, rows, limit,
-                    lambda row: encode_cursor(sort_key, row[sort.column], row["id"]))
+        body = page(req, resp, rows, limit, lambda row: encode_cursor(sort_key, row[sort.column], row["id"]))
         body["items"] = [present(row, user) for row in body["items"]]
         return body
 
@@ -112,8 +128,12 @@ class IncidentLists:
 async def set_categories(conn, queries, incident_id, category_ids):
     missing = await queries.find_missing_categories(conn, ids=category_ids)
     if missing:
-        raise ValidationFailed([{"pointer": f"#/category_ids/{row['position']}",
-                                 "detail": "names no category"} for row in missing])
+        raise ValidationFailed(
+            [
+                {"pointer": f"#/category_ids/{row['position']}", "detail": "names no category"}
+                for row in missing
+            ]
+        )
     await queries.set_incident_categories(conn, id=incident_id, category_ids=category_ids)
 
 
@@ -134,14 +154,24 @@ class Collection(Resource):
         async with self._db.read() as conn:
             resp.media = await self._lists.respond(conn, req, resp)
 
-    @operation("Report an incident", status=201, response=INCIDENT, body=INCIDENT_CREATE,
-               errors=[403], idempotent=True)
+    @operation(
+        "Report an incident",
+        status=201,
+        response=INCIDENT,
+        body=INCIDENT_CREATE,
+        errors=[403],
+        idempotent=True,
+    )
     async def on_post(self, req, resp):
         body, user = req.context.body, req.context.user
         if body.get("assignee_id") is not None and user["role"] not in RESPONDER_ROLES:
             raise forbid("Only responders and admins assign incidents.")
-        fields = {"title": body["title"], "description": body.get("description", ""),
-                  "severity": body.get("severity", "medium"), "assignee_id": body.get("assignee_id")}
+        fields = {
+            "title": body["title"],
+            "description": body.get("description", ""),
+            "severity": body.get("severity", "medium"),
+            "assignee_id": body.get("assignee_id"),
+        }
         category_ids = sorted(body.get("category_ids", []))
         event = events.created({**fields, "status": "open", "category_ids": category_ids})
         async with self._db.write(transaction=bool(category_ids)) as conn:
@@ -159,7 +189,9 @@ class Item(Resource):
     @operation("Get an incident", response=INCIDENT, errors=[304])
     async def on_get(self, req, resp, incident_id):
         async with self._db.read() as conn:
-            row = await self._queries.get_incident_for_token(conn, id=incident_id, token_hash=req.context.token_hash)
+            row = await self._queries.get_incident_for_token(
+                conn, id=incident_id, token_hash=req.context.token_hash
+            )
         req.context.user = caller_in(row)
         incident = found(without_caller(row) if row["id"] is not None else None, "incident")
         if etag_matches(req, incident["version"]):
@@ -168,13 +200,11 @@ class Item(Resource):
             return
         respond_with(resp, incident, req.context.user)
 
-    @operation("Replace an incident", response=INCIDENT, body=INCIDENT_REPLACE,
-               errors=[403, 409, 412])
+    @operation("Replace an incident", response=INCIDENT, body=INCIDENT_REPLACE, errors=[403, 409, 412])
     async def on_put(self, req, resp, incident_id):
         await self._update(req, resp, incident_id)
 
-    @operation("Update an incident", response=INCIDENT, body=INCIDENT_PATCH,
-               errors=[403, 409, 412])
+    @operation("Update an incident", response=INCIDENT, body=INCIDENT_PATCH, errors=[403, 409, 412])
     async def on_patch(self, req, resp, incident_id):
         await self._update(req, resp, incident_id)
 
@@ -193,8 +223,15 @@ class Item(Resource):
 
 
 class Resolve(Resource):
-    @operation("Resolve an incident", response=INCIDENT, body=RESOLVE, optional_body=True,
-               roles=RESPONDER_ROLES, errors=[409], idempotent=True)
+    @operation(
+        "Resolve an incident",
+        response=INCIDENT,
+        body=RESOLVE,
+        optional_body=True,
+        roles=RESPONDER_ROLES,
+        errors=[409],
+        idempotent=True,
+    )
     async def on_post(self, req, resp, incident_id):
         async with self._db.write() as conn:
             current = found(await self._queries.lock_incident(conn, id=incident_id), "incident")

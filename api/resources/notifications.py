@@ -12,9 +12,18 @@ class Collection(Resource):
     @operation("List my notifications", response=page_of(NOTIFICATION), query=FILTERS)
     async def on_get(self, req, resp):
         async with self._db.read() as conn:
-            resp.media = await id_page(req, resp, lambda args, before_id, limit: self._queries.list_notifications(
-                conn, user_id=req.context.user["id"], unread=args.get("unread", False),
-                before_id=before_id, limit=limit), first=None)
+            resp.media = await id_page(
+                req,
+                resp,
+                lambda args, before_id, limit: self._queries.list_notifications(
+                    conn,
+                    user_id=req.context.user["id"],
+                    unread=args.get("unread", False),
+                    before_id=before_id,
+                    limit=limit,
+                ),
+                first=None,
+            )
 
 
 class Read(Resource):
@@ -22,6 +31,7 @@ class Read(Resource):
     async def on_post(self, req, resp, notification_id):
         async with self._db.write() as conn:
             marked = await self._queries.mark_notification_read(
-                conn, id=notification_id, user_id=req.context.user["id"])
+                conn, id=notification_id, user_id=req.context.user["id"]
+            )
         found(marked or None, "notification")
         resp.status = falcon.HTTP_204

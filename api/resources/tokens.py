@@ -14,8 +14,7 @@ THROTTLE = {"max_failures": 10, "window": datetime.timedelta(minutes=15)}
 class Collection(Resource):
     auth_required = False
 
-    @operation("Log in: get a bearer token", status=201, response=TOKEN, body=TOKEN_CREATE,
-               errors=[401, 429])
+    @operation("Log in: get a bearer token", status=201, response=TOKEN, body=TOKEN_CREATE, errors=[401, 429])
     async def on_post(self, req, resp):
         body = req.context.body
         username_hash = throttle_key(body["username"])
@@ -23,8 +22,11 @@ class Collection(Resource):
             retry_after = await self._queries.login_retry_after(conn, username_hash=username_hash, **THROTTLE)
             login = await self._queries.get_login(conn, username=body["username"])
         if retry_after:
-            raise Problem(falcon.HTTP_429, "Too many failed logins for this username; retry later.",
-                          headers={"Retry-After": str(retry_after)})
+            raise Problem(
+                falcon.HTTP_429,
+                "Too many failed logins for this username; retry later.",
+                headers={"Retry-After": str(retry_after)},
+            )
         matches = password_matches(login and login["password_hash"], body["password"])
         if not (matches and login["active"]):
             async with self._db.write() as conn:

@@ -10,8 +10,10 @@ from api.resources.incidents import INCIDENT_PAGE
 from api.schemas import USER, USER_CREATE, USER_PATCH, USER_REPLACE, page_of
 
 SELF_EDITABLE = {"email", "password"}
-NESTED_INCIDENT_FILTERS = {**params.INCIDENT_FILTERS,
-                           "relation": params.one_of(["any", "reporter", "assignee"])}
+NESTED_INCIDENT_FILTERS = {
+    **params.INCIDENT_FILTERS,
+    "relation": params.one_of(["any", "reporter", "assignee"]),
+}
 
 
 def check_may_edit(caller, current, body):
@@ -34,20 +36,35 @@ class Collection(Resource):
     @operation("List users", response=page_of(USER), query=params.USER_FILTERS)
     async def on_get(self, req, resp):
         async with self._db.read() as conn:
-            resp.media = await id_page(req, resp, lambda args, after_id, limit: self._queries.list_users(
-                conn, role=args.get("role"), active=args.get("active"), after_id=after_id,
-                limit=limit))
+            resp.media = await id_page(
+                req,
+                resp,
+                lambda args, after_id, limit: self._queries.list_users(
+                    conn, role=args.get("role"), active=args.get("active"), after_id=after_id, limit=limit
+                ),
+            )
 
-    @operation("Create a user", status=201, response=USER, body=USER_CREATE, roles=["admin"],
-               errors=[409], idempotent=True)
+    @operation(
+        "Create a user",
+        status=201,
+        response=USER,
+        body=USER_CREATE,
+        roles=["admin"],
+        errors=[409],
+        idempotent=True,
+    )
     async def on_post(self, req, resp):
         body = req.context.body
         password_hash = password_hash_of(body)
         async with self._db.write() as conn:
             user = await self._queries.create_user(
-                conn, username=body["username"], email=body["email"],
-                role=body.get("role", "reporter"), active=body.get("active", True),
-                password_hash=password_hash)
+                conn,
+                username=body["username"],
+                email=body["email"],
+                role=body.get("role", "reporter"),
+                active=body.get("active", True),
+                password_hash=password_hash,
+            )
         created(resp, f"/users/{user['id']}", user)
 
 
@@ -73,8 +90,10 @@ class Item(Resource):
             async with self._db.write() as conn:
                 found(await self._queries.delete_user(conn, id=user_id) or None, "user")
         except ForeignKeyViolation:
-            raise Problem(falcon.HTTP_409, "This user reported incidents, wrote comments or changed "
-                                           "incidents; deactivate them instead.") from None
+            raise Problem(
+                falcon.HTTP_409,
+                "This user reported incidents, wrote comments or changed incidents; deactivate them instead.",
+            ) from None
         resp.status = falcon.HTTP_204
 
     async def _update(self, req, resp, user_id):
@@ -84,7 +103,8 @@ class Item(Resource):
             current = found(await self._queries.lock_user(conn, id=user_id), "user")
             check_may_edit(req.context.user, current, body)
             resp.media = await self._queries.update_user(
-                conn, **{**current, **body}, password_hash=password_hash)
+                conn, **{**current, **body}, password_hash=password_hash
+            )
 
 
 class Incidents(Resource):
@@ -97,8 +117,9 @@ class Incidents(Resource):
     @operation("List a user's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
     async def on_get(self, req, resp, user_id):
         async with self._db.read() as conn:
-            page = await self._lists.respond(conn, req, resp, user_id=user_id,
-                                             relation=req.context.args.get("relation", "any"))
+            page = await self._lists.respond(
+                conn, req, resp, user_id=user_id, relation=req.context.args.get("relation", "any")
+            )
             if not page["items"]:  # PERF: a user with incidents exists; only an empty page asks
                 found(await self._queries.get_user(conn, id=user_id), "user")
         resp.media = page
