@@ -20,7 +20,7 @@ endif
 
 run: $(DB) migrate
 	@$(PY) -m api create-admin --if-empty --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py api.asgi:app
+	DATABASE_URL="$$($(PY) -m api db-url)" $(VENV)/bin/gunicorn -c gunicorn.conf.py api.asgi:app
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import time
 
-from api.config import Config
+from api.config import Config, ConfigError
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # NOTE: one event loop per core: a worker serves many requests at once, so more workers than
@@ -21,7 +21,10 @@ limit_request_line = 8190  # the most gunicorn allows; the app's own limit (a 40
 
 # NOTE: a request waits at most POOL_TIMEOUT for a connection and STATEMENT_TIMEOUT_MS for a
 # statement, then answers 503 itself; gunicorn must not kill or abandon the worker before that.
-_app = Config.from_env()
+try:
+    _app = Config.from_env()
+except ConfigError as ex:
+    raise SystemExit(str(ex)) from None
 _longest_wait = _app.pool_timeout + _app.statement_timeout_ms / 1000
 if min(timeout, graceful_timeout) <= _longest_wait:
     raise SystemExit(

@@ -3,8 +3,6 @@
 import dataclasses
 import os
 
-from api import pgcluster
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -16,13 +14,22 @@ class Config:
 
     @classmethod
     def from_env(cls, env=os.environ):
+        if not env.get("DATABASE_URL"):
+            raise ConfigError(
+                "DATABASE_URL is not set: give the server the postgresql:// URL of its database "
+                "(make run sets it to the private cluster's)"
+            )
         return cls(
-            database_url=env.get("DATABASE_URL") or pgcluster.private_cluster().url(),
+            database_url=env["DATABASE_URL"],
             pool_min_size=_int(env, "POOL_MIN_SIZE", cls.pool_min_size),
             pool_max_size=_int(env, "POOL_MAX_SIZE", cls.pool_max_size),
             pool_timeout=float(env.get("POOL_TIMEOUT", cls.pool_timeout)),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms),
         )
+
+
+class ConfigError(ValueError):
+    pass
 
 
 def _int(env, name, default):

@@ -7,7 +7,7 @@ import urllib.parse
 
 from psycopg import sql
 
-from api.config import Config
+from api.cli import pgcluster
 from api.db import connect
 
 NAME = os.environ.get("BENCH_DATABASE", "incidents_bench")
@@ -15,7 +15,7 @@ MARKER = "created by make bench"
 
 
 def server_url():
-    return Config.from_env().database_url
+    return pgcluster.database_url()
 
 
 def bench_url(url=None):

@@ -22,8 +22,9 @@ import urllib.request
 
 from psycopg import sql
 
-from api import events, migrate, pgcluster
+from api import history
 from api.auth import new_token
+from api.cli import migrate, pgcluster
 from api.db import connect
 from api.sql import PLACEHOLDER, load_queries
 from bench import database
@@ -220,7 +221,7 @@ def post_script(token_hash, user_id):
         "severity": "high",
         "assignee_id": None,
     }
-    event = events.created({**fields, "status": "open", "category_ids": []})
+    event = history.created({**fields, "status": "open", "category_ids": []})
     return "\n".join(
         [
             pgbench_line(queries.get_user_by_token, token_hash=token_hash) + ";",

@@ -8,7 +8,7 @@ import os
 import pathlib
 import time
 
-from api import migrate
+from api.cli import migrate
 from api.db import connect
 from api.sql import load_queries
 from bench import database, indexes

@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 from psycopg import sql
 
-from api import migrate, pgcluster
+from api.cli import migrate, pgcluster
 from api.db import connect
 
 APP_TABLES = [

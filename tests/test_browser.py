@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
+from api.cli.report import write_report
 from api.db import connect
-from api.report import write_report
 from tests.fix_server import gunicorn
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

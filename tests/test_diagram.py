@@ -1,5 +1,5 @@
 """`python -m api diagram`: every table, column, key of the migrated schema is drawn, and
-README.md's erDiagram is the one the current migrations produce."""
+docs/architecture.md's erDiagram is the one the current migrations produce."""
 
 import os
 import re
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from api import diagram
+from api.cli import diagram
 from api.db import connect
 
 CATALOG_COLUMNS = """
@@ -87,11 +87,11 @@ def test_dot_shows_every_table_column_and_key(catalog):
         assert f'"{r["table_name"]}":"{r["column_name"]}" -> "{r["target"]}":"{r["target_column"]}"' in text
 
 
-def test_readme_holds_the_current_diagram(catalog):
+def test_architecture_page_holds_the_current_diagram(catalog):
     *_, schema = catalog
-    readme = diagram.README.read_text()
-    assert diagram.current_block(readme).group(0) == diagram.readme_block(diagram.mermaid(schema)), (
-        "README.md's erDiagram is stale: run `make diagram`"
+    page = diagram.PAGE.read_text()
+    assert diagram.current_block(page).group(0) == diagram.erd_block(diagram.mermaid(schema)), (
+        "docs/architecture.md's erDiagram is stale: run `make diagram`"
     )
 
 
@@ -107,11 +107,11 @@ def test_png_is_drawn_with_graphviz(catalog, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
-def test_update_readme_replaces_only_the_block(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\n{diagram.START}\nold\n{diagram.END}\n\nmore text\n")
-    diagram.update_readme("erDiagram\n    users {\n    }\n", readme)
-    assert readme.read_text() == (
+def test_update_page_replaces_only_the_block(tmp_path):
+    page = tmp_path / "architecture.md"
+    page.write_text(f"# Title\n\n{diagram.START}\nold\n{diagram.END}\n\nmore text\n")
+    diagram.update_page("erDiagram\n    users {\n    }\n", page)
+    assert page.read_text() == (
         f"# Title\n\n{diagram.START}\n```mermaid\nerDiagram\n    users {{\n    }}\n"
         f"```\n{diagram.END}\n\nmore text\n"
     )

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from api import migrate, pgcluster
 from api.auth import new_token
+from api.cli import migrate, pgcluster
 from api.config import Config
 from api.db import IDLE_CHECK_SECONDS, connect
 from api.sql import load_queries

@@ -1,8 +1,11 @@
 """The real server: gunicorn with gunicorn.conf.py, a pool per worker, one log line per request."""
 
+import os
 import signal
+import subprocess
+import sys
 
-from tests.fix_server import call, gunicorn
+from tests.fix_server import ROOT, call, gunicorn
 
 
 def test_gunicorn_serves_health_and_logs_one_line_per_request(database_url, tmp_path):
@@ -18,3 +21,26 @@ def test_gunicorn_serves_health_and_logs_one_line_per_request(database_url, tmp_
     assert "GET /health 200" in log
     assert "GET /incidents 401" in log
     assert "Traceback" not in log
+
+
+def test_without_database_url_the_server_stops_and_says_so():
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    server = [
+        os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+        "-c",
+        "gunicorn.conf.py",
+        "api.asgi:app",
+    ]
+    for command in (server, [sys.executable, "-c", "import api.asgi"]):
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "DATABASE_URL is not set" in done.stderr
+
+
+def test_the_served_app_loads_no_command_line_tooling():
+    script = "import sys, api.asgi; print(sorted(m for m in sys.modules if m.startswith('api.cli') or m in ('pandas', 'yoyo')))"
+    env = {**os.environ, "DATABASE_URL": "postgresql:///never-connected"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from api import insomnia, migrate
+from api.cli import insomnia, migrate
 from api.config import Config
 from tests.fix_db import scratch_database
 from tests.fix_server import ROOT, gunicorn

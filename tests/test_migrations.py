@@ -1,4 +1,4 @@
-from api import migrate
+from api.cli import migrate
 from api.db import connect
 from tests.fix_db import APP_TABLES, scratch_database
 

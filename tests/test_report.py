@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
+from api.cli.report import write_report
 from api.db import connect
-from api.report import write_report
 
 CHARTS = ["status.png", "severity.png", "daily.png", "mttr.png", "workload.png"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,6 @@
 import datetime
 
-from api import events, params
+from api import history, params
 from api.openapi import operation
 from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
 from api.resources.common import Resource, created, found
@@ -35,7 +35,7 @@ class Collection(Resource):
                 author_id=req.context.user["id"],
                 content=req.context.body["content"],
             )
-            await events.record_commented(conn, self._queries, req.context.user["id"], comment)
+            await history.record_commented(conn, self._queries, req.context.user["id"], comment)
         created(resp, f"/incidents/{incident_id}/comments/{comment['id']}", comment)
 
 

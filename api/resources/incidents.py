@@ -2,7 +2,7 @@ import dataclasses
 
 import falcon
 
-from api import events, params
+from api import history, params
 from api.auth import caller_in, forbid, without_caller
 from api.errors import ValidationFailed
 from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check_transition, present
@@ -173,7 +173,7 @@ class Collection(Resource):
             "assignee_id": body.get("assignee_id"),
         }
         category_ids = sorted(body.get("category_ids", []))
-        event = events.created({**fields, "status": "open", "category_ids": category_ids})
+        event = history.created({**fields, "status": "open", "category_ids": category_ids})
         async with self._db.write(transaction=bool(category_ids)) as conn:
             incident = await self._queries.create_incident(conn, **fields, actor_id=user["id"], **event)
             if category_ids:
@@ -254,5 +254,5 @@ async def change(conn, queries, user, current, body):
         await set_categories(conn, queries, current["id"], changed["category_ids"])
     if changed:
         await queries.update_incident(conn, **{**current, **changed})
-        await events.record_changed(conn, queries, user["id"], current, changed)
+        await history.record_changed(conn, queries, user["id"], current, changed)
     return await queries.get_incident(conn, id=current["id"])

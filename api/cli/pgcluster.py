@@ -16,7 +16,8 @@ import tempfile
 
 import psycopg
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+from api.cli import PROJECT_ROOT
+
 DATABASE_NAME = "incidents"
 INSTALL_HINT = (
     "PostgreSQL server binaries (initdb, pg_ctl) were not found via PG_BINDIR, "
@@ -113,6 +114,11 @@ def _own(path):
     path.chmod(0o700)
     if os.geteuid() == 0:
         shutil.chown(path, "postgres", "postgres")
+
+
+def database_url(env=os.environ):
+    """DATABASE_URL, or else the private cluster's: what the command line works on."""
+    return env.get("DATABASE_URL") or private_cluster().url()
 
 
 def private_cluster():

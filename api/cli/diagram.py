@@ -1,8 +1,8 @@
 """`python -m api diagram`: the live schema as docs/diagram.png (Graphviz) and a Mermaid
-erDiagram in README.md, both read from PostgreSQL's catalog.
+erDiagram in docs/architecture.md, both read from PostgreSQL's catalog.
 
 The output depends only on the schema (tables by name, columns in table order), never on
-the database's name, so the README block can be checked against any migrated database.
+the database's name, so the block can be checked against any migrated database.
 """
 
 import dataclasses
@@ -12,10 +12,10 @@ import re
 import shutil
 import subprocess
 
-from api.pgcluster import PROJECT_ROOT
+from api.cli import PROJECT_ROOT
 from api.sql import load_queries
 
-README = PROJECT_ROOT / "README.md"
+PAGE = PROJECT_ROOT / "docs" / "architecture.md"
 PNG = PROJECT_ROOT / "docs" / "diagram.png"
 START, END = "<!-- erd:start -->", "<!-- erd:end -->"
 DOT_MISSING = "Graphviz's dot is needed to draw the diagram: sudo apt-get install graphviz"
@@ -115,18 +115,18 @@ def write_png(dot_text, path):
     subprocess.run(["dot", "-Tpng", "-o", str(path)], input=dot_text, text=True, check=True)
 
 
-def readme_block(mermaid_text):
+def erd_block(mermaid_text):
     return f"{START}\n```mermaid\n{mermaid_text}```\n{END}"
 
 
-def current_block(readme_text):
-    match = re.search(re.escape(START) + ".*?" + re.escape(END), readme_text, re.DOTALL)
+def current_block(page_text):
+    match = re.search(re.escape(START) + ".*?" + re.escape(END), page_text, re.DOTALL)
     if not match:
-        raise RuntimeError(f"README.md has no {START} ... {END} markers for the diagram")
+        raise RuntimeError(f"{PAGE.name} has no {START} ... {END} markers for the diagram")
     return match
 
 
-def update_readme(mermaid_text, path=README):
+def update_page(mermaid_text, path=PAGE):
     text = pathlib.Path(path).read_text()
     match = current_block(text)
-    pathlib.Path(path).write_text(text[: match.start()] + readme_block(mermaid_text) + text[match.end() :])
+    pathlib.Path(path).write_text(text[: match.start()] + erd_block(mermaid_text) + text[match.end() :])

@@ -5,15 +5,15 @@ OpenAPI document and the example requests in STEPS. Sent top to bottom against a
 import dataclasses
 import itertools
 import json
-import pathlib
 import re
 
 import falcon.testing
 
 from api.app import create_app
+from api.cli import PROJECT_ROOT
 from api.db import Database
 
-OUTPUT = pathlib.Path(__file__).resolve().parent.parent / "docs" / "insomnia.json"
+OUTPUT = PROJECT_ROOT / "docs" / "insomnia.json"
 WORKSPACE_ID = "wrk_incidents_api"
 BASE_URL = "http://127.0.0.1:8000"
 SERVICE_ROUTES = {"health", "openapi.json", "docs"}

@@ -1,11 +1,12 @@
 """yoyo migrations applied from Python, under yoyo's lock."""
 
-import pathlib
 import urllib.parse
 
 from yoyo import get_backend, read_migrations
 
-MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent.parent / "migrations"
+from api.cli import PROJECT_ROOT
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 
 def yoyo_url(database_url):
