@@ -10,6 +10,7 @@ import orjson
 
 from api import errors, openapi
 from api.auth import AuthMiddleware
+from api.lists import IncidentLists
 from api.resources import (
     analytics,
     categories,
@@ -119,7 +120,7 @@ def create_app(db, lifespan=False):
 
 
 def add_routes(app, db, queries):
-    lists = incidents.IncidentLists(queries)
+    lists = IncidentLists(queries)
     openapi_document = docs.OpenAPIDocument()
     routes = {
         "/health": health.Health(db, queries),

@@ -50,7 +50,7 @@ class AuthMiddleware:
     """Resolves `Authorization: Bearer <token>` to `req.context.user` for every routed request
     except those whose resource says `auth_required = False`. For the methods a resource lists
     in `authenticates_in_query`, the middleware only checks the header: the responder's own
-    query looks the token up too (PERF: one round trip instead of two) and calls `caller_in()`.
+    query looks the token up too (PERF: one round trip instead of two) and calls `authenticated()`.
     Such a method declares no roles: its caller is known only once its query ran."""
 
     def __init__(self, db, queries):
@@ -81,13 +81,16 @@ def caller(user):
 CALLER_COLUMNS = ("id", "username", "role")  # the token_user fragment's columns
 
 
-def caller_in(row):
-    """The caller found by a query that authenticates itself (its caller_* columns), or the
-    401 when it found no row."""
-    return caller(row and {name: row[f"caller_{name}"] for name in CALLER_COLUMNS})
+def authenticated(req, rows):
+    """The rows of a query that authenticated its caller itself: sets `req.context.user` from
+    their caller_* columns (a 401 when the token matched no one) and returns them without
+    those columns, and without the caller's own row when nothing else matched (its id NULL)."""
+    first = rows[0] if rows else None
+    req.context.user = caller(first and {name: first[f"caller_{name}"] for name in CALLER_COLUMNS})
+    return [_without_caller(row) for row in rows if row["id"] is not None]
 
 
-def without_caller(row):
+def _without_caller(row):
     for name in CALLER_COLUMNS:
         del row[f"caller_{name}"]
     return row

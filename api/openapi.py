@@ -1,18 +1,13 @@
-"""Each responder declares its operation once with `@operation`, which both applies the checks
-(role, query parameters, body schema) and describes them; the OpenAPI 3.1 document is built
-from those declarations and the route table, so it cannot drift from what the code does."""
+"""The OpenAPI 3.1 document, built from each responder's `@operation` declaration and the route
+table, so it cannot drift from what the code enforces."""
 
-import dataclasses
-import functools
 import re
 
 from falcon.routing import map_http_methods
 
-from api import idempotency, params
-from api.auth import require_role
-from api.errors import InvalidParameter
+from api import idempotency
 from api.schemas import ID, PROBLEM
-from api.validation import MERGE_PATCH, body_reader
+from api.validation import MERGE_PATCH
 
 ERROR_TEXT = {
     304: "Not modified: the ETag in If-None-Match is current",
@@ -30,80 +25,6 @@ ERROR_TEXT = {
     429: "Too many failed logins for this username; retry after Retry-After seconds",
     503: "The database is unavailable; retry after Retry-After seconds",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Operation:
-    summary: str
-    status: int
-    response: dict | None
-    query: dict
-    required: tuple
-    body: dict | None
-    optional_body: bool
-    roles: tuple
-    errors: tuple
-    media_type: str
-    idempotent: bool
-
-
-def operation(
-    summary,
-    *,
-    status=200,
-    response=None,
-    query=None,
-    required=(),
-    body=None,
-    optional_body=False,
-    roles=(),
-    errors=(),
-    media_type="application/json",
-    idempotent=False,
-):
-    """Declares and enforces a responder's contract: `roles` (else 403), `query` parameters
-    parsed into `req.context.args` (unknown or missing `required` ones 400), `body` validated
-    into `req.context.body`, and with `idempotent` an `Idempotency-Key` honoured.
-    `errors` names the further statuses it may answer (403 for ownership, 409, 412, 304)."""
-    query = query or {}
-    read_body = None if body is None else body_reader(body, optional_body)
-
-    def decorate(responder):
-        inner = idempotency.idempotent(responder) if idempotent else responder
-
-        @functools.wraps(responder)
-        async def checked(resource, req, resp, **route_params):
-            if roles:
-                require_role(req.context.user, roles)
-            req.context.args = parse_query(req, query, required)
-            if read_body is not None:
-                req.context.body = await read_body(req)
-            await inner(resource, req, resp, **route_params)
-
-        checked.operation = Operation(
-            summary,
-            status,
-            response,
-            query,
-            tuple(required),
-            body,
-            optional_body,
-            tuple(roles),
-            tuple(errors),
-            media_type,
-            idempotent,
-        )
-        return checked
-
-    return decorate
-
-
-def parse_query(req, known, required):
-    args = params.parse(req, known)
-    for name in required:
-        if name not in args:
-            raise InvalidParameter(name, "is required")
-    return args
 
 
 def document(routes):

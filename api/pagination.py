@@ -18,6 +18,15 @@ def encode_cursor(*values):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def requested(args, cursor_parsers):
+    """The page parsed query parameters ask for: (page size, the values its cursor carries,
+    checked by `cursor_parsers`, or None for the first page, the other parameters)."""
+    args = dict(args)
+    limit = args.pop("limit", DEFAULT_LIMIT)
+    cursor = args.pop("cursor", None)
+    return limit, None if cursor is None else decode_cursor(cursor, cursor_parsers), args
+
+
 def decode_cursor(cursor, parsers):
     """The values packed in `cursor`, each checked by its parser; a 400 for anything else."""
     try:

@@ -1,11 +1,10 @@
 """Query parameters: only known names, each given once and parsed, else a 400 problem."""
 
-import dataclasses
 import datetime
 
 from api import pagination
 from api.errors import InvalidParameter
-from api.schemas import MAX_ID, ROLES, SEVERITIES, STATUSES
+from api.schemas import MAX_ID, ROLES
 
 MAX_QUERY_STRING = 4096  # bytes as sent, percent-encoded
 
@@ -114,47 +113,3 @@ def id_or_none(raw):
 
 PAGE = {"limit": limit, "cursor": cursor}
 USER_FILTERS = {**PAGE, "role": one_of(ROLES), "active": boolean}
-INCIDENT_FILTERS = {
-    **PAGE,
-    "status": list_of(STATUSES),
-    "severity": list_of(SEVERITIES),
-    "reporter_id": identifier,
-    "assignee_id": id_or_none,
-    "category_id": identifier,
-    "created_after": timestamp,
-    "created_before": timestamp,
-    "sort": one_of(["created_at", "-created_at", "updated_at", "-updated_at", "severity", "-severity"]),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Sort:
-    """How one sort key orders a page and continues after a cursor: constant SQL only."""
-
-    column: str
-    cast: str
-    descending: bool
-    parse_value: object
-
-    def order_by(self, table="i"):
-        direction = "DESC" if self.descending else "ASC"
-        return f"{table}.{self.column} {direction}, {table}.id {direction}"
-
-    def after(self, table="i"):
-        op = "<" if self.descending else ">"
-        return f"({table}.{self.column}, {table}.id) {op} (%(after_value)s::{self.cast}, %(after_id)s)"
-
-
-def _sorts(column, cast, parse_value):
-    return {
-        column: Sort(column, cast, False, parse_value),
-        "-" + column: Sort(column, cast, True, parse_value),
-    }
-
-
-SORTS = {
-    **_sorts("created_at", "timestamptz", timestamp),
-    **_sorts("updated_at", "timestamptz", timestamp),
-    **_sorts("severity", "incident_severity", one_of(SEVERITIES)),
-}
-DEFAULT_SORT = "-created_at"

@@ -203,3 +203,6 @@ PROBLEM = {
 
 def page_of(item):
     return _record({"items": {"type": "array", "items": item}, "next_cursor": {"type": ["string", "null"]}})
+
+
+INCIDENT_PAGE = page_of(INCIDENT)

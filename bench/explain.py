@@ -12,8 +12,8 @@ import psycopg
 from psycopg import sql
 
 from api.db import connect
+from api.lists import IncidentLists, incident_filters
 from api.resources.analytics import SEARCH_CANDIDATES
-from api.resources.incidents import IncidentLists, incident_filters
 from api.sql import load_queries, numbered
 from bench import database, indexes
 

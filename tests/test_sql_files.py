@@ -1,7 +1,7 @@
 import psycopg
 import pytest
 
-from api.resources.incidents import IncidentLists
+from api.lists import IncidentLists
 from api.sql import QueryFileError, load_queries, numbered
 
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from api.resources.incidents import incident_filters
+from api.lists import incident_filters
 
 SEVERITIES = ["low", "medium", "high", "critical"]
 

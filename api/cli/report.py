@@ -16,7 +16,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from api.resources.incidents import incident_filters
+from api.lists import incident_filters
 from api.sql import load_queries
 
 HOUR = 3600.0

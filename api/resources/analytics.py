@@ -2,10 +2,10 @@
 
 from api import params
 from api.incident_rules import present
-from api.openapi import operation
-from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
+from api.lists import INCIDENT_FILTERS, incident_filters
+from api.operations import operation
+from api.pagination import encode_cursor, page, positive_id, requested
 from api.resources.common import Resource
-from api.resources.incidents import incident_filters
 from api.schemas import SEARCH_ITEM, STATS, page_of
 
 MAX_QUERY_LENGTH = 1000
@@ -29,11 +29,11 @@ def search_text():
 
 
 SEARCH_PARAMETERS = {
-    **{k: v for k, v in params.INCIDENT_FILTERS.items() if k != "sort"},
+    **{k: v for k, v in INCIDENT_FILTERS.items() if k != "sort"},
     "query": search_text(),
 }
 STATS_PARAMETERS = {
-    **{k: v for k, v in params.INCIDENT_FILTERS.items() if k not in params.PAGE and k != "sort"},
+    **{k: v for k, v in INCIDENT_FILTERS.items() if k not in params.PAGE and k != "sort"},
     "days": params.integer(1, 3660),
 }
 
@@ -41,14 +41,16 @@ STATS_PARAMETERS = {
 class Search(Resource):
     @operation("Search incidents", response=page_of(SEARCH_ITEM), query=SEARCH_PARAMETERS, required=["query"])
     async def on_get(self, req, resp):
-        args = dict(req.context.args)
-        limit = args.pop("limit", DEFAULT_LIMIT)
-        after = {"after_rank": None, "after_id": None}
-        if "cursor" in args:
-            after["after_rank"], after["after_id"] = decode_cursor(args.pop("cursor"), [rank, positive_id])
+        limit, after, args = requested(req.context.args, [rank, positive_id])
+        after_rank, after_id = after or (None, None)
         async with self._db.read() as conn:
             rows = await self._queries.search_incidents(
-                conn, **incident_filters(args), **after, limit=limit + 1, max_candidates=SEARCH_CANDIDATES
+                conn,
+                **incident_filters(args),
+                after_rank=after_rank,
+                after_id=after_id,
+                limit=limit + 1,
+                max_candidates=SEARCH_CANDIDATES,
             )
         body = page(req, resp, rows, limit, lambda row: encode_cursor(row["rank"], row["id"]))
         body["items"] = [present(row, req.context.user) for row in body["items"]]

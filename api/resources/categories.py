@@ -1,12 +1,10 @@
 import falcon
 
 from api import params
-from api.openapi import operation
+from api.lists import CATEGORY_INCIDENT_FILTERS
+from api.operations import operation
 from api.resources.common import Resource, created, found, id_page
-from api.resources.incidents import INCIDENT_PAGE
-from api.schemas import CATEGORY, CATEGORY_CREATE, CATEGORY_PATCH, page_of
-
-NESTED_INCIDENT_FILTERS = {k: v for k, v in params.INCIDENT_FILTERS.items() if k != "category_id"}
+from api.schemas import CATEGORY, CATEGORY_CREATE, CATEGORY_PATCH, INCIDENT_PAGE, page_of
 
 
 class Collection(Resource):
@@ -53,7 +51,7 @@ class Item(Resource):
     @operation("Delete a category", status=204, roles=["admin"])
     async def on_delete(self, req, resp, category_id):
         async with self._db.write() as conn:
-            found(await self._queries.delete_category(conn, id=category_id) or None, "category")
+            found(await self._queries.delete_category(conn, id=category_id), "category")
         resp.status = falcon.HTTP_204
 
 
@@ -64,7 +62,7 @@ class Incidents(Resource):
         super().__init__(db, queries)
         self._lists = lists
 
-    @operation("List a category's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
+    @operation("List a category's incidents", response=INCIDENT_PAGE, query=CATEGORY_INCIDENT_FILTERS)
     async def on_get(self, req, resp, category_id):
         async with self._db.read() as conn:
             page = await self._lists.respond(conn, req, resp, category_id=category_id)

@@ -1,26 +1,28 @@
 import datetime
 
 from api import history, params
-from api.openapi import operation
-from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
+from api.operations import operation
+from api.pagination import encode_cursor, page, positive_id, requested
 from api.resources.common import Resource, created, found
 from api.schemas import COMMENT, COMMENT_CREATE, page_of
 
-BEFORE_ALL = {"after_created_at": datetime.datetime.min.replace(tzinfo=datetime.UTC), "after_id": 0}
+BEFORE_ALL = (datetime.datetime.min.replace(tzinfo=datetime.UTC), 0)
 
 
 class Collection(Resource):
     @operation("List an incident's comments", response=page_of(COMMENT), query=params.PAGE)
     async def on_get(self, req, resp, incident_id):
-        args = req.context.args
-        limit = args.get("limit", DEFAULT_LIMIT)
-        after = BEFORE_ALL
-        if "cursor" in args:
-            after_created_at, after_id = decode_cursor(args["cursor"], [params.timestamp, positive_id])
-            after = {"after_created_at": after_created_at, "after_id": after_id}
+        limit, after, _ = requested(req.context.args, [params.timestamp, positive_id])
+        after_created_at, after_id = after or BEFORE_ALL
         async with self._db.read() as conn:
-            found(await self._queries.incident_exists(conn, id=incident_id) or None, "incident")
-            rows = await self._queries.list_comments(conn, incident_id=incident_id, limit=limit + 1, **after)
+            found(await self._queries.incident_exists(conn, id=incident_id), "incident")
+            rows = await self._queries.list_comments(
+                conn,
+                incident_id=incident_id,
+                after_created_at=after_created_at,
+                after_id=after_id,
+                limit=limit + 1,
+            )
         resp.media = page(
             req, resp, rows, limit, lambda row: encode_cursor(row["created_at"].isoformat(), row["id"])
         )
@@ -28,7 +30,7 @@ class Collection(Resource):
     @operation("Comment on an incident", status=201, response=COMMENT, body=COMMENT_CREATE, idempotent=True)
     async def on_post(self, req, resp, incident_id):
         async with self._db.write() as conn:
-            found(await self._queries.incident_exists(conn, id=incident_id) or None, "incident")
+            found(await self._queries.incident_exists(conn, id=incident_id), "incident")
             comment = await self._queries.create_comment(
                 conn,
                 incident_id=incident_id,

@@ -3,12 +3,12 @@
 import falcon
 
 from api.errors import Problem
-from api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page, positive_id
+from api.pagination import encode_cursor, page, positive_id, requested
 
 
 def found(row, what="resource"):
-    """`row`, or a 404 problem when the query found nothing."""
-    if row is None:
+    """`row`, or a 404 problem when the query found or touched nothing (None, no rows, 0)."""
+    if not row:
         raise Problem(falcon.HTTP_404, f"No such {what}.")
     return row
 
@@ -39,11 +39,8 @@ def etag_matches(req, version):
 async def id_page(req, resp, fetch, first=0):
     """A page of rows keyed by id: `fetch(args, after_id, limit)` runs the list query with
     `after_id` = the cursor's id (or `first`) and `limit` = page size + 1."""
-    args = dict(req.context.args)
-    limit = args.pop("limit", DEFAULT_LIMIT)
-    cursor = args.pop("cursor", None)
-    after_id = first if cursor is None else decode_cursor(cursor, [positive_id])[0]
-    rows = await fetch(args, after_id, limit + 1)
+    limit, after, args = requested(req.context.args, [positive_id])
+    rows = await fetch(args, first if after is None else after[0], limit + 1)
     return page(req, resp, rows, limit, lambda row: encode_cursor(row["id"]))
 
 

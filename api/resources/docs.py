@@ -6,7 +6,7 @@ import pathlib
 
 import falcon
 
-from api.openapi import operation
+from api.operations import operation
 
 DOCS_PAGE = b"""<!doctype html>
 <html lang="en">

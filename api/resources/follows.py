@@ -2,7 +2,7 @@ import falcon
 
 from api import params
 from api.errors import ValidationFailed
-from api.openapi import operation
+from api.operations import operation
 from api.resources.common import Resource, found, id_page
 from api.schemas import USER, page_of
 

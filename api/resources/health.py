@@ -2,7 +2,7 @@ import falcon
 import psycopg
 
 from api.errors import RETRY_AFTER_SECONDS, Problem
-from api.openapi import operation
+from api.operations import operation
 from api.resources.common import Resource
 from api.schemas import HEALTH
 

@@ -1,5 +1,5 @@
 from api import params
-from api.openapi import operation
+from api.operations import operation
 from api.resources.common import Resource, found, id_page
 from api.schemas import HISTORY_ENTRY, page_of
 
@@ -8,7 +8,7 @@ class History(Resource):
     @operation("List an incident's history", response=page_of(HISTORY_ENTRY), query=params.PAGE)
     async def on_get(self, req, resp, incident_id):
         async with self._db.read() as conn:
-            found(await self._queries.incident_exists(conn, id=incident_id) or None, "incident")
+            found(await self._queries.incident_exists(conn, id=incident_id), "incident")
             resp.media = await id_page(
                 req,
                 resp,

@@ -1,7 +1,7 @@
 import falcon
 
 from api import params
-from api.openapi import operation
+from api.operations import operation
 from api.resources.common import Resource, found, id_page
 from api.schemas import NOTIFICATION, page_of
 
@@ -33,5 +33,5 @@ class Read(Resource):
             marked = await self._queries.mark_notification_read(
                 conn, id=notification_id, user_id=req.context.user["id"]
             )
-        found(marked or None, "notification")
+        found(marked, "notification")
         resp.status = falcon.HTTP_204

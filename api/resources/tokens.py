@@ -4,7 +4,7 @@ import falcon
 
 from api.auth import new_token, password_matches, throttle_key, unauthorized
 from api.errors import Problem
-from api.openapi import operation
+from api.operations import operation
 from api.resources.common import Resource, created
 from api.schemas import TOKEN, TOKEN_CREATE
 

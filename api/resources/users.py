@@ -4,16 +4,12 @@ from psycopg.errors import ForeignKeyViolation
 from api import params
 from api.auth import forbid, hash_password
 from api.errors import Problem
-from api.openapi import operation
+from api.lists import USER_INCIDENT_FILTERS
+from api.operations import operation
 from api.resources.common import Resource, created, found, id_page
-from api.resources.incidents import INCIDENT_PAGE
-from api.schemas import USER, USER_CREATE, USER_PATCH, USER_REPLACE, page_of
+from api.schemas import INCIDENT_PAGE, USER, USER_CREATE, USER_PATCH, USER_REPLACE, page_of
 
 SELF_EDITABLE = {"email", "password"}
-NESTED_INCIDENT_FILTERS = {
-    **params.INCIDENT_FILTERS,
-    "relation": params.one_of(["any", "reporter", "assignee"]),
-}
 
 
 def check_may_edit(caller, current, body):
@@ -88,7 +84,7 @@ class Item(Resource):
             raise forbid("You cannot delete your own account.")
         try:
             async with self._db.write() as conn:
-                found(await self._queries.delete_user(conn, id=user_id) or None, "user")
+                found(await self._queries.delete_user(conn, id=user_id), "user")
         except ForeignKeyViolation:
             raise Problem(
                 falcon.HTTP_409,
@@ -114,7 +110,7 @@ class Incidents(Resource):
         super().__init__(db, queries)
         self._lists = lists
 
-    @operation("List a user's incidents", response=INCIDENT_PAGE, query=NESTED_INCIDENT_FILTERS)
+    @operation("List a user's incidents", response=INCIDENT_PAGE, query=USER_INCIDENT_FILTERS)
     async def on_get(self, req, resp, user_id):
         async with self._db.read() as conn:
             page = await self._lists.respond(
