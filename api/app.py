@@ -29,7 +29,6 @@ from api.sql import load_queries
 from api.validation import MERGE_PATCH
 
 MAX_BODY_BYTES = 1024 * 1024
-ID = "id"
 log = logging.getLogger("api")
 
 
@@ -66,10 +65,10 @@ class ConnectionPerRequest:
         self._db = db
 
     async def process_request(self, req, resp):
-        req.context.held_connection = self._db.hold()
+        req.context.db_scope = self._db.begin_request()
 
     async def process_response(self, req, resp, resource, req_succeeded):
-        await self._db.release(req.context.held_connection)
+        await self._db.end_request(req.context.db_scope)
 
 
 class PoolLifespan:
@@ -103,7 +102,7 @@ def create_app(db, lifespan=False):
     queries = load_queries()
     middleware = [RequestLog(), ConnectionPerRequest(db), AuthMiddleware(db, queries)]
     app = falcon.asgi.App(middleware=[PoolLifespan(db), *middleware] if lifespan else middleware)
-    app.router_options.converters[ID] = IdConverter
+    app.router_options.converters["id"] = IdConverter  # "/users/{user_id:id}"
     request_json = BoundedJSONHandler()
     app.req_options.media_handlers = falcon.media.Handlers(
         {falcon.MEDIA_JSON: request_json, MERGE_PATCH: request_json}
@@ -129,24 +128,24 @@ def add_routes(app, db, queries):
         "/auth/tokens": tokens.Collection(db, queries),
         "/auth/tokens/current": tokens.Current(db, queries),
         "/users": users.Collection(db, queries),
-        f"/users/{{user_id:{ID}}}": users.Item(db, queries),
-        f"/users/{{user_id:{ID}}}/incidents": users.Incidents(db, queries, lists),
-        f"/users/{{user_id:{ID}}}/follow": follows.Follow(db, queries),
-        f"/users/{{user_id:{ID}}}/followers": follows.Followers(db, queries),
-        f"/users/{{user_id:{ID}}}/following": follows.Following(db, queries),
+        "/users/{user_id:id}": users.Item(db, queries),
+        "/users/{user_id:id}/incidents": users.Incidents(db, queries, lists),
+        "/users/{user_id:id}/follow": follows.Follow(db, queries),
+        "/users/{user_id:id}/followers": follows.Followers(db, queries),
+        "/users/{user_id:id}/following": follows.Following(db, queries),
         "/incidents": incidents.Collection(db, queries, lists),
         "/incidents/search": analytics.Search(db, queries),
         "/incidents/stats": analytics.Stats(db, queries),
-        f"/incidents/{{incident_id:{ID}}}": incidents.Item(db, queries),
-        f"/incidents/{{incident_id:{ID}}}/comments": comments.Collection(db, queries),
-        f"/incidents/{{incident_id:{ID}}}/comments/{{comment_id:{ID}}}": comments.Item(db, queries),
-        f"/incidents/{{incident_id:{ID}}}/resolve": incidents.Resolve(db, queries),
-        f"/incidents/{{incident_id:{ID}}}/history": history.History(db, queries),
+        "/incidents/{incident_id:id}": incidents.Item(db, queries),
+        "/incidents/{incident_id:id}/comments": comments.Collection(db, queries),
+        "/incidents/{incident_id:id}/comments/{comment_id:id}": comments.Item(db, queries),
+        "/incidents/{incident_id:id}/resolve": incidents.Resolve(db, queries),
+        "/incidents/{incident_id:id}/history": history.History(db, queries),
         "/notifications": notifications.Collection(db, queries),
-        f"/notifications/{{notification_id:{ID}}}/read": notifications.Read(db, queries),
+        "/notifications/{notification_id:id}/read": notifications.Read(db, queries),
         "/categories": categories.Collection(db, queries),
-        f"/categories/{{category_id:{ID}}}": categories.Item(db, queries),
-        f"/categories/{{category_id:{ID}}}/incidents": categories.Incidents(db, queries, lists),
+        "/categories/{category_id:id}": categories.Item(db, queries),
+        "/categories/{category_id:id}/incidents": categories.Incidents(db, queries, lists),
     }
     for template, resource in routes.items():
         app.add_route(template, resource)

@@ -7,6 +7,7 @@ import weakref
 
 import orjson
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -33,14 +34,16 @@ class DatabaseUnavailable(psycopg.OperationalError):
 
 class Database:
     """A psycopg AsyncConnectionPool, made and opened by open(): each worker opens it at ASGI
-    startup, after gunicorn forked it, on the worker's own event loop."""
+    startup, after gunicorn forked it, on the worker's own event loop.
+
+    A request (begin_request() to end_request()) holds one connection: read() gives it in
+    autocommit, write() gives it inside the request's one transaction."""
 
     def __init__(self, config):
         self._config = config
         self._pool = None
         self._down_at = None  # time.monotonic() when the database was last found unreachable
-        self._request = contextvars.ContextVar("request_transaction", default=None)
-        self._held = contextvars.ContextVar("request_connection", default=None)
+        self._request = contextvars.ContextVar("request", default=None)
         self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
 
     async def open(self, timeout=10.0):
@@ -67,65 +70,50 @@ class Database:
     async def close(self):
         await self._pool.close()
 
+    def begin_request(self):
+        """Starts a request in this asyncio task: it gets one connection, checked out by its
+        first read() or write() (a request that never queries takes none), and returned by
+        end_request()."""
+        scope = RequestScope()
+        scope.token = self._request.set(scope)
+        return scope
+
+    async def end_request(self, scope):
+        self._request.reset(scope.token)
+        if scope.conn is not None:
+            await self._putconn(scope.conn)
+
     @contextlib.asynccontextmanager
     async def read(self):
-        """An autocommit connection: each statement is its own snapshot."""
-        if (conn := self._request.get()) is not None:
-            yield conn
-            return
+        """The request's connection. In autocommit, each statement sees its own snapshot;
+        inside a write() block, it reads in that block's transaction."""
         async with self._connection() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
-    async def write(self, transaction=True):
-        """A connection inside one transaction, rolled back if the block raises. A block of a
-        single statement may say transaction=False: the statement commits or fails whole by
-        itself (PERF: no round trips for BEGIN and COMMIT)."""
-        if (conn := self._request.get()) is not None:
-            async with conn.transaction():  # a savepoint in the request's transaction
+    async def write(self, one_statement=False):
+        """The request's connection inside its one transaction, committed when the outermost
+        write() block ends and rolled back if it raises; a write() inside a write() joins it.
+        PERF: a block of `one_statement` needs no BEGIN and COMMIT (the statement commits or
+        fails whole by itself), unless it is inside a transaction already."""
+        async with self._connection() as conn:
+            if one_statement or conn.info.transaction_status != TransactionStatus.IDLE:
                 yield conn
-            return
-        async with (
-            self._connection() as conn,
-            conn.transaction() if transaction else contextlib.nullcontext(),
-        ):
-            yield conn
-
-    @contextlib.asynccontextmanager
-    async def request_transaction(self):
-        """One transaction that every read() and write() inside the block joins."""
-        async with self._connection() as conn, conn.transaction():
-            token = self._request.set(conn)
-            try:
-                yield conn
-            finally:
-                self._request.reset(token)
-
-    def hold(self):
-        """From now on in this request (this asyncio task), the first read() or write() checks
-        a connection out and the later ones reuse it, until release(holder) returns it."""
-        held = HeldConnection(self._checkout)
-        held.token = self._held.set(held)
-        return held
-
-    async def release(self, held):
-        self._held.reset(held.token)
-        if held.conn is not None:
-            await self._putconn(held.conn)
+            else:
+                async with conn.transaction():
+                    yield conn
 
     @contextlib.asynccontextmanager
     async def _connection(self):
-        held = self._held.get()
-        conn = await held.get() if held is not None else await self._checkout()
+        scope = self._request.get()
+        if scope.conn is None:
+            scope.conn = await self._checkout()
         try:
-            yield conn
+            yield scope.conn
         except psycopg.OperationalError:
-            if conn.broken:
+            if scope.conn.broken:
                 self._down_at = time.monotonic()
             raise
-        finally:
-            if held is None:
-                await self._putconn(conn)
 
     async def _checkout(self):
         timeout = self._config.pool_timeout
@@ -175,18 +163,11 @@ async def decode_json_with_orjson(conn):
     set_json_loads(orjson.loads, conn)
 
 
-class HeldConnection:
-    """The connection one request holds from the moment it first needs one."""
+class RequestScope:
+    """The connection one request holds from its first query to its end."""
 
-    def __init__(self, checkout):
-        self._checkout = checkout
-        self.conn = None
-        self.token = None
-
-    async def get(self):
-        if self.conn is None:
-            self.conn = await self._checkout()
-        return self.conn
+    conn = None
+    token = None
 
 
 def connect(database_url):

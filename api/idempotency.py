@@ -29,7 +29,7 @@ def idempotent(responder):
         digest = fingerprint(req)
         scope = {"user_id": req.context.user["id"], "key": key}
         queries = resource._queries
-        async with resource._db.request_transaction() as conn:
+        async with resource._db.write() as conn:
             if not await queries.lock_idempotency_key(conn, **scope):
                 raise Problem(falcon.HTTP_409, f"A request with this {HEADER} is still in progress.")
             stored = await queries.get_idempotent_response(conn, **scope)

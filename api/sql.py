@@ -7,8 +7,10 @@ PostgreSQL may reuse a generic plan; a header ending in ` :custom_plan` runs its
 unprepared, planned for its actual parameters every time (for catch-all filters such as
 `(%(x)s IS NULL OR col = %(x)s)`, whose generic plans scan whole tables).
 A `:fragment` is no query but SQL that queries (and other fragments) include by writing
-`{its_name}`.
-A duplicate name, an unknown kind or an empty query stops start-up.
+`{:its_name}`, replaced when the file is loaded. A slot, `{name}` with a name in SLOTS, is
+filled with constant SQL when the app starts (Query.format: the sort order, the keyset
+condition). A duplicate name, an unknown kind, an empty query, or a brace placeholder that
+is neither a known fragment nor a slot stops start-up.
 """
 
 import dataclasses
@@ -23,6 +25,9 @@ HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)(?P<cus
 KINDS = {"one", "many", "scalar", "exec", "execrows", "fragment"}
 ONE_ROW = {"one", "scalar"}
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's named placeholder, %(name)s
+FRAGMENT = re.compile(r"\{:(\w+)\}")
+BRACED = re.compile(r"\{[^{}]*\}")
+SLOTS = {"filters", "after", "order_by", "page"}
 
 
 class QueryFileError(ValueError):
@@ -68,9 +73,9 @@ class Query:
     def _prepare(self):
         return False if self.custom_plan else None
 
-    def format(self, **fragments):
-        """This query with its `{name}` slots filled by constant SQL fragments, never input."""
-        text = sql.SQL(self.text).format(**{k: sql.SQL(v) for k, v in fragments.items()})
+    def format(self, **slots):
+        """This query with its `{slot}`s filled by constant SQL, never input."""
+        text = sql.SQL(self.text).format(**{k: sql.SQL(v) for k, v in slots.items()})
         return dataclasses.replace(self, text=text.as_string(None))
 
 
@@ -96,18 +101,31 @@ def load_queries(directory=SQL_DIR):
                     f"already defined at {first.file}:{first.line}"
                 )
             queries[query.name] = query
-    fragments = {name: queries.pop(name).text for name, q in list(queries.items()) if q.kind == "fragment"}
+    fragments = {name: queries.pop(name) for name, q in list(queries.items()) if q.kind == "fragment"}
     for name, query in queries.items():
-        queries[name] = dataclasses.replace(query, text=expand(query.text, fragments))
-    queries.fragments = {name: expand(text, fragments) for name, text in fragments.items()}
+        queries[name] = dataclasses.replace(query, text=expand(query, fragments))
+    queries.fragments = {name: expand(fragment, fragments) for name, fragment in fragments.items()}
     return queries
 
 
-def expand(text, fragments):
-    """`text` with each `{fragment}` replaced by its SQL, and those within fragments too."""
-    for _ in range(len(fragments)):  # enough for any nesting without a cycle
-        for name, fragment_text in fragments.items():
-            text = text.replace("{" + name + "}", fragment_text)
+def expand(query, fragments, depth=0):
+    """The text of `query` with each `{:fragment}` replaced by its SQL (expanded too); a
+    QueryFileError for an unknown fragment, a cycle, or a brace placeholder that is no slot."""
+    if depth > len(fragments):
+        raise QueryFileError(f"{query.file}:{query.line}: fragments that include each other in a cycle")
+
+    def include(match):
+        if match[1] not in fragments:
+            raise QueryFileError(f"{query.file}:{query.line}: {query.name!r} includes no fragment {match[0]}")
+        return expand(fragments[match[1]], fragments, depth + 1)
+
+    text = FRAGMENT.sub(include, query.text)
+    for placeholder in BRACED.findall(text):
+        if placeholder[1:-1] not in SLOTS:
+            raise QueryFileError(
+                f"{query.file}:{query.line}: {query.name!r} has {placeholder}, neither a slot "
+                f"({', '.join('{' + s + '}' for s in sorted(SLOTS))}) nor a fragment ({{:name}})"
+            )
     return text
 
 

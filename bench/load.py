@@ -384,7 +384,7 @@ def report(rows, memory):
         "process (pg). Peak RSS is the largest worker's VmHWM.",
         "",
         "pgbench reports a mean latency, shown in the p50 column in italics. The serving-model A/B and the "
-        "side-by-side run against FastAPI + asyncpg are in the README's Performance section.",
+        "side-by-side run against FastAPI + asyncpg are in bench/README.md.",
         "",
         "| configuration | req/s | p50 ms | p99 ms | app CPU µs/req | pg CPU µs/req | peak RSS MiB | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -38,7 +38,7 @@ CREATE TEMPORARY TABLE comment_drafts ON COMMIT DROP AS
 SELECT 1 + floor(%(incidents)s * power(random(), 0.7))::bigint AS incident_n,
        1 + floor(random() * %(users)s)::bigint AS author_id,
        random() AS delay,
-       (SELECT string_agg({word}, ' ') FROM generate_series(1, 5 + mod(n, 15))) AS content
+       (SELECT string_agg({:word}, ' ') FROM generate_series(1, 5 + mod(n, 15))) AS content
 FROM generate_series(1, %(comments)s) AS n
 
 -- name: seed_incidents :exec
@@ -74,9 +74,9 @@ FROM (
                    (CASE WHEN r_severity < 0.3 THEN 'low' WHEN r_severity < 0.75 THEN 'medium'
                          WHEN r_severity < 0.95 THEN 'high' ELSE 'critical' END)::incident_severity AS severity,
                    1 + floor(%(users)s * power(random(), 2))::bigint AS reporter_id,
-                   (SELECT string_agg({word}, ' ') FROM generate_series(1, 3 + mod(n, 5)))
+                   (SELECT string_agg({:word}, ' ') FROM generate_series(1, 3 + mod(n, 5)))
                        || ' on host-' || floor(random() * 5000) AS title,
-                   (SELECT string_agg({word}, ' ') FROM generate_series(1, 10 + mod(n, 30)))
+                   (SELECT string_agg({:word}, ' ') FROM generate_series(1, 10 + mod(n, 30)))
                        || ' see ticket T' || floor(random() * 100000) AS description
             FROM (
                 SELECT n, random() AS r_status, random() AS r_severity, random() AS r_ack,

@@ -15,7 +15,7 @@ SELECT c.relname AS table, a.attname AS name, format_type(a.atttypid, a.atttypmo
 FROM pg_class c
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
-WHERE c.oid IN ({app_tables})
+WHERE c.oid IN ({:app_tables})
 ORDER BY a.attnum
 
 -- name: read_catalog_foreign_keys :many
@@ -32,4 +32,8 @@ SELECT src.relname AS table, dst.relname AS target,
 FROM pg_constraint fk
 JOIN pg_class src ON src.oid = fk.conrelid
 JOIN pg_class dst ON dst.oid = fk.confrelid
-WHERE fk.contype = 'f' AND fk.conrelid IN ({app_tables})
+WHERE fk.contype = 'f' AND fk.conrelid IN ({:app_tables})
+
+-- name: read_catalog_tables :many
+-- The app's tables by name (for the tests, which empty them all between tests).
+SELECT c.relname AS name FROM pg_class c WHERE c.oid IN ({:app_tables}) ORDER BY c.relname

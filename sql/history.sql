@@ -38,6 +38,6 @@ SELECT %(actor_id)s::bigint AS actor_id, %(action)s::text AS action, %(changes)s
 
 -- name: record_event :exec
 -- One history entry and its notifications, in one statement (PERF: one round trip per write).
-WITH event AS (SELECT %(incident_id)s::bigint AS incident_id, * FROM ({event_of_request}) AS request),
-{event_records}
+WITH event AS (SELECT %(incident_id)s::bigint AS incident_id, * FROM ({:event_of_request}) AS request),
+{:event_records}
 SELECT FROM event

@@ -7,7 +7,7 @@ SELECT * FROM incident_details WHERE id = %(id)s
 -- get_incident and the caller behind a bearer token (token_user) in one round trip: no row
 -- when the token names no active user; NULL incident columns when there is no such incident.
 SELECT c.id AS caller_id, c.username AS caller_username, c.role AS caller_role, d.*
-FROM ({token_user}) AS c
+FROM ({:token_user}) AS c
 LEFT JOIN incident_details d ON d.id = %(id)s
 
 -- name: incident_filters :fragment
@@ -29,13 +29,13 @@ LEFT JOIN incident_details d ON d.id = %(id)s
 -- columns when the page is empty, no row when the token names no active user. PERF: the token
 -- and the page in one round trip (lists are most of what clients read).
 SELECT c.id AS caller_id, c.username AS caller_username, c.role AS caller_role, page.*
-FROM ({token_user}) AS c
+FROM ({:token_user}) AS c
 LEFT JOIN LATERAL ({page}) AS page ON TRUE
 ORDER BY {order_by}
 
 -- name: list_incidents :many :custom_plan
--- One page of incidents matching the filters. {filters}, {after} and {order_by} are constant
--- fragments (incident_filters or TRUE; SQL picked by the sort key in api/params.py), never input.
+-- One page of incidents matching the filters. The slots {filters}, {after} and {order_by} take constant
+-- SQL (incident_filters or TRUE; SQL picked by the sort key in api/lists.py), never input.
 SELECT * FROM incident_details i
 WHERE {filters}
   AND {after}
@@ -87,8 +87,8 @@ WITH incident AS (
     INSERT INTO incidents (title, description, severity, reporter_id, assignee_id)
     VALUES (%(title)s, %(description)s, %(severity)s, %(actor_id)s, %(assignee_id)s)
     RETURNING *
-), event AS (SELECT incident.id AS incident_id, request.* FROM incident, ({event_of_request}) AS request),
-{event_records}
+), event AS (SELECT incident.id AS incident_id, request.* FROM incident, ({:event_of_request}) AS request),
+{:event_records}
 SELECT id, title, description, status, severity, reporter_id, assignee_id, '[]'::json AS categories,
        created_at, updated_at, acknowledged_at, resolved_at, resolution, version
 FROM incident

@@ -25,7 +25,7 @@ WITH candidates AS (
                THEN i.search_vector @@ websearch_to_tsquery('english', %(query)s)
                     AND (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
                ELSE i.search_vector @@ websearch_to_tsquery('english', %(query)s) END
-      AND {incident_filters}
+      AND {:incident_filters}
     ORDER BY i.id DESC
     LIMIT %(max_candidates)s
 ),

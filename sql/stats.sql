@@ -18,7 +18,7 @@ window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
                   count(*) FILTER (WHERE i.status = 'open') AS open,
                   count(*) FILTER (WHERE i.status = 'in_progress') AS in_progress
            FROM incidents i
-           WHERE {incident_filters}
+           WHERE {:incident_filters}
              AND i.status IN ('open', 'in_progress') AND i.assignee_id IS NOT NULL
            GROUP BY i.assignee_id) AS w
      JOIN users u ON u.id = w.assignee_id) AS workload,
@@ -27,11 +27,11 @@ window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
      FROM day
      LEFT JOIN (SELECT (i.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
                 FROM incidents i, window_start
-                WHERE {incident_filters} AND i.created_at >= window_start.at
+                WHERE {:incident_filters} AND i.created_at >= window_start.at
                 GROUP BY 1) AS o ON o.day = day.day
      LEFT JOIN (SELECT (i.resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
                 FROM incidents i, window_start
-                WHERE {incident_filters} AND i.resolved_at >= window_start.at
+                WHERE {:incident_filters} AND i.resolved_at >= window_start.at
                 GROUP BY 1) AS r ON r.day = day.day) AS daily
 
 -- name: incident_stats :one :custom_plan
@@ -53,7 +53,7 @@ WITH figures AS (
     FROM incidents i,
          LATERAL (SELECT extract(epoch FROM i.acknowledged_at - i.created_at)::float8 AS ack,
                          extract(epoch FROM i.resolved_at - i.created_at)::float8 AS res) AS d
-    WHERE {incident_filters}
+    WHERE {:incident_filters}
     GROUP BY GROUPING SETS ((i.severity), ())
 ),
 overall AS (SELECT * FROM figures WHERE overall),
@@ -62,7 +62,7 @@ by_severity AS (
     FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)
     LEFT JOIN figures f ON f.severity = s.severity AND NOT f.overall
 ),
-{stats_days}
+{:stats_days}
 SELECT
     json_build_object('open', open, 'in_progress', in_progress, 'resolved', resolved,
                       'closed', closed) AS by_status,
@@ -73,7 +73,7 @@ SELECT
     json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2], 'by_severity',
         (SELECT json_object_agg(severity, json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2])
                                 ORDER BY severity) FROM by_severity)) AS mttr_seconds,
-{stats_workload_and_daily}
+{:stats_workload_and_daily}
 FROM overall
 
 -- name: incident_stats_all :one :custom_plan
@@ -145,7 +145,7 @@ metric AS (
          FROM figures f WHERE f.metric = a.metric AND f.scope <> 'all')) AS figures
     FROM figures a WHERE a.scope = 'all'
 ),
-{stats_days}
+{:stats_days}
 SELECT
     (SELECT json_object_agg(s.status, coalesce((SELECT sum(n) FROM counts c WHERE c.status = s.status), 0)
                             ORDER BY s.status)
@@ -155,4 +155,4 @@ SELECT
      FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)) AS by_severity,
     (SELECT figures FROM metric WHERE metric = 'ack') AS mtta_seconds,
     (SELECT figures FROM metric WHERE metric = 'res') AS mttr_seconds,
-{stats_workload_and_daily}
+{:stats_workload_and_daily}

@@ -41,7 +41,7 @@ FROM api_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = %(token_hash)s AND u.active
 
 -- name: get_user_by_token :one
-{token_user}
+{:token_user}
 
 -- name: get_login :one
 SELECT id, username, email, role, active, created_at, updated_at, password_hash

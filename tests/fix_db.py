@@ -11,20 +11,7 @@ from psycopg import sql
 
 from api.cli import migrate, pgcluster
 from api.db import connect
-
-APP_TABLES = [
-    "idempotency_keys",
-    "login_failures",
-    "notifications",
-    "follows",
-    "incident_history",
-    "comments",
-    "incident_categories",
-    "incidents",
-    "categories",
-    "api_tokens",
-    "users",
-]
+from api.sql import load_queries
 
 
 def with_database(url, name):
@@ -67,10 +54,37 @@ def db_conn(database_url):
         yield conn
 
 
+@pytest.fixture(scope="session")
+def app_tables(db_conn):
+    """The app's tables, as PostgreSQL's catalog lists them."""
+    return tables_of(db_conn)
+
+
+@pytest.fixture(scope="session")
+def data_tables(db_conn, app_tables):
+    """The tables the tests fill: all but those the migrations seed (the histogram's bounds)."""
+    has_rows = sql.SQL("SELECT EXISTS (SELECT FROM {}) AS has_rows")
+    return [
+        t
+        for t in app_tables
+        if not db_conn.execute(has_rows.format(sql.Identifier(t))).fetchone()["has_rows"]
+    ]
+
+
+def tables_of(conn):
+    return [row["name"] for row in load_queries().read_catalog_tables(conn)]
+
+
+def empty(conn, tables):
+    names = sql.SQL(", ").join(map(sql.Identifier, tables))
+    conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(names))
+
+
 @pytest.fixture(autouse=True)
 def empty_tables(request):
-    uses_database = "database_url" in request.fixturenames
-    conn = request.getfixturevalue("db_conn") if uses_database else None
+    if "database_url" not in request.fixturenames:
+        yield
+        return
+    conn, tables = request.getfixturevalue("db_conn"), request.getfixturevalue("data_tables")
     yield
-    if conn:
-        conn.execute(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
+    empty(conn, tables)

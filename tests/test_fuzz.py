@@ -13,7 +13,7 @@ from api.app import create_app
 from api.auth import new_token
 from api.config import Config
 from api.db import Database
-from tests.fix_db import APP_TABLES
+from tests.fix_db import empty
 
 EXAMPLES = 150
 WALKS, STEPS = 60, 8
@@ -52,12 +52,12 @@ def fuzz_app(config):
 
 
 @pytest.fixture
-def build_world(client, db_conn, make_user, make_incident, make_category):
+def build_world(client, db_conn, data_tables, make_user, make_incident, make_category):
     """Empties the database, then makes users 1-3 (1 the admin), incidents 1-3 with comments,
     categories 1-2 and notifications for 1; returns the admin."""
 
     def build():
-        db_conn.execute(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
+        empty(db_conn, data_tables)
         admin, reporter, responder = make_user("admin"), make_user("reporter"), make_user("responder")
         categories = [make_category()["id"] for _ in range(2)]
         for user in (reporter, responder, admin):

@@ -7,9 +7,11 @@ import re
 import statistics
 import time
 
+from psycopg import sql
+
 from api.resources.tokens import THROTTLE
 from tests.fix_app import PASSWORD
-from tests.fix_db import APP_TABLES
+from tests.fix_db import tables_of
 from tests.fix_server import call, gunicorn
 
 TOKEN = re.compile(r"inc_[A-Za-z0-9_-]{43}")  # 32 random bytes, base64url: 256 bits
@@ -24,8 +26,8 @@ def everything_stored(db_conn):
     """Every row of every table of the app, as text (bytea as hex)."""
     return "\n".join(
         row["t"]
-        for table in APP_TABLES
-        for row in db_conn.execute(f"SELECT t::text AS t FROM {table} t").fetchall()
+        for table in tables_of(db_conn)
+        for row in db_conn.execute(sql.SQL("SELECT t::text AS t FROM {} t").format(sql.Identifier(table)))
     )
 
 

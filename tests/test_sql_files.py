@@ -35,12 +35,27 @@ def test_every_query_prepares_against_the_migrated_schema(db_conn, queries):
         ("-- name: BadName :one\nSELECT 1\n", "malformed header"),
         ("SELECT 1\n-- name: a :one\nSELECT 1\n", "before the first"),
         ("-- name: a :one\n-- only a comment\n", "has no SQL"),
+        ("-- name: a :one\nSELECT 1 WHERE {:missing}\n", "includes no fragment"),
+        ("-- name: a :one\nSELECT 1 WHERE {filter}\n", "neither a slot"),
+        ("-- name: a :one\nSELECT '{}'::jsonb\n", "neither a slot"),
+        ("-- name: f :fragment\n{:g}\n-- name: g :fragment\n{:f}\n-- name: a :one\nSELECT {:f}\n", "cycle"),
     ],
 )
 def test_malformed_sql_files_stop_startup(tmp_path, content, message):
     (tmp_path / "broken.sql").write_text(content)
     with pytest.raises(QueryFileError, match=message):
         load_queries(tmp_path)
+
+
+def test_fragments_are_included_and_slots_kept(tmp_path):
+    (tmp_path / "q.sql").write_text(
+        "-- name: open :fragment\nstatus = 'open'\n-- name: outer :fragment\n{:open} AND {after}\n"
+        "-- name: a :many\nSELECT * FROM incidents i WHERE {:outer} ORDER BY {order_by}\n"
+    )
+    query = load_queries(tmp_path).a
+    assert query.text == "SELECT * FROM incidents i WHERE status = 'open' AND {after} ORDER BY {order_by}"
+    filled = query.format(after="TRUE", order_by="i.id")
+    assert filled.text == "SELECT * FROM incidents i WHERE status = 'open' AND TRUE ORDER BY i.id"
 
 
 def test_duplicate_names_across_files_stop_startup(tmp_path):

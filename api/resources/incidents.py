@@ -59,7 +59,7 @@ class Collection(Resource):
         }
         category_ids = sorted(body.get("category_ids", []))
         event = history.created({**fields, "status": "open", "category_ids": category_ids})
-        async with self._db.write(transaction=bool(category_ids)) as conn:
+        async with self._db.write(one_statement=not category_ids) as conn:
             incident = await self._queries.create_incident(conn, **fields, actor_id=user["id"], **event)
             if category_ids:
                 await set_categories(conn, self._queries, incident["id"], category_ids)
