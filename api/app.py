@@ -1,7 +1,10 @@
 """The Falcon application: routes, media handlers, middleware and error handling."""
 
 import logging
+import re
+import signal
 import time
+import uuid
 
 import falcon
 import falcon.asgi
@@ -10,6 +13,7 @@ import orjson
 
 from api import errors, openapi
 from api.auth import AuthMiddleware
+from api.errors import escape_controls
 from api.lists import IncidentLists
 from api.resources import (
     analytics,
@@ -29,6 +33,8 @@ from api.sql import load_queries
 from api.validation import MERGE_PATCH
 
 MAX_BODY_BYTES = 1024 * 1024
+# NOTE: the schemas nest 3 deep; jsonschema's uniqueItems recursed out of stack at ~300.
+MAX_NESTING = 32
 log = logging.getLogger("api")
 
 
@@ -43,7 +49,7 @@ class IdConverter(falcon.routing.BaseConverter):
 
 
 class BoundedJSONHandler(falcon.media.JSONHandler):
-    """JSON that refuses bodies over MAX_BODY_BYTES (413) and absurd nesting (400)."""
+    """JSON that refuses bodies over MAX_BODY_BYTES (413) and nesting deeper than MAX_NESTING (400)."""
 
     async def deserialize_async(self, stream, content_type, content_length):
         if content_length is not None and content_length > MAX_BODY_BYTES:
@@ -52,9 +58,23 @@ class BoundedJSONHandler(falcon.media.JSONHandler):
         if len(data) > MAX_BODY_BYTES:
             raise falcon.HTTPContentTooLarge(description="The body is over 1 MiB.")
         try:
-            return self._deserialize(data)
+            body = self._deserialize(data)
         except RecursionError:
             raise falcon.MediaMalformedError("JSON") from None
+        if nesting(body) > MAX_NESTING:
+            raise falcon.HTTPBadRequest(description=f"The JSON nests deeper than {MAX_NESTING} levels.")
+        return body
+
+
+def nesting(value):
+    """How deep arrays and objects nest in `value` (counted without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            todo.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 class ConnectionPerRequest:
@@ -71,37 +91,80 @@ class ConnectionPerRequest:
         await self._db.end_request(req.context.db_scope)
 
 
-class PoolLifespan:
+class Lifespan:
     """The served app opens its pool at ASGI startup, in the worker after the fork, and closes
-    it at shutdown. (Tests open the pool themselves: Falcon's test client runs startup and
-    shutdown around every simulated request.)"""
+    it at shutdown; from SIGTERM on, the worker is `draining` (GET /ready answers 503). (Tests
+    open the pool themselves: Falcon's test client runs startup and shutdown around every
+    simulated request.)"""
 
     def __init__(self, db):
         self._db = db
+        self.draining = False
 
     async def process_startup(self, scope, event):
         await self._db.open()
+        self._watch_sigterm()
 
     async def process_shutdown(self, scope, event):
         await self._db.close()
 
+    def _watch_sigterm(self):
+        # NOTE: uvicorn's own SIGTERM handler (stop accepting, finish the requests in flight)
+        # still runs, after this one.
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum, frame):
+            self.draining = True
+            if callable(previous):
+                previous(signum, frame)
+            elif previous != signal.SIG_IGN:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.raise_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
 
 class RequestLog:
-    """One log line per request: method, path, status, duration."""
+    """One log line per request: its id, method, path, status and duration. The id is the
+    client's `X-Request-ID` when that is sane, else a new one; every response carries it."""
 
     async def process_request(self, req, resp):
         req.context.started = time.perf_counter()
+        sent = req.get_header(REQUEST_ID)
+        req.context.request_id = sent if sent and SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
 
     async def process_response(self, req, resp, resource, req_succeeded):
+        resp.set_header(REQUEST_ID, req.context.request_id)
         elapsed_ms = (time.perf_counter() - req.context.started) * 1000
-        log.info("%s %s %s %.1fms", req.method, req.path, resp.status[:3], elapsed_ms)
+        log.info(
+            "%s %s %s %s %.1fms",
+            req.context.request_id,
+            req.method,
+            escape_controls(req.path),
+            resp.status[:3],
+            elapsed_ms,
+        )
+
+
+REQUEST_ID = "X-Request-ID"
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class SecurityHeaders:
+    """`nosniff` on every response; nothing under /auth/ (tokens) is stored by a cache."""
+
+    async def process_response(self, req, resp, resource, req_succeeded):
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        if req.path.startswith("/auth/"):
+            resp.set_header("Cache-Control", "no-store")
 
 
 def create_app(db, lifespan=False):
-    """The ASGI app on `db`; with `lifespan`, it opens and closes the pool itself (PoolLifespan)."""
+    """The ASGI app on `db`; with `lifespan`, it opens and closes the pool itself (Lifespan)."""
     queries = load_queries()
-    middleware = [RequestLog(), ConnectionPerRequest(db), AuthMiddleware(db, queries)]
-    app = falcon.asgi.App(middleware=[PoolLifespan(db), *middleware] if lifespan else middleware)
+    server = Lifespan(db)
+    middleware = [RequestLog(), SecurityHeaders(), ConnectionPerRequest(db), AuthMiddleware(db, queries)]
+    app = falcon.asgi.App(middleware=[server, *middleware] if lifespan else middleware)
     app.router_options.converters["id"] = IdConverter  # "/users/{user_id:id}"
     request_json = BoundedJSONHandler()
     app.req_options.media_handlers = falcon.media.Handlers(
@@ -114,15 +177,16 @@ def create_app(db, lifespan=False):
         {falcon.MEDIA_JSON: falcon.media.JSONHandler(dumps=orjson.dumps)}
     )
     errors.register(app)
-    add_routes(app, db, queries)
+    add_routes(app, db, queries, server)
     return app
 
 
-def add_routes(app, db, queries):
+def add_routes(app, db, queries, server):
     lists = IncidentLists(queries)
     openapi_document = docs.OpenAPIDocument()
     routes = {
-        "/health": health.Health(db, queries),
+        "/health": health.Health(),
+        "/ready": health.Ready(db, queries, server),
         "/openapi.json": openapi_document,
         "/docs": docs.DocsPage(),
         "/auth/tokens": tokens.Collection(db, queries),

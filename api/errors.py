@@ -12,6 +12,15 @@ log = logging.getLogger("api")
 
 RETRY_AFTER_SECONDS = "2"
 
+
+CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), *range(127, 160))} | {ord("\\"): "\\\\"}
+
+
+def escape_controls(text):
+    """`text` from a client, fit for one log line: control characters (and backslashes) escaped."""
+    return text.translate(CONTROL_ESCAPES)
+
+
 # Constraint (or unique index) name -> the request member it is about.
 CONSTRAINT_POINTERS = {
     "users_username_key": ("#/username", "is already taken"),
@@ -26,9 +35,10 @@ CONSTRAINT_POINTERS = {
 class Problem(falcon.HTTPError):
     """An HTTP error with a problem+json body; `errors` lists each bad member or parameter."""
 
-    def __init__(self, status, detail=None, errors=None, headers=None, **extensions):
+    def __init__(self, status, detail=None, errors=None, headers=None, title=None, **extensions):
         super().__init__(status, description=detail, headers=headers)
         self.errors = errors
+        self.problem_title = title
         self.extensions = extensions
 
 
@@ -48,7 +58,7 @@ def serialize_problem(req, resp, ex):
     status = int(ex.status_code)
     problem = {
         "type": "about:blank",
-        "title": http.HTTPStatus(status).phrase,
+        "title": getattr(ex, "problem_title", None) or http.HTTPStatus(status).phrase,
         "status": status,
         "detail": ex.description or ex.title,
     }
@@ -78,18 +88,28 @@ async def rejected_value(req, resp, ex, params):
     log.error(
         "database rejected a value the schema allowed: %s %s: %s",
         req.method,
-        req.path,
+        escape_controls(req.path),
         ex.diag.message_primary,
     )
     raise ValidationFailed([{"pointer": "#", "detail": "a value is out of range or malformed"}])
 
 
 async def database_unavailable(req, resp, ex, params):
-    log.warning("database unavailable: %s %s: %s", req.method, req.path, type(ex).__name__)
+    log.warning("database unavailable: %s %s: %s", req.method, escape_controls(req.path), type(ex).__name__)
     raise Problem(
         falcon.HTTP_503,
         "The database is unavailable; retry shortly.",
         headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def took_too_long(req, resp, ex, params):
+    log.warning("statement timeout: %s %s", req.method, escape_controls(req.path))
+    raise Problem(
+        falcon.HTTP_503,
+        "The request took longer than the database allows a statement; retry shortly, or narrow it.",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+        title="Request took too long",
     )
 
 
@@ -100,3 +120,4 @@ def register(app):
     app.add_error_handler(psycopg.IntegrityError, rejected_value)
     app.add_error_handler(psycopg.DataError, rejected_value)
     app.add_error_handler(psycopg.OperationalError, database_unavailable)
+    app.add_error_handler(pg.QueryCanceled, took_too_long)

@@ -11,7 +11,9 @@ from api.validation import MERGE_PATCH
 
 ERROR_TEXT = {
     304: "Not modified: the ETag in If-None-Match is current",
-    400: "Malformed JSON, or an unknown, repeated or invalid query parameter",
+    400: "Malformed JSON, or an unknown, repeated or invalid query parameter; a request the HTTP "
+    "server itself cannot parse (a request target over 64 KiB, broken HTTP) gets the server's "
+    "own plain-text 400",
     401: "Missing, unknown or revoked bearer token",
     403: "The caller's role or ownership does not allow this",
     404: "No such resource",
@@ -23,7 +25,8 @@ ERROR_TEXT = {
     422: "The body breaks its schema or names a record that does not exist, "
     "or the Idempotency-Key was used for a different request",
     429: "Too many failed logins for this username; retry after Retry-After seconds",
-    503: "The database is unavailable; retry after Retry-After seconds",
+    503: "The database is unavailable, or the request took too long (its own title says which); "
+    "retry after Retry-After seconds",
 }
 
 
@@ -125,10 +128,10 @@ def _success(declared):
 def _problem(code):
     if code == 304:
         return {"description": ERROR_TEXT[304]}
-    return {
-        "description": ERROR_TEXT[code],
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
+    content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    if code == 400:
+        content["text/plain"] = {"schema": {"const": "Invalid HTTP request received."}}
+    return {"description": ERROR_TEXT[code], "content": content}
 
 
 def _query_parameter(name, parser, required):

@@ -1,12 +1,14 @@
 """Query parameters: only known names, each given once and parsed, else a 400 problem."""
 
 import datetime
+import re
 
 from api import pagination
 from api.errors import InvalidParameter
 from api.schemas import MAX_ID, ROLES
 
 MAX_QUERY_STRING = 4096  # bytes as sent, percent-encoded
+RFC_3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,6})?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
 
 
 def with_schema(schema):
@@ -82,11 +84,12 @@ def boolean(raw):
 
 @with_schema({"type": "string", "format": "date-time"})
 def timestamp(raw):
+    # NOTE: fromisoformat alone takes any character between date and time, NUL included.
     try:
-        value = datetime.datetime.fromisoformat(raw)
+        value = datetime.datetime.fromisoformat(raw.upper()) if RFC_3339.fullmatch(raw) else None
     except ValueError:
         value = None
-    if value is None or value.tzinfo is None:
+    if value is None:
         raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-11-24T00:00:00Z")
     return value
 

@@ -150,7 +150,8 @@ NOTIFICATION = _record(
         "created_at": TIMESTAMP,
     }
 )
-HEALTH = _record({"status": {"const": "ok"}, "database": {"const": "ok"}})
+HEALTH = _record({"status": {"const": "ok"}})
+READY = _record({"status": {"const": "ok"}, "database": {"const": "ok"}})
 _FIGURES = {
     "mean": {"type": ["number", "null"]},
     "p50": {"type": ["number", "null"]},

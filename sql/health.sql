@@ -1,4 +1,4 @@
--- Liveness.
+-- Readiness: the database answers.
 
 -- name: ping :scalar
 SELECT 1

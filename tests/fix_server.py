@@ -89,7 +89,7 @@ def gunicorn(database_url, log_path, **env):
 
 def _answers(base):
     try:
-        return call("GET", base + "/health", timeout=2).status == 200
+        return call("GET", base + "/ready", timeout=2).status == 200
     except OSError:
         return False
 

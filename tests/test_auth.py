@@ -230,7 +230,7 @@ def test_login_needs_json(client, reporter):
     assert result.status_code == 415
 
 
-@pytest.mark.parametrize("path", ["/health", "/openapi.json", "/docs"])
+@pytest.mark.parametrize("path", ["/health", "/ready", "/openapi.json", "/docs"])
 def test_public_routes_need_no_token(client, path):
     assert client.simulate_get(path).status_code == 200
 

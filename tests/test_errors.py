@@ -125,6 +125,13 @@ def test_wrong_method_is_405_with_allow(client, admin, method, path, allowed):
         b"[" * 100_000 + b"]" * 100_000,
         b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
         b'{"title": "x", "assignee_id": 1' + b"0" * 5000 + b"}",
+        b'{"title": "x", "category_ids": ['
+        + b"[" * 300
+        + b"]" * 300
+        + b", "
+        + b"[" * 300
+        + b"]" * 300
+        + b"]}",
     ],
     ids=[
         "truncated",
@@ -138,6 +145,7 @@ def test_wrong_method_is_405_with_allow(client, admin, method, path, allowed):
         "deep-arrays",
         "deep-objects",
         "huge-integer",
+        "deep-unique-items",
     ],
 )
 def test_malformed_or_empty_json_is_400_and_writes_nothing(client, reporter, db_conn, body):
@@ -418,7 +426,7 @@ def set_connections_allowed(server_url, url, allowed):
 def app_on_scratch_database(server_url):
     """A client of an app with an open pool on a database of its own, and that database's URL."""
     with scratch_database(server_url) as url, client_of(Config(database_url=url, pool_timeout=1)) as client:
-        assert client.simulate_get("/health").status_code == 200
+        assert client.simulate_get("/ready").status_code == 200
         yield client, url
 
 
@@ -441,7 +449,7 @@ def outage_client(request, server_url):
 @pytest.mark.parametrize(
     "method, path, body",
     [
-        ("GET", "/health", None),
+        ("GET", "/ready", None),
         ("GET", "/incidents", None),
         ("POST", "/incidents", {"title": "t"}),
         ("GET", "/categories/1", None),
@@ -453,6 +461,7 @@ def test_unreachable_database_is_503_with_retry_after(outage_client, method, pat
         method, path, json=body, headers={"Authorization": "Bearer inc_some-token"}
     )
     problem(result, 503)
+    assert result.json["title"] == "Service Unavailable"
     assert int(result.headers["retry-after"]) > 0
     assert time.monotonic() - started < 10
 
@@ -460,9 +469,9 @@ def test_unreachable_database_is_503_with_retry_after(outage_client, method, pat
 def test_service_recovers_when_the_database_comes_back(server_url):
     with app_on_scratch_database(server_url) as (client, url):
         set_connections_allowed(server_url, url, False)
-        problem(client.simulate_get("/health"), 503)
+        problem(client.simulate_get("/ready"), 503)
         set_connections_allowed(server_url, url, True)
         deadline = time.monotonic() + 30
-        while (result := client.simulate_get("/health")).status_code == 503 and time.monotonic() < deadline:
+        while (result := client.simulate_get("/ready")).status_code == 503 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert result.status_code == 200 and result.json == {"status": "ok", "database": "ok"}

@@ -86,7 +86,7 @@ def write_until(stop, base, headers, category_id, writer, attempts):
 def poll_health(stop, base, health):
     while not stop.is_set():
         started = time.monotonic()
-        reply = call("GET", base + "/health")
+        reply = call("GET", base + "/ready")
         health.append((started, time.monotonic(), reply))
         time.sleep(0.1)
 
@@ -173,7 +173,7 @@ def test_once_the_database_is_known_down_requests_fail_at_once_and_recover(serve
         with client_of(config) as client:
             set_connections_allowed(server_url, url, False)
             started = time.monotonic()
-            replies = [client.simulate_get("/health") for _ in range(20)]
+            replies = [client.simulate_get("/ready") for _ in range(20)]
             assert time.monotonic() - started < config.pool_timeout  # not one full pool timeout in all
             assert all(
                 r.status_code == 503 and r.json["database"] == "unreachable" and r.headers["retry-after"]
@@ -181,7 +181,7 @@ def test_once_the_database_is_known_down_requests_fail_at_once_and_recover(serve
             )
             set_connections_allowed(server_url, url, True)
             wait_until(
-                lambda: client.simulate_get("/health").status_code == 200,
+                lambda: client.simulate_get("/ready").status_code == 200,
                 10,
                 "the app did not reconnect by itself",
             )

@@ -104,6 +104,8 @@ def test_cursor_from_another_sort_or_garbage_is_400(client, reporter, make_incid
         ("assignee_id=nobody", "assignee_id"),
         ("created_after=yesterday", "created_after"),
         ("created_after=2026-01-01T00:00:00", "created_after"),
+        ("created_after=2026-01-01%0000:00:00Z", "created_after"),
+        ("created_before=2026-01-01T00:00:00Z%00", "created_before"),
         ("limit=5&limit=6", "limit"),
         ("category_id=99999999999999999999", "category_id"),
     ],

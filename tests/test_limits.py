@@ -46,13 +46,14 @@ def test_a_statement_over_statement_timeout_is_503_and_writes_nothing(
         elapsed = time.monotonic() - started
     assert result.status_code == 503
     assert result.headers["content-type"] == "application/problem+json"
+    assert result.json["title"] == "Request took too long"
     assert int(result.headers["retry-after"]) > 0
     assert STATEMENT_TIMEOUT_MS / 1000 <= elapsed < 2
     row = db_conn.execute("SELECT title, version FROM incidents").fetchone()
     assert row == {"title": "before", "version": 1}
     assert db_conn.execute("SELECT count(*) AS n FROM incident_history").fetchone()["n"] == 1
     # a slow statement is no outage: the next request is served at once
-    assert impatient_client.simulate_get("/health").status_code == 200
+    assert impatient_client.simulate_get("/ready").status_code == 200
 
 
 def test_a_busy_pool_is_503_after_pool_timeout_and_no_outage(database_url, db_conn, reporter, make_incident):

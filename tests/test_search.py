@@ -1,3 +1,5 @@
+import base64
+import json
 from urllib.parse import quote
 
 import pytest
@@ -242,3 +244,12 @@ def test_phrases_are_found_in_incidents_with_too_many_word_pairs_to_index(
     ).fetchone()["marked"]
     assert ids(search(client, reporter, "query=" + quote('"w00000000007 w00000000008"'))) == [incident["id"]]
     assert ids(search(client, reporter, "query=" + quote('"w00000000008 w00000000007"'))) == [other["id"]]
+
+
+@pytest.mark.parametrize("values", [[1e-50, 1], [1e39, 1], [-0.5, 1], [float("nan"), 1]], ids=str)
+def test_a_forged_cursor_with_a_rank_no_real_can_hold_is_400(client, reporter, values):
+    cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).rstrip(b"=").decode()
+    result = client.simulate_get(
+        "/incidents/search", query_string=f"query=x&cursor={cursor}", headers=reporter["headers"]
+    )
+    assert result.status_code == 400 and result.json["errors"][0]["parameter"] == "cursor"

@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 
+import pytest
 from psycopg import sql
 
 from api.resources.tokens import THROTTLE
@@ -219,3 +220,67 @@ def test_no_token_password_or_hash_ever_reaches_the_logs(database_url, db_conn, 
     assert "POST /auth/tokens 429" in log and "GET /incidents 401" in log
     assert [secret for secret in secrets if secret in log] == []
     assert "Traceback" not in log
+
+
+# --- Headers and log lines ----------------------------------------------------------------
+
+
+def test_every_response_carries_nosniff_and_a_request_id(client, reporter):
+    answers = [
+        client.simulate_get("/health"),
+        client.simulate_get("/incidents"),  # 401
+        client.simulate_get("/nowhere"),  # 404
+        client.simulate_get("/incidents", headers=reporter["headers"]),
+        client.simulate_post("/incidents", json={}, headers=reporter["headers"]),  # 422
+    ]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-request-id"])
+    assert len({answer.headers["x-request-id"] for answer in answers}) == len(answers)
+
+
+@pytest.mark.parametrize(
+    "sent, kept",
+    [
+        ("req-42.a:b_C", True),
+        ("x" * 128, True),
+        ("x" * 129, False),
+        ("has space", False),
+        ("new\nline", False),
+        ("", False),
+        ("ünï", False),
+    ],
+)
+def test_a_sane_client_request_id_is_kept_and_any_other_replaced(client, sent, kept):
+    answer = client.simulate_get("/health", headers={"X-Request-ID": sent})
+    assert (answer.headers["x-request-id"] == sent) is kept
+    assert re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", answer.headers["x-request-id"])
+
+
+def test_the_log_line_carries_the_request_id_and_escapes_control_characters(client, caplog):
+    with caplog.at_level("INFO", logger="api"):
+        answer = client.simulate_get(
+            "/x%0A2026-12-02 INFO forged%1B[31m\\", headers={"X-Request-ID": "abc-1"}
+        )
+    lines = [record.getMessage() for record in caplog.records if record.name == "api"]
+    assert answer.status_code == 404
+    assert lines == ["abc-1 GET /x\\x0a2026-12-02 INFO forged\\x1b[31m\\\\ 404 " + lines[0].split(" 404 ")[1]]
+    assert "\n" not in lines[0] and "\x1b" not in lines[0]
+
+
+def test_nothing_under_auth_may_be_cached(client, reporter):
+    answers = [
+        login(client, reporter["username"]),
+        login(client, reporter["username"], "wrong password"),
+        client.simulate_get("/auth/tokens/current", headers=reporter["headers"]),
+    ]
+    assert [answer.headers.get("cache-control") for answer in answers] == ["no-store"] * 3
+    assert "cache-control" not in client.simulate_get("/incidents", headers=reporter["headers"]).headers
+
+
+def test_the_docs_page_has_a_content_security_policy_allowing_only_itself(client):
+    policy = client.simulate_get("/docs").headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert re.fullmatch(r"'self' 'sha256-[A-Za-z0-9+/]{43}='", directives["script-src"])
+    assert directives["frame-ancestors"] == "'none'"

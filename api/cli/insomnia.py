@@ -16,7 +16,7 @@ from api.db import Database
 OUTPUT = PROJECT_ROOT / "docs" / "insomnia.json"
 WORKSPACE_ID = "wrk_incidents_api"
 BASE_URL = "http://127.0.0.1:8000"
-SERVICE_ROUTES = {"health", "openapi.json", "docs"}
+SERVICE_ROUTES = {"health", "ready", "openapi.json", "docs"}
 PASSWORD = "s3cret-pass"
 
 
@@ -53,6 +53,7 @@ AS_RITA = f"{{% response 'body', '{LOG_IN_RITA.request_id}', '$.token', 'always'
 # 1); comment 1. Each URL family ends with its destructive request, on a throwaway record.
 STEPS = [
     Step("GET", "/health"),
+    Step("GET", "/ready"),
     Step("GET", "/openapi.json"),
     Step("GET", "/docs"),
     Step(
@@ -167,7 +168,7 @@ def operations_of(document, steps):
     missing = documented - {(step.method, t) for step, t in zip(steps, templates, strict=True)}
     if missing:
         raise ExamplesMismatch(
-            "Operations without an example in api/insomnia.py STEPS: "
+            "Operations without an example in api/cli/insomnia.py STEPS: "
             + ", ".join(f"{m} {t}" for m, t in sorted(missing))
         )
     return [document["paths"][t][step.method.lower()] for step, t in zip(steps, templates, strict=True)]

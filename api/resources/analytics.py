@@ -13,6 +13,7 @@ MAX_QUERY_LENGTH = 1000
 # common word took 3 s on a million incidents. With 500, words in ~3 % of them take ~12 ms;
 # with 1,000, ~21 ms.
 SEARCH_CANDIDATES = 500
+REAL_MIN, REAL_MAX = 1.1754944e-38, 3.4028235e38  # PostgreSQL's real (float4), normalized
 
 
 def search_text():
@@ -58,7 +59,9 @@ class Search(Resource):
 
 
 def rank(value):
-    if type(value) not in (int, float) or not 0 <= value < float("inf"):
+    """A rank from a cursor: what the search's `real` ranks can be (a float that underflows or
+    overflows a real would make PostgreSQL fail the cast)."""
+    if type(value) not in (int, float) or not (value == 0 or REAL_MIN <= value <= REAL_MAX):
         raise ValueError("not a rank")
     return value
 

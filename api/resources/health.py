@@ -1,25 +1,45 @@
+"""GET /health (liveness: the process answers) and GET /ready (readiness: the database answers
+and the worker is not draining)."""
+
+import asyncio
+
 import falcon
 import psycopg
 
 from api.errors import RETRY_AFTER_SECONDS, Problem
 from api.operations import operation
 from api.resources.common import Resource
-from api.schemas import HEALTH
+from api.schemas import HEALTH, READY
+
+READY_TIMEOUT_SECONDS = 0.5
 
 
-class Health(Resource):
+class Health:
     auth_required = False
 
-    @operation("Check liveness and the database", response=HEALTH)
+    @operation("Check liveness", response=HEALTH)
     async def on_get(self, req, resp):
+        resp.media = {"status": "ok"}
+
+
+class Ready(Resource):
+    auth_required = False
+
+    def __init__(self, db, queries, server):
+        super().__init__(db, queries)
+        self._server = server
+
+    @operation("Check readiness: the database answers and the worker is not draining", response=READY)
+    async def on_get(self, req, resp):
+        if self._server.draining:
+            raise not_ready("This worker is shutting down.", draining=True)
         try:
-            async with self._db.read() as conn:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS), self._db.read() as conn:
                 await self._queries.ping(conn)
-        except psycopg.OperationalError:
-            raise Problem(
-                falcon.HTTP_503,
-                "The database is unreachable; retry shortly.",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-                database="unreachable",
-            ) from None
+        except (psycopg.OperationalError, TimeoutError):
+            raise not_ready("The database is unreachable; retry shortly.", database="unreachable") from None
         resp.media = {"status": "ok", "database": "ok"}
+
+
+def not_ready(detail, **extensions):
+    return Problem(falcon.HTTP_503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS}, **extensions)
