@@ -1,6 +1,9 @@
 """Who may change what in an incident, and which status may follow which."""
 
+import hashlib
+
 import falcon
+import orjson
 
 from api.auth import forbid
 from api.errors import Problem
@@ -17,6 +20,16 @@ REPORTER_FIELDS = {"title", "description"}
 
 def allowed_transitions(user, incident):
     return TRANSITIONS[incident["status"]] if user["role"] in RESPONDER_ROLES else []
+
+
+def etag_of(incident):
+    """The incident's ETag: its version, and for one with categories a digest of their ids and
+    names too, since renaming or deleting a category changes the representation but no
+    incident's version."""
+    if not incident["categories"]:
+        return str(incident["version"])
+    named = [(category["id"], category["name"]) for category in incident["categories"]]
+    return f"{incident['version']}-{hashlib.blake2b(orjson.dumps(named), digest_size=6).hexdigest()}"
 
 
 def present(incident, user):

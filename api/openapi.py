@@ -19,7 +19,7 @@ ERROR_TEXT = {
     404: "No such resource",
     409: "Conflict: a duplicate, a forbidden transition, records that depend on this one, "
     "or a request with the same Idempotency-Key still in progress",
-    412: "If-Match names a version that is no longer current",
+    412: "If-Match is not the current ETag",
     413: "The body is over 1 MiB",
     415: "The body is not application/json",
     422: "The body breaks its schema or names a record that does not exist, "

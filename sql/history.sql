@@ -36,6 +36,22 @@ SELECT %(actor_id)s::bigint AS actor_id, %(action)s::text AS action, %(changes)s
        %(recipients)s::bigint[] AS recipients, %(events)s::text[] AS events,
        %(follow_event)s::text AS follow_event
 
+-- name: unassign_all :exec
+-- Every incident assigned to the user unassigned (before the user is deleted), each as the
+-- change it is: a new version and an `assigned` history entry by the actor.
+WITH unassigned AS (
+    UPDATE incidents SET assignee_id = NULL, updated_at = now(), version = version + 1
+    WHERE assignee_id = %(user_id)s
+    RETURNING id
+), event AS (
+    SELECT id AS incident_id, %(actor_id)s::bigint AS actor_id, 'assigned'::text AS action,
+           jsonb_build_object('assignee_id', jsonb_build_array(%(user_id)s::bigint, NULL)) AS changes,
+           ARRAY[]::bigint[] AS recipients, ARRAY[]::text[] AS events, NULL::text AS follow_event
+    FROM unassigned
+),
+{:event_records}
+SELECT FROM event
+
 -- name: record_event :exec
 -- One history entry and its notifications, in one statement (PERF: one round trip per write).
 WITH event AS (SELECT %(incident_id)s::bigint AS incident_id, * FROM ({:event_of_request}) AS request),

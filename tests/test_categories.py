@@ -222,3 +222,30 @@ def test_walk_is_stable_while_categories_are_added_and_deleted(client, admin, ma
 def test_bad_query_parameters_are_400(client, reporter, query, parameter):
     result = client.simulate_get("/categories", query_string=query, headers=reporter["headers"])
     assert [e["parameter"] for e in problem(result, 400)["errors"]] == [parameter]
+
+
+@pytest.mark.parametrize("change", ["rename", "delete"])
+def test_a_category_change_changes_its_incidents_etag_but_not_their_version(
+    client, admin, reporter, make_category, make_incident, change
+):
+    category = make_category()
+    incident = make_incident(admin, category_ids=[category["id"]])
+    url = f"/incidents/{incident['id']}"
+    before = client.simulate_get(url, headers=reporter["headers"])
+    etag = before.headers["etag"]
+    assert client.simulate_get(url, headers={**reporter["headers"], "If-None-Match": etag}).status_code == 304
+    if change == "rename":
+        client.simulate_patch(
+            f"/categories/{category['id']}", json={"name": "renamed"}, headers=admin["headers"]
+        )
+    else:
+        client.simulate_delete(f"/categories/{category['id']}", headers=admin["headers"])
+    after = client.simulate_get(url, headers={**reporter["headers"], "If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["etag"] != etag
+    assert after.json["version"] == before.json["version"]
+    stale = client.simulate_patch(url, json={"title": "x"}, headers={**admin["headers"], "If-Match": etag})
+    assert stale.status_code == 412
+    fresh = client.simulate_patch(
+        url, json={"title": "x"}, headers={**admin["headers"], "If-Match": after.headers["etag"]}
+    )
+    assert fresh.status_code == 200

@@ -232,3 +232,14 @@ def test_non_integer_or_out_of_range_ids_are_404(client, reporter, path):
     result = client.simulate_get(path, headers=reporter["headers"])
     assert result.status_code == 404
     assert result.headers["content-type"] == "application/problem+json"
+
+
+def test_delete_with_a_stale_if_match_is_412_and_deletes_nothing(client, admin, make_incident, db_conn):
+    incident = make_incident(admin)
+    url = f"/incidents/{incident['id']}"
+    client.simulate_patch(url, json={"title": "changed"}, headers=admin["headers"])
+    stale = client.simulate_delete(url, headers={**admin["headers"], "If-Match": '"1"'})
+    assert stale.status_code == 412
+    assert db_conn.execute("SELECT count(*) AS n FROM incidents").fetchone()["n"] == 1
+    current = client.simulate_get(url, headers=admin["headers"]).headers["etag"]
+    assert client.simulate_delete(url, headers={**admin["headers"], "If-Match": current}).status_code == 204

@@ -396,9 +396,18 @@ def test_deleting_an_assignee_unassigns_their_incidents(
     assert client.simulate_delete(f"/users/{responder['id']}", headers=admin["headers"]).status_code == 204
     after = client.simulate_get(f"/incidents/{incident['id']}", headers=admin["headers"])
     assert after.status_code == 200 and after.json["assignee_id"] is None
-    assert db_conn.execute(
-        "SELECT assignee_id FROM incidents WHERE id = %s", [incident["id"]]
-    ).fetchone() == {"assignee_id": None}
+    assert (
+        after.json["version"] == incident["version"] + 1
+        and after.headers["etag"] != f'"{incident["version"]}"'
+    )
+    history = client.simulate_get(f"/incidents/{incident['id']}/history", headers=admin["headers"]).json
+    assert [(e["action"], e["actor_id"], e["changes"]) for e in history["items"]][-1] == (
+        "assigned",
+        admin["id"],
+        {"assignee_id": [responder["id"], None]},
+    )
+    untouched = make_incident(admin)
+    assert client.simulate_get(f"/incidents/{untouched['id']}", headers=admin["headers"]).json["version"] == 1
 
 
 # GET /users

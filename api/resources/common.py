@@ -19,21 +19,21 @@ def created(resp, location, media):
     resp.media = media
 
 
-def check_if_match(req, version):
+def check_if_match(req, etag):
     """A 412 when `If-Match` is sent and names no current version (strong comparison)."""
     tags = req.if_match
     if tags is None or tags == ["*"]:
         return
-    if not any(not tag.is_weak and tag == str(version) for tag in tags if tag != "*"):
+    if not any(not tag.is_weak and tag == etag for tag in tags if tag != "*"):
         raise Problem(
             falcon.HTTP_412, "The incident has changed since you read it (If-Match); GET it again and retry."
         )
 
 
-def etag_matches(req, version):
+def etag_matches(req, etag):
     """Whether `If-None-Match` names the current version (weak comparison)."""
     tags = req.if_none_match or []
-    return any(tag == "*" or tag == str(version) for tag in tags)
+    return any(tag == "*" or tag == etag for tag in tags)
 
 
 async def id_page(req, resp, fetch, first=0):

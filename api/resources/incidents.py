@@ -3,7 +3,14 @@ import falcon
 from api import history
 from api.auth import authenticated, forbid
 from api.errors import ValidationFailed
-from api.incident_rules import RESPONDER_ROLES, changes, check_may_change, check_transition, present
+from api.incident_rules import (
+    RESPONDER_ROLES,
+    changes,
+    check_may_change,
+    check_transition,
+    etag_of,
+    present,
+)
 from api.lists import INCIDENT_FILTERS
 from api.operations import operation
 from api.resources.common import Resource, check_if_match, created, etag_matches, found
@@ -23,7 +30,7 @@ async def set_categories(conn, queries, incident_id, category_ids):
 
 
 def respond_with(resp, incident, user):
-    resp.etag = str(incident["version"])
+    resp.etag = etag_of(incident)
     resp.media = present(incident, user)
 
 
@@ -78,9 +85,9 @@ class Item(Resource):
                 conn, id=incident_id, token_hash=req.context.token_hash
             )
         incident = found(authenticated(req, [row] if row else []), "incident")[0]
-        if etag_matches(req, incident["version"]):
+        if etag_matches(req, etag_of(incident)):
             resp.status = falcon.HTTP_304
-            resp.etag = str(incident["version"])
+            resp.etag = etag_of(incident)
             return
         respond_with(resp, incident, req.context.user)
 
@@ -92,16 +99,18 @@ class Item(Resource):
     async def on_patch(self, req, resp, incident_id):
         await self._update(req, resp, incident_id)
 
-    @operation("Delete an incident", status=204, roles=["admin"])
+    @operation("Delete an incident", status=204, roles=["admin"], errors=[412])
     async def on_delete(self, req, resp, incident_id):
         async with self._db.write() as conn:
-            found(await self._queries.delete_incident(conn, id=incident_id), "incident")
+            current = found(await self._queries.lock_incident(conn, id=incident_id), "incident")
+            check_if_match(req, etag_of(current))
+            await self._queries.delete_incident(conn, id=incident_id)
         resp.status = falcon.HTTP_204
 
     async def _update(self, req, resp, incident_id):
         async with self._db.write() as conn:
             current = found(await self._queries.lock_incident(conn, id=incident_id), "incident")
-            check_if_match(req, current["version"])
+            check_if_match(req, etag_of(current))
             incident = await change(conn, self._queries, req.context.user, current, req.context.body)
         respond_with(resp, incident, req.context.user)
 

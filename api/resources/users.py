@@ -84,6 +84,7 @@ class Item(Resource):
             raise forbid("You cannot delete your own account.")
         try:
             async with self._db.write() as conn:
+                await self._queries.unassign_all(conn, user_id=user_id, actor_id=req.context.user["id"])
                 found(await self._queries.delete_user(conn, id=user_id), "user")
         except ForeignKeyViolation:
             raise Problem(
