@@ -1,5 +1,6 @@
 """The Falcon application: routes, media handlers, middleware and error handling."""
 
+import asyncio
 import logging
 import re
 import signal
@@ -11,7 +12,7 @@ import falcon.asgi
 import falcon.media
 import orjson
 
-from api import errors, openapi
+from api import errors, openapi, retention
 from api.auth import AuthMiddleware
 from api.errors import escape_controls
 from api.lists import IncidentLists
@@ -92,20 +93,27 @@ class ConnectionPerRequest:
 
 
 class Lifespan:
-    """The served app opens its pool at ASGI startup, in the worker after the fork, and closes
-    it at shutdown; from SIGTERM on, the worker is `draining` (GET /ready answers 503). (Tests
-    open the pool themselves: Falcon's test client runs startup and shutdown around every
-    simulated request.)"""
+    """The served app opens its pool at ASGI startup, in the worker after the fork, starts the
+    retention job, and stops both at shutdown; from SIGTERM on, the worker is `draining` (GET
+    /ready answers 503). (Tests open the pool themselves: Falcon's test client runs startup
+    and shutdown around every simulated request.)"""
 
-    def __init__(self, db):
+    def __init__(self, db, queries, retention_interval):
         self._db = db
+        self._queries = queries
+        self._retention_interval = retention_interval
+        self._retention = None
         self.draining = False
 
     async def process_startup(self, scope, event):
         await self._db.open()
         self._watch_sigterm()
+        self._retention = asyncio.create_task(
+            retention.run_every(self._retention_interval, self._db, self._queries)
+        )
 
     async def process_shutdown(self, scope, event):
+        self._retention.cancel()
         await self._db.close()
 
     def _watch_sigterm(self):
@@ -162,7 +170,7 @@ class SecurityHeaders:
 def create_app(db, lifespan=False):
     """The ASGI app on `db`; with `lifespan`, it opens and closes the pool itself (Lifespan)."""
     queries = load_queries()
-    server = Lifespan(db)
+    server = Lifespan(db, queries, db.config.retention_interval_seconds)
     middleware = [RequestLog(), SecurityHeaders(), ConnectionPerRequest(db), AuthMiddleware(db, queries)]
     app = falcon.asgi.App(middleware=[server, *middleware] if lifespan else middleware)
     app.router_options.converters["id"] = IdConverter  # "/users/{user_id:id}"

@@ -11,6 +11,7 @@ class Config:
     pool_max_size: int = 4
     pool_timeout: float = 5.0
     statement_timeout_ms: int = 5000
+    retention_interval_seconds: float = 600.0
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -25,6 +26,9 @@ class Config:
             pool_max_size=_int(env, "POOL_MAX_SIZE", cls.pool_max_size),
             pool_timeout=float(env.get("POOL_TIMEOUT", cls.pool_timeout)),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms),
+            retention_interval_seconds=float(
+                env.get("RETENTION_INTERVAL_SECONDS", cls.retention_interval_seconds)
+            ),
         )
 
 

@@ -40,7 +40,7 @@ class Database:
     autocommit, write() gives it inside the request's one transaction."""
 
     def __init__(self, config):
-        self._config = config
+        self.config = config
         self._pool = None
         self._down_at = None  # time.monotonic() when the database was last found unreachable
         self._request = contextvars.ContextVar("request", default=None)
@@ -48,7 +48,7 @@ class Database:
 
     async def open(self, timeout=10.0):
         """A new pool, opened on the running event loop (so a closed Database may open again)."""
-        config = self._config
+        config = self.config
         self._pool = AsyncConnectionPool(
             config.database_url,
             min_size=config.pool_min_size,
@@ -116,7 +116,7 @@ class Database:
             raise
 
     async def _checkout(self):
-        timeout = self._config.pool_timeout
+        timeout = self.config.pool_timeout
         if self._down_at is not None:
             if time.monotonic() - self._down_at < DOWN_SECONDS:
                 raise DatabaseUnavailable("the database was unreachable moments ago")

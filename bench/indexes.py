@@ -16,6 +16,7 @@ FILES = [
     "20261125_12_active_search.sql",
     "20261125_13_phrase_search.sql",
     "20261202_15_active_search_pending_list.sql",
+    "20261202_19_retention.sql",
 ]
 CREATE = re.compile(r"CREATE INDEX (\w+)\s")
 ALTER = re.compile(r"ALTER INDEX (\w+)\s")

@@ -1,0 +1,22 @@
+-- Retention: rows past their use, deleted in bounded batches by the retention job that every
+-- worker runs (api/retention.py); one worker at a time does a round.
+
+-- name: claim_retention :scalar
+-- True for the one worker that does this round; the others skip it. Released by
+-- release_retention (a session lock: the batches commit one by one).
+SELECT pg_try_advisory_lock(hashtextextended('incidents retention', 0))
+
+-- name: release_retention :exec
+SELECT pg_advisory_unlock(hashtextextended('incidents retention', 0))
+
+-- name: purge_idempotency_keys :execrows
+-- Stored responses past their 24 hours.
+DELETE FROM idempotency_keys
+WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys
+                       WHERE created_at <= now() - interval '24 hours' LIMIT %(batch)s))
+
+-- name: purge_login_failures :execrows
+-- Failed logins older than the throttle's window, which no longer count.
+DELETE FROM login_failures
+WHERE ctid = ANY(ARRAY(SELECT ctid FROM login_failures
+                       WHERE failed_at <= now() - %(window)s::interval LIMIT %(batch)s))

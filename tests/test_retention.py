@@ -1,0 +1,68 @@
+"""The retention job deletes what no request needs any more (idempotency keys past 24 hours,
+failed logins past the throttle's window), keeps the rest, and runs in every served worker
+without anyone starting it."""
+
+import asyncio
+import dataclasses
+import time
+
+import falcon.testing
+
+from api import retention
+from api.app import create_app
+from api.db import Database
+from api.resources.tokens import THROTTLE
+
+
+def leave_rows(db_conn, user_id, hours_ago):
+    """One idempotency key and one failed login `hours_ago`, tagged by their age."""
+    db_conn.execute(
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)"
+        " VALUES (%s, %s, sha256(''), 201, '', now() - make_interval(hours => %s))",
+        [user_id, f"key {hours_ago}", hours_ago],
+    )
+    db_conn.execute(
+        "INSERT INTO login_failures (username_hash, failed_at) VALUES (sha256(%s), now() - make_interval(hours => %s))",
+        [str(hours_ago).encode(), hours_ago],
+    )
+
+
+def remaining(db_conn):
+    keys = db_conn.execute("SELECT key FROM idempotency_keys ORDER BY key").fetchall()
+    failures = db_conn.execute("SELECT count(*) AS n FROM login_failures").fetchone()["n"]
+    return [row["key"] for row in keys], failures
+
+
+def test_a_round_deletes_only_what_has_expired(config, queries, db_conn, reporter, monkeypatch):
+    monkeypatch.setattr(retention, "BATCH", 2)  # several batches per table
+    ages = (0, 1, 23, 25, 48, 100)  # hours
+    for hours_ago in ages:
+        leave_rows(db_conn, reporter["id"], hours_ago)
+    within_window = sum(hours < THROTTLE["window"].total_seconds() / 3600 for hours in ages)
+    db = Database(config)
+
+    async def one_round():
+        await db.open()
+        try:
+            return await retention.purge(db, queries)
+        finally:
+            await db.close()
+
+    purged = falcon.async_to_sync(one_round)
+    assert purged == {"idempotency_keys": 3, "login_failures": len(ages) - within_window}
+    assert remaining(db_conn) == (["key 0", "key 1", "key 23"], within_window)
+
+
+def test_the_served_app_runs_the_job_by_itself(config, db_conn, reporter):
+    leave_rows(db_conn, reporter["id"], 30)
+    leave_rows(db_conn, reporter["id"], 0)
+    app = create_app(Database(dataclasses.replace(config, retention_interval_seconds=0.1)), lifespan=True)
+
+    async def serve_a_while():
+        async with falcon.testing.ASGIConductor(app):
+            deadline = time.monotonic() + 10
+            while remaining(db_conn)[0] != ["key 0"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+
+    falcon.async_to_sync(serve_a_while)
+    assert remaining(db_conn) == (["key 0"], 1)
