@@ -102,6 +102,10 @@ class AuthMiddleware:
             user = await self._queries.get_user_by_token(conn, token_hash=req.context.token_hash)
         req.context.user = caller(user)
 
+    async def process_response(self, req, resp, resource, req_succeeded):
+        if req.path.startswith("/auth/"):
+            resp.set_header("Cache-Control", "no-store")  # tokens must not linger in caches
+
 
 def caller(user):
     """The user a token lookup found, or the 401 for a token that names no active user."""

@@ -26,7 +26,7 @@ SELECT id, username, email, role, active FROM users WHERE id = %(id)s FOR UPDATE
 -- name: lock_active_admins :scalar
 -- The ids of the active admins, each row locked until the transaction ends (in id order, so
 -- two such transactions never deadlock): whoever changes an admin next sees this one's result.
-SELECT coalesce(array_agg(id ORDER BY id), '{}')
+SELECT coalesce(array_agg(id ORDER BY id), ARRAY[]::bigint[])
 FROM (SELECT id FROM users WHERE role = 'admin' AND active ORDER BY id FOR NO KEY UPDATE) admins
 
 -- name: get_user_with_password :one

@@ -207,7 +207,7 @@ def test_user_changes_own_email(client, reporter, db_conn):
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_user_changes_own_password_then_logs_in_with_it(client, responder, db_conn, method):
-    body = {"password": NEW_PASSWORD}
+    body = {"password": NEW_PASSWORD, "current_password": PASSWORD}
     if method == "PUT":
         body = {**replacement(responder), **body}
     result = client.simulate_request(
@@ -337,7 +337,8 @@ def test_deactivated_user_loses_access_and_cannot_be_assigned(
     )
     assert_problem(assigned, 422, {"#/assignee_id"})
     client.simulate_patch(f"/users/{responder['id']}", json={"active": True}, headers=admin["headers"])
-    assert client.simulate_get("/users", headers=responder["headers"]).status_code == 200
+    assert client.simulate_get("/users", headers=responder["headers"]).status_code == 401  # revoked for good
+    assert login(client, responder["username"], PASSWORD).status_code == 201
 
 
 # DELETE /users/{id}
