@@ -37,7 +37,7 @@ def client_address(req, trusted_proxies):
     """The TCP peer's address, or, when the peer is one of `trusted_proxies` (networks), the
     X-Forwarded-For hop nearest to it that no trusted proxy wrote: each proxy appends the address
     it got the request from, so only hops to the right of the first untrusted one are reliable."""
-    peer = (req.scope.get("client") or ("",))[0]
+    peer = req.remote_addr  # falcon.asgi: the ASGI scope's client, whatever the headers say
     if not _is_trusted(peer, trusted_proxies):
         return peer
     hops = [hop.strip() for hop in req.get_header("X-Forwarded-For", default="").split(",") if hop.strip()]
