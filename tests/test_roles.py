@@ -127,6 +127,8 @@ CASES = [
     ("rename category", "PATCH", "/categories/{category}", lambda w: {"name": "renamed"}, 200, ADMINS),
     ("delete category", "DELETE", "/categories/{category}", None, 204, ADMINS),
     ("category's incidents", "GET", "/categories/{category}/incidents", None, 200, EVERYONE),
+    ("list own tokens", "GET", "/auth/tokens", None, 200, EVERYONE),
+    ("revoke own token by id", "DELETE", "/auth/tokens/{my_token}", None, 204, EVERYONE),
     ("log out", "DELETE", "/auth/tokens/current", None, 204, EVERYONE),
 ]
 INCIDENT_EDITS = {
@@ -178,6 +180,7 @@ def world(client, make_user, make_incident, make_category):
             "notification": client.simulate_get("/notifications", headers=me["headers"]).json["items"][0][
                 "id"
             ],
+            "my_token": client.simulate_get("/auth/tokens", headers=me["headers"]).json["items"][0]["id"],
         }
         return me, {**ids, "role": role, "me_username": me["username"], "spare_username": spare["username"]}
 
