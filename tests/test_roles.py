@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from tests.fix_app import PASSWORD
+
 ROLES = ["reporter", "responder", "admin"]
 EVERYONE = set(ROLES)
 RESPONDERS = {"responder", "admin"}
@@ -55,7 +57,14 @@ CASES = [
     ("deactivate another user", "PATCH", "/users/{spare}", lambda w: {"active": False}, 200, ADMINS),
     ("delete another user", "DELETE", "/users/{spare}", None, 204, ADMINS),
     ("patch own email", "PATCH", "/users/{me}", lambda w: {"email": "me@example.com"}, 200, EVERYONE),
-    ("patch own password", "PATCH", "/users/{me}", lambda w: {"password": "another secret"}, 200, EVERYONE),
+    (
+        "patch own password",
+        "PATCH",
+        "/users/{me}",
+        lambda w: {"password": "another secret", "current_password": PASSWORD},
+        200,
+        EVERYONE,
+    ),
     (
         "put own email",
         "PUT",
