@@ -23,7 +23,7 @@ ERROR_TEXT = {
     415: "The body is not application/json",
     422: "The body breaks its schema or names a record that does not exist, "
     "or the Idempotency-Key was used for a different request",
-    429: "Too many failed logins for this username from this address, or from this address; "
+    429: "Too many failed logins from this address (for this username, or for any); "
     "retry after Retry-After seconds",
     503: "The database is unavailable; retry after Retry-After seconds",
 }

@@ -40,7 +40,8 @@ def cmd_create_admin(args, config):
         token, token_hash = new_token()
         queries.create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=config.token_ttl_days)
     print(
-        f"Created admin {user['username']!r} (id {user['id']}). Its token, shown only once:\n"
+        f"Created admin {user['username']!r} (id {user['id']}). Its token, shown only once "
+        f"(it expires in {config.token_ttl_days} days):\n"
         f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'. The admin has no "
         f"password until one is set with PATCH /users/{user['id']}."
     )

@@ -39,15 +39,16 @@ class Collection(Resource):
 
     async def _count_attempt(self, keys):
         """Counts the attempt as failed before the password is checked (a success takes it back),
-        so however many run at once, no more than the limit ever reach Argon2; or the 429."""
+        in a transaction of its own, committed before Argon2 runs: so however many arrive at once,
+        no more than the limit ever reach Argon2. Or the 429."""
         async with self._db.write() as conn:
             await self._queries.lock_login_address(conn, address_key=keys["address_key"])
             admitted = await self._queries.admit_login(conn, **keys, **THROTTLE)
         if admitted["retry_after"] is not None:
             raise Problem(
                 falcon.HTTP_429,
-                "Too many failed logins for this username from this address, or from this address; retry later.",
-                headers={"Retry-After": str(max(admitted["retry_after"], 1))},
+                "Too many failed logins from this address; retry later.",
+                headers={"Retry-After": str(admitted["retry_after"])},
             )
         return admitted["attempt_id"]
 
