@@ -12,7 +12,7 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # NOTE: one event loop per core: a worker serves many requests at once, so more workers than
 # cores only add context switches (see the serving-model section of the performance docs).
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "api.worker.Worker"  # uvicorn without its proxy-headers rewrite
 preload_app = False  # NOTE: the pool must not cross the fork (psycopg#395)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))

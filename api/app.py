@@ -199,6 +199,7 @@ def add_routes(app, db, queries, server):
         "/docs": docs.DocsPage(),
         "/auth/tokens": tokens.Collection(db, queries),
         "/auth/tokens/current": tokens.Current(db, queries),
+        "/auth/tokens/{token_id:id}": tokens.Item(db, queries),
         "/users": users.Collection(db, queries),
         "/users/{user_id:id}": users.Item(db, queries),
         "/users/{user_id:id}/incidents": users.Incidents(db, queries, lists),

@@ -1,6 +1,7 @@
 """Bearer tokens, password hashing, and who may do what."""
 
 import hashlib
+import ipaddress
 import secrets
 
 import argon2
@@ -24,9 +25,34 @@ def hash_token(token):
     return hashlib.sha256(token.encode()).digest()
 
 
-def throttle_key(username):
-    """What failed logins are counted under: no username in clear, any case the same."""
-    return hashlib.sha256(username.lower().encode()).digest()
+def throttle_keys(username, address):
+    """What failed logins are counted under: the username (in any case) with the client address,
+    and the address alone; hashed, so no username (or password typed as one) is stored."""
+    pair = hashlib.sha256(f"login\0{username.lower()}\0{address}".encode()).digest()
+    alone = hashlib.sha256(f"address\0{address}".encode()).digest()
+    return {"pair_key": pair, "address_key": alone}
+
+
+def client_address(req, trusted_proxies):
+    """The TCP peer's address, or, when the peer is one of `trusted_proxies` (networks), the
+    X-Forwarded-For hop nearest to it that no trusted proxy wrote: each proxy appends the address
+    it got the request from, so only hops to the right of the first untrusted one are reliable."""
+    peer = req.remote_addr  # falcon.asgi: the ASGI scope's client, whatever the headers say
+    if not _is_trusted(peer, trusted_proxies):
+        return peer
+    hops = [hop.strip() for hop in req.get_header("X-Forwarded-For", default="").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted_proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_trusted(address, trusted_proxies):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted_proxies)
 
 
 def hash_password(password):
@@ -46,9 +72,15 @@ def unauthorized(detail, error=None):
     return Problem(falcon.HTTP_401, detail, headers={"WWW-Authenticate": challenge})
 
 
+def is_public(resource, method):
+    """Whether `method` of `resource` needs no token: all of a resource that says
+    `auth_required = False`, or the methods it lists in `public_methods`."""
+    return not getattr(resource, "auth_required", True) or method in getattr(resource, "public_methods", ())
+
+
 class AuthMiddleware:
     """Resolves `Authorization: Bearer <token>` to `req.context.user` for every routed request
-    except those whose resource says `auth_required = False`. For the methods a resource lists
+    but those `is_public`. For the methods a resource lists
     in `authenticates_in_query`, the middleware only checks the header: the responder's own
     query looks the token up too (PERF: one round trip instead of two) and calls `authenticated()`.
     Such a method declares no roles: its caller is known only once its query ran."""
@@ -58,7 +90,7 @@ class AuthMiddleware:
         self._queries = queries
 
     async def process_resource(self, req, resp, resource, params):
-        if resource is None or not getattr(resource, "auth_required", True):
+        if resource is None or is_public(resource, req.method):
             return
         scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -74,7 +106,9 @@ class AuthMiddleware:
 def caller(user):
     """The user a token lookup found, or the 401 for a token that names no active user."""
     if user is None:
-        raise unauthorized("The token is unknown, revoked, or its user is deactivated.", "invalid_token")
+        raise unauthorized(
+            "The token is unknown, expired, revoked, or its user is deactivated.", "invalid_token"
+        )
     return user
 
 

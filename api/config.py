@@ -1,6 +1,7 @@
 """Settings, read from the environment once and passed around explicitly."""
 
 import dataclasses
+import ipaddress
 import os
 
 
@@ -12,6 +13,8 @@ class Config:
     pool_timeout: float = 5.0
     statement_timeout_ms: int = 5000
     retention_interval_seconds: float = 600.0
+    token_ttl_days: int = 30
+    forwarded_allow_ips: tuple = ()  # ipaddress networks of the proxies whose X-Forwarded-For counts
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -29,6 +32,8 @@ class Config:
             retention_interval_seconds=float(
                 env.get("RETENTION_INTERVAL_SECONDS", cls.retention_interval_seconds)
             ),
+            token_ttl_days=_token_ttl_days(env),
+            forwarded_allow_ips=networks(env.get("FORWARDED_ALLOW_IPS", "")),
         )
 
 
@@ -38,3 +43,20 @@ class ConfigError(ValueError):
 
 def _int(env, name, default):
     return int(env.get(name, default))
+
+
+def _token_ttl_days(env):
+    days = _int(env, "TOKEN_TTL_DAYS", Config.token_ttl_days)
+    if not 1 <= days <= 3650:
+        raise ConfigError(f"TOKEN_TTL_DAYS must be 1 to 3650 days, not {days}")
+    return days
+
+
+def networks(text):
+    """`FORWARDED_ALLOW_IPS`: comma-separated addresses or networks (`10.0.0.1, 192.168.0.0/16`)."""
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+        )
+    except ValueError as ex:
+        raise ConfigError(f"FORWARDED_ALLOW_IPS must list IP addresses or networks: {ex}") from None

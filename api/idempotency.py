@@ -14,6 +14,7 @@ from api.errors import Problem
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 VISIBLE_ASCII = r"[\x21-\x7e]+"
+SECRET_MEMBERS = {"password", "current_password"}
 KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": f"^{VISIBLE_ASCII}$"}
 
 
@@ -56,8 +57,13 @@ def check_key(key):
 
 
 def fingerprint(req):
-    """What makes a request the same: method, path and body (parsed, so spacing does not count)."""
-    body = json.dumps(getattr(req.context, "body", None), sort_keys=True, ensure_ascii=False)
+    """What makes a request the same: method, path and body (parsed, so spacing does not count),
+    but no password: nothing derived from one may be stored, so a request that differs only in
+    a password is the same request (its replay gets the stored response)."""
+    body = getattr(req.context, "body", None)
+    if isinstance(body, dict):
+        body = {name: value for name, value in body.items() if name not in SECRET_MEMBERS}
+    body = json.dumps(body, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(f"{req.method} {req.path}\n{body}".encode()).digest()
 
 

@@ -6,6 +6,7 @@ import re
 from falcon.routing import map_http_methods
 
 from api import idempotency
+from api.auth import is_public
 from api.schemas import ID, PROBLEM
 from api.validation import MERGE_PATCH
 
@@ -24,7 +25,8 @@ ERROR_TEXT = {
     415: "The body is not application/json",
     422: "The body breaks its schema or names a record that does not exist, "
     "or the Idempotency-Key was used for a different request",
-    429: "Too many failed logins for this username; retry after Retry-After seconds",
+    429: "Too many failed logins from this address (for this username, or for any); "
+    "retry after Retry-After seconds",
     503: "The database is unavailable, or the request took too long (its own title says which); "
     "retry after Retry-After seconds",
 }
@@ -35,8 +37,8 @@ def document(routes):
     paths = {}
     for template, resource in routes.items():
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", template)
-        public = not getattr(resource, "auth_required", True)
         for method, responder in sorted(map_http_methods(resource).items()):
+            public = is_public(resource, method)
             declared = getattr(responder, "operation", None)
             if declared is None:
                 raise RuntimeError(f"{method} {template} has no @operation")

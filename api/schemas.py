@@ -34,9 +34,11 @@ USER_FIELDS = {
     "role": ROLE,
     "active": {"type": "boolean"},
 }
+# Changing one's own password needs the current one too (checked by the responder).
+USER_EDIT_FIELDS = {**USER_FIELDS, "current_password": {"type": "string", "maxLength": 1024}}
 USER_CREATE = _object(USER_FIELDS, ["username", "email", "password"])
-USER_REPLACE = _object(USER_FIELDS, ["username", "email", "role", "active"])
-USER_PATCH = _object(USER_FIELDS)
+USER_REPLACE = _object(USER_EDIT_FIELDS, ["username", "email", "role", "active"])
+USER_PATCH = _object(USER_EDIT_FIELDS)
 
 TOKEN_CREATE = _object(
     {"username": {"type": "string", "maxLength": 254}, "password": {"type": "string", "maxLength": 1024}},
@@ -88,7 +90,18 @@ USER = _record(
         "updated_at": TIMESTAMP,
     }
 )
-TOKEN = _record({"token": {"type": "string", "pattern": "^inc_"}, "user": USER})
+TOKEN = _record(
+    {
+        "token": {"type": "string", "pattern": "^inc_"},
+        "id": ID,
+        "created_at": TIMESTAMP,
+        "expires_at": TIMESTAMP,
+        "user": USER,
+    }
+)
+TOKEN_INFO = _record(
+    {"id": ID, "created_at": TIMESTAMP, "expires_at": TIMESTAMP, "current": {"type": "boolean"}}
+)
 CATEGORY = _record({"id": ID, "name": CATEGORY_NAME, "created_at": TIMESTAMP})
 INCIDENT = _record(
     {

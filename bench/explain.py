@@ -205,6 +205,12 @@ def cases(queries, ids, page_two_after):
             {"user_id": ids["follower"], "after_id": 0, "limit": 51},
         ),
         (
+            "GET /auth/tokens",
+            "list_tokens",
+            queries.list_tokens.text,
+            {"user_id": ids["responder"], "token_hash": bytes(32), "after_id": 0, "limit": 51},
+        ),
+        (
             "DELETE /users/{unreferenced} (foreign-key checks)",
             "delete_user",
             queries.delete_user.text,

@@ -273,7 +273,7 @@ def prepare(url):
             "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()["id"]
         token, token_hash = new_token()
-        queries.create_token(conn, token_hash=token_hash, user_id=user_id)
+        queries.create_token(conn, token_hash=token_hash, user_id=user_id, ttl_days=1)
         ids = conn.execute(
             "SELECT (SELECT max(id) FROM incidents) AS max_incident, (SELECT max(id) FROM users) AS max_user"
         ).fetchone()

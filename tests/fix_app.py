@@ -70,7 +70,7 @@ def make_user(db_conn, queries, password_hash):
             password_hash=password_hash,
         )
         token, token_hash = new_token()
-        queries.create_token(db_conn, token_hash=token_hash, user_id=user["id"])
+        queries.create_token(db_conn, token_hash=token_hash, user_id=user["id"], ttl_days=30)
         return {**user, "token": token, "headers": {"Authorization": f"Bearer {token}"}}
 
     return make

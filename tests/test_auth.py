@@ -181,11 +181,13 @@ def test_every_route_needs_a_token_and_writes_nothing_without_one(client, db_con
     assert counts == {"users": 1, "incidents": 0}
 
 
-def test_deactivated_user_cannot_log_in_and_reactivation_restores_the_token(client, db_conn, reporter):
-    deactivate(db_conn, reporter)
+def test_deactivated_user_cannot_log_in_and_reactivation_brings_no_token_back(client, admin, reporter):
+    user = f"/users/{reporter['id']}"
+    assert client.simulate_patch(user, json={"active": False}, headers=admin["headers"]).status_code == 200
     assert_unauthorized(login(client, reporter["username"]))
-    db_conn.execute("UPDATE users SET active = true WHERE id = %s", [reporter["id"]])
-    assert client.simulate_get("/users", headers=reporter["headers"]).status_code == 200
+    assert client.simulate_patch(user, json={"active": True}, headers=admin["headers"]).status_code == 200
+    assert_unauthorized(client.simulate_get("/users", headers=reporter["headers"]))
+    assert login(client, reporter["username"]).status_code == 201
 
 
 def test_failed_logins_get_the_identical_401(client, db_conn, make_user):

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.fix_server import call, gunicorn
+from api.resources.tokens import THROTTLE
+from tests.fix_server import call, gunicorn, lock_waiters, row_locked, wait_until
 
 RACERS = 8
 LOAD_CLIENTS, LOAD_SECONDS = 8, 8
@@ -81,6 +82,55 @@ def test_parallel_creation_of_one_name_gives_one_201_and_the_rest_409(server, db
     assert db_conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"] == (
         2 if table == "users" else 1
     )
+
+
+def test_parallel_wrong_guesses_get_exactly_the_limit_of_tries(server, db_conn, reporter):
+    body = {"username": reporter["username"], "password": "wrong password"}
+    replies = race([("POST", server + "/auth/tokens", body) for _ in range(3 * THROTTLE["pair_max"])])
+    limit = THROTTLE["pair_max"]
+    assert sorted(reply.status for reply in replies) == [401] * limit + [429] * (2 * limit)
+    assert all(int(reply.headers["retry-after"]) > 0 for reply in replies if reply.status == 429)
+
+
+def test_parallel_guesses_from_one_address_get_exactly_its_limit_of_tries_across_usernames(server):
+    # 16 at a time: all 120 at once would keep connections waiting past POOL_TIMEOUT behind
+    # the Argon2 checks (2 cores), an overload rather than a test of the count.
+    limit = THROTTLE["address_max"]
+    bodies = [{"username": f"nobody{n}", "password": "wrong password"} for n in range(limit + 20)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(lambda body: call("POST", server + "/auth/tokens", body), bodies))
+    assert sorted(reply.status for reply in replies) == [401] * limit + [429] * 20
+
+
+def changes_of(change, actor, target, server):
+    url = f"{server}/users/{target['id']}"
+    if change == "delete":
+        return ("DELETE", url, None, actor["headers"])
+    return ("PATCH", url, {"role": "reporter"} if change == "demote" else {"active": False}, actor["headers"])
+
+
+@pytest.mark.parametrize("change", ["demote", "deactivate", "delete"])
+def test_two_admins_acting_on_each_other_at_once_leave_one_active_admin(
+    server, database_url, db_conn, make_user, change
+):
+    ana, bob = make_user("admin"), make_user("admin")
+    requests = [changes_of(change, ana, bob, server), changes_of(change, bob, ana, server)]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        # Both queue behind a lock on ana's row, so neither has decided before the other started.
+        with row_locked(database_url, "users", ana["id"]):
+            replies = [pool.submit(call, *request) for request in requests]
+            wait_until(
+                lambda: lock_waiters(db_conn) == 2 or any(reply.done() for reply in replies),
+                10,
+                "the requests never got to the lock",
+            )
+        statuses = sorted(reply.result().status for reply in replies)
+    assert statuses == [204 if change == "delete" else 200, 409]
+    refused = next(reply.result() for reply in replies if reply.result().status == 409)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "last active admin" in refused.body["detail"]
+    admins = db_conn.execute("SELECT count(*) AS n FROM users WHERE role = 'admin' AND active").fetchone()
+    assert admins["n"] == 1
 
 
 class Client:

@@ -53,7 +53,7 @@ def crashable(tmp_path):
                 password_hash=None,
             )
             token, token_hash = new_token()
-            queries.create_token(conn, token_hash=token_hash, user_id=admin["id"])
+            queries.create_token(conn, token_hash=token_hash, user_id=admin["id"], ttl_days=30)
             category = queries.create_category(conn, name="storage")
         yield cluster, url, {"Authorization": f"Bearer {token}"}, category["id"]
 

@@ -82,7 +82,7 @@ def fresh_token(db_conn, queries, build_world):
 
     def make():
         token, token_hash = new_token()
-        queries.create_token(db_conn, token_hash=token_hash, user_id=admin["id"])
+        queries.create_token(db_conn, token_hash=token_hash, user_id=admin["id"], ttl_days=30)
         return {"Authorization": f"Bearer {token}"}
 
     return make

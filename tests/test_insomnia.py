@@ -66,7 +66,7 @@ def test_public_requests_send_no_token_and_the_others_a_bearer_token(document, c
         headers = {h["name"]: h["value"] for h in request["headers"]}
         if operation.get("security") == []:
             assert "Authorization" not in headers, request["name"]
-        elif "notifications" in request["url"]:
+        elif "notifications" in request["url"] or re.search(r"/auth/tokens/\d+$", request["url"]):
             assert RESPONSE_TAG.fullmatch(headers["Authorization"].removeprefix("Bearer "))
         else:
             assert headers["Authorization"] == "Bearer {{ _.token }}", request["name"]

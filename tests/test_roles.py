@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from tests.fix_app import PASSWORD
+
 ROLES = ["reporter", "responder", "admin"]
 EVERYONE = set(ROLES)
 RESPONDERS = {"responder", "admin"}
@@ -55,7 +57,14 @@ CASES = [
     ("deactivate another user", "PATCH", "/users/{spare}", lambda w: {"active": False}, 200, ADMINS),
     ("delete another user", "DELETE", "/users/{spare}", None, 204, ADMINS),
     ("patch own email", "PATCH", "/users/{me}", lambda w: {"email": "me@example.com"}, 200, EVERYONE),
-    ("patch own password", "PATCH", "/users/{me}", lambda w: {"password": "another secret"}, 200, EVERYONE),
+    (
+        "patch own password",
+        "PATCH",
+        "/users/{me}",
+        lambda w: {"password": "another secret", "current_password": PASSWORD},
+        200,
+        EVERYONE,
+    ),
     (
         "put own email",
         "PUT",
@@ -127,6 +136,8 @@ CASES = [
     ("rename category", "PATCH", "/categories/{category}", lambda w: {"name": "renamed"}, 200, ADMINS),
     ("delete category", "DELETE", "/categories/{category}", None, 204, ADMINS),
     ("category's incidents", "GET", "/categories/{category}/incidents", None, 200, EVERYONE),
+    ("list own tokens", "GET", "/auth/tokens", None, 200, EVERYONE),
+    ("revoke own token by id", "DELETE", "/auth/tokens/{my_token}", None, 204, EVERYONE),
     ("log out", "DELETE", "/auth/tokens/current", None, 204, EVERYONE),
 ]
 INCIDENT_EDITS = {
@@ -178,6 +189,7 @@ def world(client, make_user, make_incident, make_category):
             "notification": client.simulate_get("/notifications", headers=me["headers"]).json["items"][0][
                 "id"
             ],
+            "my_token": client.simulate_get("/auth/tokens", headers=me["headers"]).json["items"][0]["id"],
         }
         return me, {**ids, "role": role, "me_username": me["username"], "spare_username": spare["username"]}
 

@@ -1,8 +1,9 @@
 """Secrets and who gets in: tokens and passwords are never stored or logged in clear, logins
-are throttled per username without telling whether it exists, and nobody reaches another
-user's notifications."""
+are throttled per username and client address, and per address, without telling whether a
+user exists, and nobody reaches another user's notifications."""
 
 import hashlib
+import json
 import re
 import statistics
 import time
@@ -19,8 +20,10 @@ TOKEN = re.compile(r"inc_[A-Za-z0-9_-]{43}")  # 32 random bytes, base64url: 256 
 WINDOW_SECONDS = THROTTLE["window"].total_seconds()
 
 
-def login(client, username, password=PASSWORD):
-    return client.simulate_post("/auth/tokens", json={"username": username, "password": password})
+def login(client, username, password=PASSWORD, address=None):
+    return client.simulate_post(
+        "/auth/tokens", json={"username": username, "password": password}, remote_addr=address
+    )
 
 
 def everything_stored(db_conn):
@@ -67,9 +70,9 @@ def test_passwords_are_stored_as_argon2id_at_owasp_parameters(client, db_conn, a
 # --- Login throttling ---------------------------------------------------------------------
 
 
-def fail_logins(client, username, times):
+def fail_logins(client, username, times, address=None):
     for _ in range(times):
-        assert login(client, username, "wrong password").status_code == 401
+        assert login(client, username, "wrong password", address).status_code == 401
 
 
 def assert_throttled(result):
@@ -81,7 +84,7 @@ def assert_throttled(result):
 def test_ten_failures_in_15_minutes_throttle_the_username_even_with_the_right_password(
     client, db_conn, reporter
 ):
-    fail_logins(client, reporter["username"], THROTTLE["max_failures"])
+    fail_logins(client, reporter["username"], THROTTLE["pair_max"])
     assert_throttled(login(client, reporter["username"]))
     assert_throttled(login(client, reporter["username"].upper(), "wrong password"))
     assert db_conn.execute("SELECT count(*) AS n FROM api_tokens").fetchone()["n"] == 1  # the fixture's
@@ -89,7 +92,7 @@ def test_ten_failures_in_15_minutes_throttle_the_username_even_with_the_right_pa
 
 def test_throttling_is_per_username(client, make_user):
     victim, bystander = make_user(), make_user()
-    fail_logins(client, victim["username"], THROTTLE["max_failures"])
+    fail_logins(client, victim["username"], THROTTLE["pair_max"])
     assert login(client, bystander["username"]).status_code == 201
     assert login(client, victim["username"]).status_code == 429
     assert client.simulate_get("/users", headers=victim["headers"]).status_code == 200  # tokens still work
@@ -97,36 +100,57 @@ def test_throttling_is_per_username(client, make_user):
 
 def test_nine_failures_do_not_throttle_and_a_success_clears_only_ones_own_count(client, make_user):
     ana, bob = make_user(), make_user()
-    fail_logins(client, ana["username"], THROTTLE["max_failures"] - 1)
-    fail_logins(client, bob["username"], THROTTLE["max_failures"] - 1)
+    fail_logins(client, ana["username"], THROTTLE["pair_max"] - 1)
+    fail_logins(client, bob["username"], THROTTLE["pair_max"] - 1)
     assert login(client, ana["username"]).status_code == 201
-    fail_logins(client, ana["username"], THROTTLE["max_failures"] - 1)
+    fail_logins(client, ana["username"], THROTTLE["pair_max"] - 1)
     assert login(client, ana["username"]).status_code == 201
     fail_logins(client, bob["username"], 1)
     assert login(client, bob["username"]).status_code == 429
 
 
 def test_throttling_lifts_as_failures_leave_the_window(client, db_conn, reporter):
-    fail_logins(client, reporter["username"], THROTTLE["max_failures"])
+    fail_logins(client, reporter["username"], THROTTLE["pair_max"])
     db_conn.execute("UPDATE login_failures SET failed_at = failed_at - %s", [THROTTLE["window"]])
     assert login(client, reporter["username"]).status_code == 201
     assert db_conn.execute("SELECT count(*) AS n FROM login_failures").fetchone()["n"] == 0
 
 
 def test_retry_after_counts_down_to_when_the_throttle_lifts(client, db_conn, reporter):
-    fail_logins(client, reporter["username"], THROTTLE["max_failures"])
+    fail_logins(client, reporter["username"], THROTTLE["pair_max"])
     db_conn.execute("UPDATE login_failures SET failed_at = now() - interval '10 minutes'")
     retry_after = int(login(client, reporter["username"]).headers["retry-after"])
     assert 299 <= retry_after <= 300
 
 
 def test_an_unknown_username_is_throttled_alike_so_nothing_tells_whether_it_exists(client, reporter):
-    fail_logins(client, reporter["username"], THROTTLE["max_failures"])
-    fail_logins(client, "nobody-by-this-name", THROTTLE["max_failures"])
+    fail_logins(client, reporter["username"], THROTTLE["pair_max"])
+    fail_logins(client, "nobody-by-this-name", THROTTLE["pair_max"])
     known = login(client, reporter["username"], "wrong password")
     unknown = login(client, "nobody-by-this-name", "wrong password")
     assert (known.status_code, known.text) == (unknown.status_code, unknown.text)
     assert_throttled(unknown)
+
+
+def test_failures_from_another_address_never_lock_the_real_user_out(client, db_conn, reporter):
+    fail_logins(client, reporter["username"], THROTTLE["pair_max"], address="203.0.113.5")
+    assert_throttled(login(client, reporter["username"], address="203.0.113.5"))
+    assert login(client, reporter["username"], address="198.51.100.7").status_code == 201
+    assert_throttled(login(client, reporter["username"], address="203.0.113.5"))  # still, for the stranger
+
+
+def test_one_address_is_throttled_after_100_failures_across_usernames(client, db_conn, make_user):
+    ana = make_user()
+    for n in range(THROTTLE["address_max"] - 1):
+        assert login(client, f"sprayed{n}", "wrong password", "203.0.113.5").status_code == 401
+    for _ in range(3):  # a success takes back its own attempt from the address's count, no other
+        assert login(client, ana["username"], address="203.0.113.5").status_code == 201
+    assert login(client, "sprayed-once-more", "wrong password", "203.0.113.5").status_code == 401
+    assert_throttled(login(client, "and-once-more", "wrong password", "203.0.113.5"))
+    assert_throttled(login(client, ana["username"], address="203.0.113.5"))
+    assert login(client, ana["username"], address="198.51.100.7").status_code == 201
+    db_conn.execute("UPDATE login_failures SET failed_at = now() - interval '10 minutes'")
+    assert 299 <= int(login(client, ana["username"], address="203.0.113.5").headers["retry-after"]) <= 300
 
 
 def test_failed_usernames_are_stored_only_as_hashes(client, db_conn):
@@ -154,6 +178,43 @@ def test_a_wrong_password_and_an_unknown_user_take_as_long(client, make_user):
         lambda: login(client, next(names), "wrong password"),
     )
     assert abs(wrong_password - unknown_user) < 0.25 * max(wrong_password, unknown_user)
+
+
+def test_x_forwarded_for_counts_only_from_a_proxy_in_forwarded_allow_ips(database_url, reporter, tmp_path):
+    def attempt(base, forwarded_for, password="wrong password"):
+        body = {"username": reporter["username"], "password": password}
+        return call("POST", base + "/auth/tokens", body, {"X-Forwarded-For": forwarded_for}).status
+
+    # The tests' client is the peer 127.0.0.1: untrusted by default, whatever it forwards.
+    with gunicorn(database_url, tmp_path / "untrusting.log") as (base, _):
+        assert [attempt(base, f"203.0.113.{n}") for n in range(THROTTLE["pair_max"])] == [401] * 10
+        assert attempt(base, "198.51.100.7", PASSWORD) == 429
+    with gunicorn(database_url, tmp_path / "trusting.log", FORWARDED_ALLOW_IPS="10.0.0.0/8, 127.0.0.1") as (
+        base,
+        _,
+    ):
+        assert [attempt(base, "192.0.2.1") for _ in range(THROTTLE["pair_max"])] == [401] * 10
+        assert attempt(base, "192.0.2.1", PASSWORD) == 429
+        assert attempt(base, "198.51.100.7, 192.0.2.1, 10.0.0.3", PASSWORD) == 429  # what 192.0.2.1 forged
+        assert attempt(base, "198.51.100.7, 10.0.0.3", PASSWORD) == 201
+
+
+# --- Idempotency records ----------------------------------------------------------------------
+
+
+def test_an_idempotent_user_creation_stores_no_value_derived_from_the_password(client, db_conn, admin):
+    body = {"username": "ana", "email": "ana@example.com", "password": "ana's own secret"}
+    headers = {**admin["headers"], "Idempotency-Key": "create-ana"}
+    assert client.simulate_post("/users", json=body, headers=headers).status_code == 201
+    stored = everything_stored(db_conn)
+    with_password = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    for text in [body["password"], f"POST /users\n{with_password}", with_password]:
+        for digest in (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.sha512):
+            assert digest(text.encode()).hexdigest() not in stored
+    assert "ana's own secret" not in stored
+    replay = client.simulate_post("/users", json={**body, "password": "another secret"}, headers=headers)
+    assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"
+    assert login(client, "ana", "ana's own secret").status_code == 201  # the replay changed nothing
 
 
 # --- Nobody reaches another user's notifications ------------------------------------------
@@ -205,7 +266,7 @@ def test_no_token_password_or_hash_ever_reaches_the_logs(database_url, db_conn, 
         )  # 422
         logged_in = call("POST", base + "/auth/tokens", {"username": "ana", "password": "new secret pass"})
         secrets.append(logged_in.body["token"])
-        for _ in range(THROTTLE["max_failures"] + 1):
+        for _ in range(THROTTLE["pair_max"] + 1):
             call("POST", base + "/auth/tokens", {"username": "ana", "password": "wrong secret pass"})
         call("GET", base + "/incidents", headers={"Authorization": f"Bearer {admin['token']}x"})
         call(

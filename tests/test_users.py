@@ -1,8 +1,12 @@
+import statistics
+import time
 import urllib.parse
 
 import pytest
 
+from api.auth import hash_password
 from tests.fix_app import PASSWORD
+from tests.fix_server import row_locked
 
 USER_KEYS = {"id", "username", "email", "role", "active", "created_at", "updated_at"}
 NEW_PASSWORD = "a brand new secret"
@@ -207,7 +211,7 @@ def test_user_changes_own_email(client, reporter, db_conn):
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_user_changes_own_password_then_logs_in_with_it(client, responder, db_conn, method):
-    body = {"password": NEW_PASSWORD}
+    body = {"password": NEW_PASSWORD, "current_password": PASSWORD}
     if method == "PUT":
         body = {**replacement(responder), **body}
     result = client.simulate_request(
@@ -218,6 +222,30 @@ def test_user_changes_own_password_then_logs_in_with_it(client, responder, db_co
     assert NEW_PASSWORD not in row_of(db_conn, responder["id"])["password_hash"]
     assert login(client, responder["username"], NEW_PASSWORD).status_code == 201
     assert login(client, responder["username"], PASSWORD).status_code == 401
+
+
+def seconds_taken(action):
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def test_a_reporter_setting_another_users_password_is_403_without_hashing_or_locking(
+    client, database_url, db_conn, admin, reporter
+):
+    argon2_seconds = min(seconds_taken(lambda: hash_password(NEW_PASSWORD)) for _ in range(3))
+    before = row_of(db_conn, admin["id"])
+    durations = []
+    with row_locked(database_url, "users", admin["id"]):  # a request that locked the row would wait
+        for _ in range(5):
+            started = time.perf_counter()
+            result = client.simulate_patch(
+                f"/users/{admin['id']}", json={"password": NEW_PASSWORD}, headers=reporter["headers"]
+            )
+            durations.append(time.perf_counter() - started)
+            assert_problem(result, 403)
+    assert statistics.median(durations) < argon2_seconds / 3, (durations, argon2_seconds)
+    assert row_of(db_conn, admin["id"]) == before
 
 
 @pytest.mark.parametrize("role", ["reporter", "responder"])
@@ -337,7 +365,8 @@ def test_deactivated_user_loses_access_and_cannot_be_assigned(
     )
     assert_problem(assigned, 422, {"#/assignee_id"})
     client.simulate_patch(f"/users/{responder['id']}", json={"active": True}, headers=admin["headers"])
-    assert client.simulate_get("/users", headers=responder["headers"]).status_code == 200
+    assert client.simulate_get("/users", headers=responder["headers"]).status_code == 401  # revoked for good
+    assert login(client, responder["username"], PASSWORD).status_code == 201
 
 
 # DELETE /users/{id}

@@ -9,7 +9,7 @@ import psycopg
 
 from api.auth import new_token
 from api.cli import diagram, insomnia, migrate, pgcluster
-from api.config import Config
+from api.config import Config, ConfigError
 from api.db import connect
 from api.sql import load_queries
 
@@ -38,9 +38,10 @@ def cmd_create_admin(args, config):
         except psycopg.errors.CheckViolation:
             sys.exit("The username needs 3-50 of A-Z a-z 0-9 _ . - and the email an @.")
         token, token_hash = new_token()
-        queries.create_token(conn, token_hash=token_hash, user_id=user["id"])
+        queries.create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=config.token_ttl_days)
     print(
-        f"Created admin {user['username']!r} (id {user['id']}). Its token, shown only once:\n"
+        f"Created admin {user['username']!r} (id {user['id']}). Its token, shown only once "
+        f"(it expires in {config.token_ttl_days} days):\n"
         f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'. The admin has no "
         f"password until one is set with PATCH /users/{user['id']}."
     )
@@ -125,7 +126,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         args.run(args, Config.from_env({**os.environ, "DATABASE_URL": pgcluster.database_url()}))
-    except pgcluster.ClusterError as ex:
+    except (pgcluster.ClusterError, ConfigError) as ex:
         sys.exit(str(ex))
     except psycopg.OperationalError as ex:
         sys.exit(f"Cannot reach the database: {ex}")

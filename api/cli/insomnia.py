@@ -50,7 +50,8 @@ AS_RITA = f"{{% response 'body', '{LOG_IN_RITA.request_id}', '$.token', 'always'
 
 # The collection, in the order it runs. Ids are those a fresh `make run` hands out: the admin
 # is user 1; rita 2, omar 3; category 1; incident 1 (assigned to rita, which is notification
-# 1); comment 1. Each URL family ends with its destructive request, on a throwaway record.
+# 1); comment 1; the admin's token 1, rita's 2 and 3 (her logins for the notifications), 4
+# and 5. Each URL family ends with its destructive request, on a throwaway record.
 STEPS = [
     Step("GET", "/health"),
     Step("GET", "/ready"),
@@ -139,6 +140,8 @@ STEPS = [
     Step("GET", "/notifications", query={"unread": "true"}, note="as rita", token=AS_RITA),
     Step("POST", "/notifications/1/read", note="as rita", token=AS_RITA),
     LOG_IN_RITA,
+    Step("GET", "/auth/tokens"),
+    Step("DELETE", "/auth/tokens/2", note="one of rita's, as rita", token=AS_RITA),
     Step("DELETE", "/auth/tokens/current", note="run it last"),
 ]
 

@@ -2,18 +2,18 @@ import falcon
 from psycopg.errors import ForeignKeyViolation
 
 from api import params
-from api.auth import forbid, hash_password
-from api.errors import Problem
+from api.auth import forbid, hash_password, password_matches
+from api.errors import Problem, ValidationFailed
 from api.lists import USER_INCIDENT_FILTERS
 from api.operations import operation
 from api.resources.common import Resource, created, found, id_page
 from api.schemas import INCIDENT_PAGE, USER, USER_CREATE, USER_PATCH, USER_REPLACE, page_of
 
-SELF_EDITABLE = {"email", "password"}
+SELF_EDITABLE = {"email", "password", "current_password"}
 
 
 def check_may_edit(caller, current, body):
-    changed = {name for name, value in body.items() if name == "password" or value != current[name]}
+    changed = {name for name, value in body.items() if name not in current or value != current[name]}
     if caller["role"] == "admin":
         if caller["id"] == current["id"] and changed & {"role", "active"}:
             raise forbid("Nobody may change their own role or deactivate themselves.")
@@ -22,6 +22,39 @@ def check_may_edit(caller, current, body):
         raise forbid("Only admins edit other users.")
     if changed - SELF_EDITABLE:
         raise forbid("You may change only your own email and password.")
+
+
+def check_current_password(caller, user, body):
+    """Changing one's own password needs the current one (unless there is none yet: an admin
+    made on the command line sets a first one); `current_password` serves nothing else."""
+    own_password_change = caller["id"] == user["id"] and "password" in body
+    if not own_password_change:
+        if "current_password" in body:
+            raise ValidationFailed(
+                [{"pointer": "#/current_password", "detail": "is only for changing your own password"}]
+            )
+        return
+    if user["password_hash"] is None:
+        return
+    if "current_password" not in body:
+        raise ValidationFailed(
+            [{"pointer": "#/current_password", "detail": "is required to change your own password"}]
+        )
+    if not password_matches(user["password_hash"], body["current_password"]):
+        raise forbid("current_password is not your password.")
+
+
+def may_unmake_admin(body):
+    return body.get("role", "admin") != "admin" or body.get("active") is False
+
+
+def check_keeps_an_admin(user_id, active_admins):
+    if active_admins == [user_id]:
+        raise Problem(
+            falcon.HTTP_409,
+            "This is the last active admin: make another user an admin before demoting, "
+            "deactivating or deleting this one.",
+        )
 
 
 def password_hash_of(body):
@@ -84,6 +117,7 @@ class Item(Resource):
             raise forbid("You cannot delete your own account.")
         try:
             async with self._db.write() as conn:
+                check_keeps_an_admin(user_id, await self._queries.lock_active_admins(conn))
                 await self._queries.unassign_all(conn, user_id=user_id, actor_id=req.context.user["id"])
                 found(await self._queries.delete_user(conn, id=user_id), "user")
         except ForeignKeyViolation:
@@ -94,13 +128,26 @@ class Item(Resource):
         resp.status = falcon.HTTP_204
 
     async def _update(self, req, resp, user_id):
-        body = req.context.body
+        body, caller = req.context.body, req.context.user
+        # NOTE: whatever can refuse the request is checked before the slow Argon2 hash and
+        # without a lock; what the lock protects is checked again under it.
+        async with self._db.read() as conn:
+            user = found(await self._queries.get_user_with_password(conn, id=user_id), "user")
+        check_may_edit(caller, user, body)
+        check_current_password(caller, user, body)
         password_hash = password_hash_of(body)
         async with self._db.write() as conn:
+            # Active admins are locked before the user (always in this order, so no deadlock).
+            admins = await self._queries.lock_active_admins(conn) if may_unmake_admin(body) else None
             current = found(await self._queries.lock_user(conn, id=user_id), "user")
-            check_may_edit(req.context.user, current, body)
+            check_may_edit(caller, current, body)
+            if admins is not None:
+                check_keeps_an_admin(user_id, admins)
             resp.media = await self._queries.update_user(
-                conn, **{**current, **body}, password_hash=password_hash
+                conn,
+                **{**current, **body},
+                password_hash=password_hash,
+                keep_token_hash=req.context.token_hash,
             )
 
 
