@@ -46,10 +46,6 @@ class Database:
         self._request = contextvars.ContextVar("request", default=None)
         self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
 
-    @property
-    def config(self):
-        return self._config
-
     async def open(self, timeout=10.0):
         """A new pool, opened on the running event loop (so a closed Database may open again)."""
         config = self.config

@@ -34,6 +34,7 @@ async def purge(db, queries):
                 return None
             try:
                 return {
+                    "api_tokens": await _all(queries.purge_expired_tokens, conn),
                     "idempotency_keys": await _all(queries.purge_idempotency_keys, conn),
                     "login_failures": await _all(
                         queries.purge_login_failures, conn, window=THROTTLE["window"]

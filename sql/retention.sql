@@ -9,6 +9,11 @@ SELECT pg_try_advisory_lock(hashtextextended('incidents retention', 0))
 -- name: release_retention :exec
 SELECT pg_advisory_unlock(hashtextextended('incidents retention', 0))
 
+-- name: purge_expired_tokens :execrows
+-- Tokens past their expiry, which no request accepts any more. (A scan: a few rows per user.)
+DELETE FROM api_tokens
+WHERE ctid = ANY(ARRAY(SELECT ctid FROM api_tokens WHERE expires_at <= now() LIMIT %(batch)s))
+
 -- name: purge_idempotency_keys :execrows
 -- Stored responses past their 24 hours.
 DELETE FROM idempotency_keys

@@ -15,22 +15,29 @@ from api.resources.tokens import THROTTLE
 
 
 def leave_rows(db_conn, user_id, hours_ago):
-    """One idempotency key and one failed login `hours_ago`, tagged by their age."""
+    """One idempotency key, one failed login and one token expired `hours_ago` (or expiring in
+    a day, for 0), tagged by their age."""
     db_conn.execute(
         "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)"
         " VALUES (%s, %s, sha256(''), 201, '', now() - make_interval(hours => %s))",
         [user_id, f"key {hours_ago}", hours_ago],
     )
     db_conn.execute(
-        "INSERT INTO login_failures (username_hash, failed_at) VALUES (sha256(%s), now() - make_interval(hours => %s))",
+        "INSERT INTO login_failures (throttle_key, failed_at) VALUES (sha256(%s), now() - make_interval(hours => %s))",
         [str(hours_ago).encode(), hours_ago],
+    )
+    db_conn.execute(
+        "INSERT INTO api_tokens (token_hash, user_id, expires_at)"
+        " VALUES (sha256(%s), %s, now() + make_interval(hours => CASE WHEN %s = 0 THEN 24 ELSE -%s END))",
+        [str(hours_ago).encode(), user_id, hours_ago, hours_ago],
     )
 
 
 def remaining(db_conn):
     keys = db_conn.execute("SELECT key FROM idempotency_keys ORDER BY key").fetchall()
     failures = db_conn.execute("SELECT count(*) AS n FROM login_failures").fetchone()["n"]
-    return [row["key"] for row in keys], failures
+    tokens = db_conn.execute("SELECT count(*) AS n FROM api_tokens WHERE expires_at <= now()").fetchone()["n"]
+    return [row["key"] for row in keys], failures, tokens
 
 
 def test_a_round_deletes_only_what_has_expired(config, queries, db_conn, reporter, monkeypatch):
@@ -49,8 +56,18 @@ def test_a_round_deletes_only_what_has_expired(config, queries, db_conn, reporte
             await db.close()
 
     purged = falcon.async_to_sync(one_round)
-    assert purged == {"idempotency_keys": 3, "login_failures": len(ages) - within_window}
-    assert remaining(db_conn) == (["key 0", "key 1", "key 23"], within_window)
+    assert purged == {
+        "api_tokens": len(ages) - 1,
+        "idempotency_keys": 3,
+        "login_failures": len(ages) - within_window,
+    }
+    assert remaining(db_conn) == (["key 0", "key 1", "key 23"], within_window, 0)
+    assert (
+        db_conn.execute(
+            "SELECT count(*) AS n FROM api_tokens WHERE user_id = %s", [reporter["id"]]
+        ).fetchone()["n"]
+        == 2
+    )
 
 
 def test_the_served_app_runs_the_job_by_itself(config, db_conn, reporter):
@@ -65,4 +82,4 @@ def test_the_served_app_runs_the_job_by_itself(config, db_conn, reporter):
                 await asyncio.sleep(0.1)
 
     falcon.async_to_sync(serve_a_while)
-    assert remaining(db_conn) == (["key 0"], 1)
+    assert remaining(db_conn) == (["key 0"], 1, 0)
