@@ -1,3 +1,4 @@
+import asyncio
 import datetime
 
 import falcon
@@ -25,7 +26,9 @@ class Collection(Resource):
         attempt_id = await self._count_attempt(keys)
         async with self._db.read() as conn:
             login = await self._queries.get_login(conn, username=body["username"])
-        matches = password_matches(login and login["password_hash"], body["password"])
+        matches = await asyncio.to_thread(
+            password_matches, login and login["password_hash"], body["password"]
+        )
         if not (matches and login["active"]):
             raise unauthorized("Wrong username or password.")  # the attempt stays counted
         token, token_hash = new_token()
