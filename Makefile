@@ -51,6 +51,7 @@ insomnia: $(VENV)/.installed
 bench: $(DB) migrate
 	SCALE=$(SCALE) $(PY) -m bench.seed
 	$(PY) -m bench.explain
+	$(PY) -m bench.stats_filters
 
 loadtest: $(DB) migrate
 	@command -v wrk >/dev/null || { echo "wrk is missing: sudo apt-get install wrk" >&2; exit 1; }

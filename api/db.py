@@ -170,6 +170,20 @@ class RequestScope:
     token = None
 
 
+@contextlib.asynccontextmanager
+async def snapshot(conn):
+    """`conn` (in autocommit) inside a read-only transaction whose statements all see one
+    snapshot (REPEATABLE READ), for a request that reads with more than one statement."""
+    await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+    await conn.set_read_only(True)
+    try:
+        async with conn.transaction():
+            yield conn
+    finally:
+        await conn.set_isolation_level(None)
+        await conn.set_read_only(None)
+
+
 def connect(database_url):
     """A plain connection for the command line and tests, set up like the pool's."""
     return psycopg.connect(database_url, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC")

@@ -156,3 +156,11 @@ SELECT
     (SELECT figures FROM metric WHERE metric = 'ack') AS mtta_seconds,
     (SELECT figures FROM metric WHERE metric = 'res') AS mttr_seconds,
 {:stats_workload_and_daily}
+
+-- name: stats_dates_match_all :scalar
+-- Whether the created_after/created_before filters (NULL: none) leave no incident out, so
+-- that stats may take incident_stats_all. PERF: min and max from the created_at index.
+SELECT coalesce(%(created_after)s::timestamptz IS NULL
+                    OR %(created_after)s <= (SELECT min(created_at) FROM incidents), TRUE)
+   AND coalesce(%(created_before)s::timestamptz IS NULL
+                    OR %(created_before)s > (SELECT max(created_at) FROM incidents), TRUE)

@@ -6,6 +6,7 @@ import random
 import pytest
 
 from api.lists import incident_filters
+from api.resources.analytics import STATS_PARAMETERS
 
 SEVERITIES = ["low", "medium", "high", "critical"]
 
@@ -306,3 +307,82 @@ def test_the_histogram_follows_the_api(client, queries, db_conn, reporter, respo
     assert client.simulate_delete(path, headers=admin["headers"]).status_code == 204
     assert histogram(db_conn) == []
     assert stats(client, reporter)["mtta_seconds"]["mean"] is None
+
+
+# Filtered stats: whichever way the endpoint computes them, they say exactly what the general
+# query (one pass over the matching incidents, sorting their durations) says for the same filters.
+
+
+@pytest.fixture
+def filtered(db_conn, reporter, make_user, make_category, now):
+    """varied_incidents from two reporters, three assignees and unassigned ones, a third of them
+    in one category and a few in another; returns the ids the filters name."""
+    assignees = [make_user("responder")["id"] for _ in range(3)]
+    other = make_user("reporter")["id"]
+    varied_incidents(db_conn, reporter["id"], assignees, now)
+    db_conn.execute("UPDATE incidents SET reporter_id = %s WHERE id %% 4 = 0", [other])
+    common, rare = make_category()["id"], make_category()["id"]
+    db_conn.execute(
+        "INSERT INTO incident_categories (incident_id, category_id)"
+        " SELECT id, %s FROM incidents WHERE id %% 3 = 0 UNION ALL SELECT id, %s FROM incidents WHERE id %% 50 = 1",
+        [common, rare],
+    )
+    return {"reporter": reporter["id"], "assignee": assignees[0], "common": common, "rare": rare}
+
+
+def as_query_string(now, ids, case):
+    """A case's query string: {name} is an id of `filtered`, {N days ago} a time N days back."""
+    ago = lambda days: (now - datetime.timedelta(days=days)).isoformat().replace("+00:00", "Z")  # noqa: E731
+    values = {"reporter": ids["reporter"], "assignee": ids["assignee"], "common": ids["common"]}
+    values |= {
+        "rare": ids["rare"],
+        "30_days_ago": ago(30),
+        "tomorrow": ago(-1),
+        "epoch": "1970-01-01T00:00:00Z",
+    }
+    return case.format(**values)
+
+
+FILTERED_CASES = [
+    "status=closed",
+    "status=open,in_progress",
+    "status=open,in_progress,resolved,closed",
+    "severity=critical",
+    "severity=low,medium,high,critical&status=resolved,closed",
+    "reporter_id={reporter}",
+    "assignee_id={assignee}",
+    "assignee_id=none",
+    "assignee_id=none&status=open",
+    "category_id={common}",
+    "category_id={rare}&severity=medium",
+    "created_after={epoch}",
+    "created_after={epoch}&days=3660",
+    "created_after={epoch}&created_before=2100-01-01T00:00:00Z&status=open,in_progress,resolved,closed",
+    "created_after={30_days_ago}",
+    "created_before={30_days_ago}&days=90",
+    "created_after={tomorrow}",
+    "created_before={epoch}",
+    "reporter_id={reporter}&category_id={common}&created_after={30_days_ago}&days=3660",
+    "assignee_id=none&category_id={common}&status=closed,resolved&severity=low,high",
+]
+
+
+@pytest.mark.parametrize("case", FILTERED_CASES)
+def test_filtered_stats_say_what_the_general_query_says(
+    client, queries, db_conn, reporter, filtered, now, case
+):
+    qs = as_query_string(now, filtered, case)
+    body = stats(client, reporter, qs)
+    args = dict(req.split("=", 1) for req in qs.split("&"))
+    parsed = {name: STATS_PARAMETERS[name](value) for name, value in args.items()}
+    days = parsed.pop("days", 30)
+    assert_same(queries.incident_stats(db_conn, **incident_filters(parsed), days=days), body)
+
+
+def test_filters_that_match_every_incident_say_what_no_filter_says(
+    client, queries, db_conn, reporter, filtered, now
+):
+    everything = stats(client, reporter)
+    for case in FILTERED_CASES[2], FILTERED_CASES[11], FILTERED_CASES[13]:
+        assert stats(client, reporter, as_query_string(now, filtered, case)) == everything
+    assert sum(stats(client, reporter, "created_after=2100-01-01T00:00:00Z")["by_status"].values()) == 0
