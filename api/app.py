@@ -21,6 +21,7 @@ from api.resources import (
     categories,
     comments,
     docs,
+    events,
     follows,
     health,
     history,
@@ -218,6 +219,7 @@ def add_routes(app, db, queries, server):
         "/categories": categories.Collection(db, queries),
         "/categories/{category_id:id}": categories.Item(db, queries),
         "/categories/{category_id:id}/incidents": categories.Incidents(db, queries, lists),
+        "/events": events.Feed(db, queries),
     }
     for template, resource in routes.items():
         app.add_route(template, resource)

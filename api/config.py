@@ -12,6 +12,7 @@ class Config:
     pool_timeout: float = 5.0
     statement_timeout_ms: int = 5000
     retention_interval_seconds: float = 600.0
+    event_retention_days: int = 30
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -29,6 +30,7 @@ class Config:
             retention_interval_seconds=float(
                 env.get("RETENTION_INTERVAL_SECONDS", cls.retention_interval_seconds)
             ),
+            event_retention_days=_positive_int(env, "EVENT_RETENTION_DAYS", cls.event_retention_days),
         )
 
 
@@ -38,3 +40,10 @@ class ConfigError(ValueError):
 
 def _int(env, name, default):
     return int(env.get(name, default))
+
+
+def _positive_int(env, name, default):
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {value}")
+    return value

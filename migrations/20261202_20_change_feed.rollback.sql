@@ -1,0 +1,3 @@
+DROP FUNCTION rfc3339(timestamptz);
+DROP TABLE events;
+DROP TABLE feed_head;
