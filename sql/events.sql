@@ -1,5 +1,5 @@
--- The change feed: events in position order (see the change_feed migration for why the
--- positions follow commit order).
+-- The change feed: events in position order (see the change_feed migration for how positions
+-- are taken so that no reader ever skips one).
 
 -- name: incident_document :fragment
 -- The incident as the API shows it (without allowed_transitions, which depends on the reader),
@@ -13,23 +13,23 @@ json_build_object('id', i.id, 'title', i.title, 'description', i.description, 's
 -- name: publish_events :fragment
 -- The feed events of the rows of a CTE named `event` (incident_id, actor_id, action, changes,
 -- incident: its document, incident_version, comment: its document or NULL): CTEs for a WITH
--- clause. Positions come from feed_head, whose row stays locked until the transaction commits,
--- so the next writer's positions are taken after this one's events are visible (PERF: see
--- docs/decisions.md). A statement without events leaves feed_head alone.
-feed_moved AS (
-    UPDATE feed_head SET last_position = last_position + (SELECT count(*) FROM event)
-    WHERE EXISTS (SELECT FROM event)
-    RETURNING last_position
+-- clause. Position: the transaction's id times 2^20 plus the event's ordinal in the
+-- transaction (after any event an earlier statement of it wrote). PERF: writers take no lock
+-- for it; readers wait for older transactions instead (read_feed).
+transaction_base AS (
+    SELECT pg_current_xact_id()::text::bigint * 1048576 AS base
 ), published AS (
     INSERT INTO events (position, type, actor_id, incident_id, incident_version, data)
-    SELECT h.last_position - count(*) OVER () + row_number() OVER (ORDER BY e.incident_id),
+    SELECT (SELECT coalesce(max(done.position), t.base) FROM events done
+            WHERE done.position BETWEEN t.base AND t.base + 1048575)
+           + row_number() OVER (ORDER BY e.incident_id),
            CASE e.action WHEN 'commented' THEN 'comment.created' ELSE 'incident.' || e.action END,
            e.actor_id, e.incident_id, e.incident_version,
            CASE e.action
                WHEN 'commented' THEN json_build_object('incident', e.incident, 'comment', e.comment)
                WHEN 'deleted' THEN json_build_object('incident', e.incident)
                ELSE json_build_object('incident', e.incident, 'changes', e.changes) END
-    FROM event e CROSS JOIN feed_moved h
+    FROM event e CROSS JOIN transaction_base t
 )
 
 -- name: comment_document :fragment
@@ -37,21 +37,23 @@ feed_moved AS (
 json_build_object('id', c.id, 'incident_id', c.incident_id, 'author_id', c.author_id,
                   'content', c.content, 'created_at', rfc3339(c.created_at))
 
+-- name: feed_horizon :fragment
+-- The lowest position a transaction still running (or yet to start) may write: events below
+-- it are final, none will ever join them.
+pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 1048576
+
 -- name: read_feed :many :custom_plan
--- One page of events after `after` (or from the oldest kept one when it is NULL), with the
--- position just before the oldest kept event (feed_head's when every event was pruned) in
--- every row: one row of NULL event columns when the page is empty. PERF: one snapshot and one
--- round trip per poll.
-WITH kept AS (
-    SELECT coalesce((SELECT min(position) FROM events), (SELECT last_position FROM feed_head) + 1) - 1
-           AS before_oldest
-)
-SELECT kept.before_oldest, page.*
-FROM kept
+-- One page of the events after `after` (or after the pruned ones when it is NULL) that are
+-- final (below feed_horizon, in this statement's snapshot, which sees every transaction below
+-- it ended), with the position the feed is pruned through in every row: one row of NULL event
+-- columns when the page is empty. PERF: one snapshot and one round trip per poll.
+SELECT pruned.through_position AS pruned_through, page.*
+FROM events_pruned pruned
 LEFT JOIN LATERAL (
     SELECT e.position, e.type, e.occurred_at, e.actor_id, e.incident_id, e.incident_version, e.data
     FROM events e
-    WHERE e.position > coalesce(%(after)s::bigint, kept.before_oldest)
+    WHERE e.position > coalesce(%(after)s::bigint, pruned.through_position)
+      AND e.position < {:feed_horizon}
       AND (%(types)s::text[] IS NULL OR e.type = ANY(%(types)s::text[]))
       AND (%(incident_id)s::bigint IS NULL OR e.incident_id = %(incident_id)s)
     ORDER BY e.position

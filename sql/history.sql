@@ -42,9 +42,14 @@ SELECT %(actor_id)s::bigint AS actor_id, %(action)s::text AS action, %(changes)s
 -- name: unassign_all :exec
 -- Every incident assigned to the user unassigned (before the user is deleted), each as the
 -- change it is: a new version, an `assigned` history entry by the actor, its feed event.
-WITH unassigned AS (
+-- NOTE: every turn is taken (an aggregate reads all of its input first) before any row is
+-- written, as wait_for_incident requires.
+WITH turns AS (
+    SELECT array_agg(id) AS ids FROM incidents
+    WHERE assignee_id = %(user_id)s AND wait_for_incident(id)
+), unassigned AS (
     UPDATE incidents SET assignee_id = NULL, updated_at = now(), version = version + 1
-    WHERE assignee_id = %(user_id)s
+    WHERE id IN (SELECT unnest(ids) FROM turns) AND assignee_id = %(user_id)s
     RETURNING *
 ), changed AS (
     SELECT u.*, coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)

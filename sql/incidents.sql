@@ -105,15 +105,16 @@ SELECT id, title, description, status, severity, reporter_id, assignee_id, '[]':
 FROM incident
 
 -- name: lock_incident :one
--- The row to change, locked until the transaction ends, with its category ids, and its
--- categories as incident_details shows them (for its ETag).
+-- The row to change, locked until the transaction ends (after the incident's turn: see
+-- wait_for_incident in the change_feed migration), with its category ids, and its categories
+-- as incident_details shows them (for its ETag).
 SELECT id, title, description, status, severity, reporter_id, assignee_id, resolution, version,
        ARRAY(SELECT category_id FROM incident_categories
              WHERE incident_id = incidents.id ORDER BY category_id) AS category_ids,
        coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
                  FROM incident_categories ic JOIN categories c ON c.id = ic.category_id
                  WHERE ic.incident_id = incidents.id), '[]') AS categories
-FROM incidents WHERE id = %(id)s FOR UPDATE OF incidents
+FROM incidents WHERE id = %(id)s AND wait_for_incident(id) FOR UPDATE OF incidents
 
 -- name: update_incident :exec
 -- acknowledged_at is set the first time the incident leaves 'open'; resolved_at when it

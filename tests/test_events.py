@@ -120,7 +120,7 @@ def test_a_failed_request_leaves_no_event(client, db_conn, admin, responder, rep
         f"/incidents/{closed['id']}", json={"status": "closed"}, headers=responder["headers"]
     )
     before = db_conn.execute(
-        "SELECT (SELECT last_position FROM feed_head) AS head, (SELECT count(*) FROM events) AS events"
+        "SELECT (SELECT max(position) FROM events) AS last, (SELECT count(*) FROM events) AS events"
     ).fetchone()
     failures = [
         ("PATCH", f"/incidents/{theirs['id']}", {"title": "mine now"}, reporter, {}, 403),
@@ -143,7 +143,7 @@ def test_a_failed_request_leaves_no_event(client, db_conn, admin, responder, rep
         result = client.simulate_request(method, path, json=body, headers={**user["headers"], **headers})
         assert result.status_code == status, (method, path, result.json)
     after = db_conn.execute(
-        "SELECT (SELECT last_position FROM feed_head) AS head, (SELECT count(*) FROM events) AS events"
+        "SELECT (SELECT max(position) FROM events) AS last, (SELECT count(*) FROM events) AS events"
     ).fetchone()
     assert after == before
     assert (
@@ -186,13 +186,20 @@ def test_pages_follow_positions_with_limit_link_and_filters(client, reporter, re
     assert read_feed(client, reporter, after=end, incident_id=first["id"]).json["next_cursor"] == end
 
 
+def prune_through(db_conn, position):
+    """What the retention job does: deletes the events up to `position` and records it."""
+    db_conn.execute("DELETE FROM events WHERE position <= %s", [position])
+    db_conn.execute("UPDATE events_pruned SET through_position = %s", [position])
+
+
 def test_without_after_the_feed_starts_at_the_oldest_kept_event(client, db_conn, reporter, make_incident):
     for _ in range(3):
         make_incident(reporter)
-    oldest = db_conn.execute("SELECT min(position) AS p FROM events").fetchone()["p"]
-    db_conn.execute("DELETE FROM events WHERE position = %s", [oldest])  # as retention would
-    items = read_feed(client, reporter).json["items"]
-    assert [e["position"] for e in items] == [oldest + 1, oldest + 2]
+    positions = [r["position"] for r in db_conn.execute("SELECT position FROM events ORDER BY position")]
+    prune_through(db_conn, positions[0])
+    page = read_feed(client, reporter).json
+    assert [e["position"] for e in page["items"]] == positions[1:]
+    assert page["next_cursor"] == str(positions[2])
 
 
 @pytest.mark.parametrize(
@@ -225,21 +232,25 @@ def test_a_cursor_below_the_pruned_events_is_410(client, db_conn, reporter, make
     for _ in range(4):
         make_incident(reporter)
     positions = [r["position"] for r in db_conn.execute("SELECT position FROM events ORDER BY position")]
-    db_conn.execute("DELETE FROM events WHERE position <= %s", [positions[1]])
+    prune_through(db_conn, positions[1])
     gone = client.simulate_get("/events", params={"after": positions[1] - 1}, headers=reporter["headers"])
     assert gone.status_code == 410
     assert gone.headers["Content-Type"] == "application/problem+json"
-    assert "pruned" in gone.json["detail"]
+    assert gone.json["title"] == "Events pruned" and "pruned" in gone.json["detail"]
     kept = read_feed(client, reporter, after=positions[1]).json
     assert [e["position"] for e in kept["items"]] == positions[2:]
 
-    db_conn.execute("DELETE FROM events")  # everything pruned: the feed's end still counts
+    prune_through(db_conn, positions[3])  # everything: a reader that saw it all goes on
     assert (
         client.simulate_get(
             "/events", params={"after": positions[2]}, headers=reporter["headers"]
         ).status_code
         == 410
     )
-    empty = read_feed(client, reporter, after=positions[3]).json
-    assert empty == {"items": [], "next_cursor": str(positions[3])}
+    assert read_feed(client, reporter, after=positions[3]).json == {
+        "items": [],
+        "next_cursor": str(positions[3]),
+    }
     assert read_feed(client, reporter).json == {"items": [], "next_cursor": str(positions[3])}
+    make_incident(reporter)
+    assert len(read_feed(client, reporter, after=positions[3]).json["items"]) == 1

@@ -85,6 +85,10 @@ def test_a_round_prunes_the_events_older_than_the_retention_from_the_start_of_th
     kept = [row["position"] for row in db_conn.execute("SELECT position FROM events ORDER BY position")]
     assert kept == positions[4:]
     assert (
+        db_conn.execute("SELECT through_position FROM events_pruned").fetchone()["through_position"]
+        == (positions[3])
+    )
+    assert (
         client.simulate_get("/events", headers=reporter["headers"]).json["items"][0]["position"]
         == positions[4]
     )

@@ -1,5 +1,6 @@
-"""The change feed, GET /events: every committed change as an event, in commit order, read by
-position (api/history.py writes the events, with each change's history entry)."""
+"""The change feed, GET /events: every committed change as an event, read by position; a
+reader never finds a new event at or below a position it has seen (see the change_feed
+migration). The events are written with each change's history entry (sql/history.sql)."""
 
 import urllib.parse
 
@@ -47,14 +48,14 @@ class Feed(Resource):
                 incident_id=args.get("incident_id"),
                 limit=limit + 1,
             )
-        before_oldest = rows[0]["before_oldest"]
-        after = args.get("after", before_oldest)
-        if after < before_oldest:
+        pruned_through = rows[0]["pruned_through"]
+        after = args.get("after", pruned_through)
+        if after < pruned_through:
             raise Problem(
                 falcon.HTTP_410,
-                f"Events up to position {before_oldest} were pruned (they are kept for a limited "
-                f"time); the oldest one kept follows position {before_oldest}: read the feed "
-                "again without 'after' to resume from there.",
+                f"The events after position {after} up to {pruned_through} were pruned (events are "
+                "kept for a limited time); read the feed without 'after' to go on from the oldest "
+                "one kept.",
                 title="Events pruned",
             )
         events = [present(row) for row in rows if row["position"] is not None]
