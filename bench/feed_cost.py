@@ -1,12 +1,13 @@
 """python -m bench.feed_cost: what the change feed costs the writes that publish to it.
 
-Two gunicorn servers side by side, on two fresh databases of the configured server: the tree of
-the commit before the feed (BASE, exported with git archive) and this tree. wrk drives
-`POST /incidents` and `POST /incidents/{id}/comments` against each in interleaved rounds (the
-order alternates per round), so load from anything else on the machine weighs on both; the
-ratio with/without is taken per round, and its median reported. Writes
-bench/results/feed_cost.md. The databases (feed_cost_without, feed_cost_with) are created with
-a marker and dropped at the end; a database of that name without the marker is never touched."""
+gunicorn servers side by side, each on a fresh database of the configured server: the tree of
+the commit before the feed (BASE), this tree, and the tree of the first design, whose positions
+came from a counter row locked until commit (COUNTER), the older trees exported with git
+archive. wrk drives `POST /incidents` and `POST /incidents/{id}/comments` against each in
+interleaved rounds (the order rotates per round), so load from anything else on the machine
+weighs on all; each ratio to the server without the feed is taken per round, and its median
+reported. Writes bench/results/feed_cost.md. The databases (feed_cost_*) are created with a
+marker and dropped at the end; a database of such a name without the marker is never touched."""
 
 import contextlib
 import os
@@ -32,12 +33,18 @@ from bench.load import free_port, run_wrk, wait_until_up
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULT = ROOT / "bench" / "results" / "feed_cost.md"
 BASE = os.environ.get("FEED_COST_BASE", "ebddcab")  # the last commit before the change feed
+COUNTER = os.environ.get("FEED_COST_COUNTER", "6b4bf85")  # the feed with a serialising counter row
 ROUNDS = int(os.environ.get("ROUNDS", 5))
 SECONDS = int(os.environ.get("SECONDS_PER_RUN", 10))
 WORKERS = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count()))
 INCIDENTS = 1000  # comment targets
 MARKER = "created by bench.feed_cost"
-CONFIGS = {"without feed": "feed_cost_without", "with feed": "feed_cost_with"}
+WITHOUT = "without feed"
+CONFIGS = {  # name: (git commit, or None for this tree; database)
+    WITHOUT: (BASE, "feed_cost_without"),
+    "feed: transaction-id positions (this tree)": (None, "feed_cost_xid"),
+    "feed: counter row locked to commit": (COUNTER, "feed_cost_counter"),
+}
 POST = 'wrk.headers["Content-Type"] = "application/json"\n'
 SCENARIOS = {
     "POST /incidents": POST + 'return wrk.format("POST", "/incidents", nil, '
@@ -147,42 +154,49 @@ def counts(url):
     return row
 
 
+def export(commit, directory):
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+    return directory
+
+
 def main():
     server_url = pgcluster.database_url()
     rows = []
-    with tempfile.TemporaryDirectory() as base_tree:
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", BASE], capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", base_tree], input=archive, check=True)
-        trees = {"without feed": base_tree, "with feed": str(ROOT)}
-        urls = {config: database_url(server_url, name) for config, name in CONFIGS.items()}
+    with contextlib.ExitStack() as stack:
+        trees = {
+            config: str(ROOT)
+            if commit is None
+            else export(commit, stack.enter_context(tempfile.TemporaryDirectory()))
+            for config, (commit, _) in CONFIGS.items()
+        }
+        urls = {config: database_url(server_url, name) for config, (_, name) in CONFIGS.items()}
         try:
-            for name in CONFIGS.values():
+            for _, name in CONFIGS.values():
                 recreate(server_url, name)
             tokens = {config: prepare(trees[config], urls[config]) for config in CONFIGS}
-            with (
-                gunicorn(trees["without feed"], urls["without feed"]) as without,
-                gunicorn(trees["with feed"], urls["with feed"]) as with_,
-            ):
-                ports = {"without feed": without, "with feed": with_}
-                assert [serves_feed(ports[c], tokens[c]) for c in CONFIGS] == [False, True]
-                for n in range(1, ROUNDS + 1):
-                    order = list(CONFIGS) if n % 2 else list(reversed(CONFIGS))
-                    for scenario, lua in SCENARIOS.items():
-                        for config in order:
-                            result = run_wrk(ports[config], lua, tokens[config], seconds=SECONDS)
-                            rows.append({"round": n, "scenario": scenario, "config": config, **result})
-                    print(
-                        f"round {n}: "
-                        + ", ".join(
-                            f"{r['scenario']} {r['config']} {r['rps']:.0f}/s" for r in rows if r["round"] == n
-                        ),
-                        flush=True,
-                    )
+            ports = {config: stack.enter_context(gunicorn(trees[config], urls[config])) for config in CONFIGS}
+            assert [serves_feed(ports[c], tokens[c]) for c in CONFIGS] == [False, True, True]
+            for n in range(1, ROUNDS + 1):
+                names = list(CONFIGS)
+                order = names[n % len(names) :] + names[: n % len(names)]
+                for scenario, lua in SCENARIOS.items():
+                    for config in order:
+                        result = run_wrk(ports[config], lua, tokens[config], seconds=SECONDS)
+                        rows.append({"round": n, "scenario": scenario, "config": config, **result})
+                print(
+                    f"round {n}: "
+                    + ", ".join(
+                        f"{r['scenario']} {r['config']} {r['rps']:.0f}/s" for r in rows if r["round"] == n
+                    ),
+                    flush=True,
+                )
             written = {config: counts(url) for config, url in urls.items()}
         finally:
-            for name in CONFIGS.values():
+            stack.close()  # the servers stop before their databases go
+            for _, name in CONFIGS.values():
                 drop(server_url, name)
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text(report(rows, written))
@@ -196,49 +210,45 @@ def report(rows, written):
     def median(scenario, config, field):
         return statistics.median(by[n, scenario, config][field] for n in rounds)
 
+    def ratio(scenario, config):
+        return statistics.median(
+            by[n, scenario, config]["rps"] / by[n, scenario, WITHOUT]["rps"] for n in rounds
+        )
+
     lines = [
         "# What the change feed costs writers",
         "",
-        f"Written by `python -m bench.feed_cost`: gunicorn ({WORKERS} workers) on two fresh databases of one "
-        f"PostgreSQL server, the commit before the feed (`{BASE}`) against this tree, wrk with 16 connections "
-        f"for {SECONDS} s per run, {len(rounds)} rounds, the order of the two servers alternating per round. "
-        "Medians over rounds; the ratio is the median of the per-round ratios.",
+        f"Written by `python -m bench.feed_cost`: gunicorn ({WORKERS} workers each) on fresh databases of one "
+        f"PostgreSQL server: the commit before the feed (`{BASE}`), this tree, and the first design of the feed "
+        f"(`{COUNTER}`, positions from a counter row locked until commit). wrk with 16 connections for "
+        f"{SECONDS} s per run, {len(rounds)} rounds, the order of the servers rotating per round. Medians over "
+        "rounds; a ratio is the median of the per-round ratios to the server without the feed.",
         "",
-        "| request | without feed req/s | with feed req/s | ratio | p50 ms without / with | p99 ms without / with |"
-        " errors without / with |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| request | server | req/s | ratio | p50 ms | p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for scenario in SCENARIOS:
-        ratio = statistics.median(
-            by[n, scenario, "with feed"]["rps"] / by[n, scenario, "without feed"]["rps"] for n in rounds
-        )
-        cells = {
-            field: " / ".join(f"{median(scenario, config, field):{spec}}" for config in CONFIGS)
-            for field, spec in (("p50_ms", ".2f"), ("p99_ms", ".2f"), ("errors", ".0f"))
-        }
-        lines.append(
-            f"| {scenario} | {median(scenario, 'without feed', 'rps'):.0f} | {median(scenario, 'with feed', 'rps'):.0f} | "
-            f"{ratio:.2f} | {cells['p50_ms']} | {cells['p99_ms']} | {cells['errors']} |"
-        )
-    lines += [
-        "",
-        "Per round (req/s):",
-        "",
-        "| round | request | without feed | with feed | ratio |",
-        "|---:|---|---:|---:|---:|",
-    ]
+        for config in CONFIGS:
+            lines.append(
+                f"| {scenario} | {config} | {median(scenario, config, 'rps'):.0f} | {ratio(scenario, config):.2f} | "
+                f"{median(scenario, config, 'p50_ms'):.2f} | {median(scenario, config, 'p99_ms'):.2f} | "
+                f"{median(scenario, config, 'errors'):.0f} |"
+            )
+    lines += ["", "Per round (req/s):", "", "| round | request | " + " | ".join(CONFIGS) + " |"]
+    lines.append("|---:|---|" + "---:|" * len(CONFIGS))
     for n in rounds:
         for scenario in SCENARIOS:
-            a, b = by[n, scenario, "without feed"]["rps"], by[n, scenario, "with feed"]["rps"]
-            lines.append(f"| {n} | {scenario} | {a:.0f} | {b:.0f} | {b / a:.2f} |")
-    after = written["with feed"]
-    lines += [
-        "",
-        f"Written with the feed: {after['incidents']:,} incidents and {after['comments']:,} comments, "
-        f"{after['events']:,} events (one per write: "
-        f"{'yes' if after['events'] == after['incidents'] + after['comments'] else 'NO'}).",
-        "",
-    ]
+            cells = " | ".join(f"{by[n, scenario, config]['rps']:.0f}" for config in CONFIGS)
+            lines.append(f"| {n} | {scenario} | {cells} |")
+    lines.append("")
+    for config in list(CONFIGS)[1:]:
+        done = written[config]
+        lines.append(
+            f"{config}: {done['incidents']:,} incidents and {done['comments']:,} comments written, "
+            f"{done['events']:,} events (one per write: "
+            f"{'yes' if done['events'] == done['incidents'] + done['comments'] else 'NO'})."
+        )
+    lines.append("")
     return "\n".join(lines)
 
 
