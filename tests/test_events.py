@@ -152,6 +152,19 @@ def test_a_failed_request_leaves_no_event(client, db_conn, admin, responder, rep
     )
 
 
+def test_a_replayed_request_writes_no_second_event(client, reporter, make_incident):
+    incident = make_incident(reporter)
+    cursor = read_feed(client, reporter).json["next_cursor"]
+    headers = {**reporter["headers"], "Idempotency-Key": "comment-once"}
+    for _ in range(2):
+        result = client.simulate_post(
+            f"/incidents/{incident['id']}/comments", json={"content": "once"}, headers=headers
+        )
+        assert result.status_code == 201
+    events, _ = events_after(client, reporter, cursor)
+    assert [e["type"] for e in events] == ["comment.created"]
+
+
 def test_pages_follow_positions_with_limit_link_and_filters(client, reporter, responder, make_incident):
     start = read_feed(client, reporter).json["next_cursor"]
     first, second = make_incident(reporter), make_incident(reporter)

@@ -7,9 +7,11 @@ import dataclasses
 import time
 
 import falcon.testing
+import pytest
 
 from api import retention
 from api.app import create_app
+from api.config import Config, ConfigError
 from api.db import Database
 from api.resources.tokens import THROTTLE
 
@@ -110,3 +112,11 @@ def test_the_served_app_runs_the_job_by_itself(config, db_conn, reporter):
 
     falcon.async_to_sync(serve_a_while)
     assert remaining(db_conn) == (["key 0"], 1)
+
+
+def test_event_retention_days_come_from_the_environment():
+    env = {"DATABASE_URL": "postgresql://example/incidents"}
+    assert Config.from_env(env).event_retention_days == 30
+    assert Config.from_env({**env, "EVENT_RETENTION_DAYS": "7"}).event_retention_days == 7
+    with pytest.raises(ConfigError, match="EVENT_RETENTION_DAYS"):
+        Config.from_env({**env, "EVENT_RETENTION_DAYS": "0"})
