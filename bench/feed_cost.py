@@ -193,6 +193,7 @@ def main():
                     ),
                     flush=True,
                 )
+            stack.close()  # every server stops, its last requests done, before the count
             written = {config: counts(url) for config, url in urls.items()}
         finally:
             stack.close()  # the servers stop before their databases go
