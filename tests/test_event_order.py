@@ -179,6 +179,8 @@ def test_a_reader_following_the_feed_under_concurrent_writers_sees_every_event_o
     for events in versions.values():
         incident_versions = [e["incident_version"] for e in events if e["type"].startswith("incident.")]
         assert incident_versions == sorted(set(incident_versions))
+        every_version = [e["incident_version"] for e in events]  # comments included
+        assert every_version == sorted(every_version)
 
 
 def finished():
