@@ -69,7 +69,7 @@ SELECT FROM event
 -- name: record_event :one
 -- One history entry, its notifications and its feed event, after the change was written by
 -- earlier statements of the transaction; returns the incident as incident_details shows it now
--- (PERF: one round trip per write, and the feed's lock is held only until the commit).
+-- (PERF: one round trip per write, which also spares the change its get_incident).
 WITH current AS (
     SELECT * FROM incident_details WHERE id = %(incident_id)s
 ), event AS (
