@@ -4,6 +4,7 @@ import asyncio
 import logging
 import re
 import signal
+import threading
 import time
 import uuid
 
@@ -21,6 +22,7 @@ from api.resources import (
     categories,
     comments,
     docs,
+    events,
     follows,
     health,
     history,
@@ -107,7 +109,11 @@ class Lifespan:
 
     async def process_startup(self, scope, event):
         await self._db.open()
-        self._watch_sigterm()
+        # NOTE: Python installs signal handlers only from the main thread, where gunicorn's
+        # workers run the app; an ASGI client that runs the app's startup in a thread of its
+        # own (schemathesis, in tests/test_fuzz.py) gets no SIGTERM to drain on anyway.
+        if threading.current_thread() is threading.main_thread():
+            self._watch_sigterm()
         self._retention = asyncio.create_task(
             retention.run_every(self._retention_interval, self._db, self._queries)
         )
@@ -219,6 +225,7 @@ def add_routes(app, db, queries, server):
         "/categories": categories.Collection(db, queries),
         "/categories/{category_id:id}": categories.Item(db, queries),
         "/categories/{category_id:id}/incidents": categories.Incidents(db, queries, lists),
+        "/events": events.Feed(db, queries),
     }
     for template, resource in routes.items():
         app.add_route(template, resource)

@@ -15,6 +15,7 @@ class Config:
     retention_interval_seconds: float = 600.0
     token_ttl_days: int = 30
     forwarded_allow_ips: tuple = ()  # ipaddress networks of the proxies whose X-Forwarded-For counts
+    event_retention_days: int = 30
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -34,6 +35,7 @@ class Config:
             ),
             token_ttl_days=_token_ttl_days(env),
             forwarded_allow_ips=networks(env.get("FORWARDED_ALLOW_IPS", "")),
+            event_retention_days=_positive_int(env, "EVENT_RETENTION_DAYS", cls.event_retention_days),
         )
 
 
@@ -60,3 +62,10 @@ def networks(text):
         )
     except ValueError as ex:
         raise ConfigError(f"FORWARDED_ALLOW_IPS must list IP addresses or networks: {ex}") from None
+
+
+def _positive_int(env, name, default):
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {value}")
+    return value

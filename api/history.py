@@ -1,5 +1,6 @@
-"""What a change to an incident leaves behind: one history entry and its notifications,
-written on the same connection, inside the transaction (or the statement) of the change."""
+"""What a change to an incident leaves behind: one history entry, its notifications and its
+feed event, written on the same connection, inside the transaction (or the statement) of the
+change."""
 
 from psycopg.types.json import Jsonb
 
@@ -27,16 +28,18 @@ def created(incident):
 
 
 async def record_changed(conn, queries, actor_id, before, changed):
+    """Records the change already written to the incident; returns the incident as it now is."""
     direct, follow_event = {}, None
     if changed.get("status") == "resolved":
         direct[before["reporter_id"]] = "resolved"
         follow_event = "followed_resolved"
     if changed.get("assignee_id"):
         direct[changed["assignee_id"]] = "assigned"
-    await queries.record_event(
+    return await queries.record_event(
         conn,
         incident_id=before["id"],
         actor_id=actor_id,
+        comment_id=None,
         **_event(action_for(changed), before, changed, direct, follow_event),
     )
 
@@ -46,6 +49,7 @@ async def record_commented(conn, queries, actor_id, comment):
         conn,
         incident_id=comment["incident_id"],
         actor_id=actor_id,
+        comment_id=comment["id"],
         **_event("commented", {}, {"comment_id": comment["id"]}),
     )
 

@@ -20,6 +20,7 @@ ERROR_TEXT = {
     404: "No such resource",
     409: "Conflict: a duplicate, a forbidden transition, records that depend on this one, "
     "or a request with the same Idempotency-Key still in progress",
+    410: "Gone: the events after this position were pruned (kept EVENT_RETENTION_DAYS)",
     412: "If-Match is not the current ETag",
     413: "The body is over 1 MiB",
     415: "The body is not application/json",

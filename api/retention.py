@@ -1,6 +1,6 @@
 """The retention job: every served worker runs it in the background from ASGI startup, every
 RETENTION_INTERVAL_SECONDS; one worker at a time does a round (an advisory lock), deleting in
-batches what no request needs any more."""
+batches what no request needs any more (feed events after EVENT_RETENTION_DAYS)."""
 
 import asyncio
 import logging
@@ -39,6 +39,7 @@ async def purge(db, queries):
                     "login_failures": await _all(
                         queries.purge_login_failures, conn, window=THROTTLE["window"]
                     ),
+                    "events": await _all(queries.purge_events, conn, days=db.config.event_retention_days),
                 }
             finally:
                 await queries.release_retention(conn)

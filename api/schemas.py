@@ -163,6 +163,41 @@ NOTIFICATION = _record(
         "created_at": TIMESTAMP,
     }
 )
+HISTORY_ACTIONS = HISTORY_ENTRY["properties"]["action"]["enum"]
+EVENT_TYPES = [
+    *(f"incident.{action}" for action in HISTORY_ACTIONS if action != "commented"),
+    "comment.created",
+    "incident.deleted",
+]
+_EVENT_INCIDENT = {
+    **INCIDENT,
+    "properties": {k: v for k, v in INCIDENT["properties"].items() if k != "allowed_transitions"},
+    "required": [k for k in INCIDENT["required"] if k != "allowed_transitions"],
+}
+EVENT = _record(
+    {
+        "id": {"type": "string", "pattern": "^evt_[0-9]+$"},
+        "position": ID,
+        "type": {"enum": EVENT_TYPES},
+        "occurred_at": TIMESTAMP,
+        "actor_id": ID,
+        "incident_id": ID,
+        "incident_version": {"type": "integer", "minimum": 1},
+        "data": {
+            "type": "object",
+            "properties": {
+                "incident": _EVENT_INCIDENT,
+                "changes": HISTORY_ENTRY["properties"]["changes"],
+                "comment": COMMENT,
+            },
+            "required": ["incident"],
+            "additionalProperties": False,
+        },
+    }
+)
+EVENT_PAGE = _record(
+    {"items": {"type": "array", "items": EVENT}, "next_cursor": {"type": "string", "pattern": "^[0-9]+$"}}
+)
 HEALTH = _record({"status": {"const": "ok"}})
 READY = _record({"status": {"const": "ok"}, "database": {"const": "ok"}})
 _FIGURES = {

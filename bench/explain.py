@@ -220,7 +220,7 @@ def cases(queries, ids, page_two_after):
             "DELETE /incidents/{busiest} (cascades to comments, history, notifications)",
             "delete_incident",
             queries.delete_incident.text,
-            {"id": ids["incident"]},
+            {"id": ids["incident"], "actor_id": ids["responder"]},
         ),
     ]
 

@@ -14,6 +14,9 @@ ORDER BY created_at, id
 LIMIT %(limit)s
 
 -- name: create_comment :one
+-- After the incident's turn (see wait_for_incident in the change_feed migration), so that the
+-- version its feed event shows follows the incident's changes in feed order.
 INSERT INTO comments (incident_id, author_id, content)
-VALUES (%(incident_id)s, %(author_id)s, %(content)s)
+SELECT %(incident_id)s, %(author_id)s, %(content)s
+WHERE wait_for_incident(%(incident_id)s)
 RETURNING id, incident_id, author_id, content, created_at

@@ -8,8 +8,9 @@ ORDER BY id
 LIMIT %(limit)s
 
 -- name: event_records :fragment
--- The history entry and the notifications of the one row of a CTE named `event` (incident_id,
--- actor_id, action, changes, recipients, events, follow_event): CTEs for a WITH clause.
+-- The history entry, the notifications and the feed event of each row of a CTE named `event`
+-- (incident_id, actor_id, action, changes, recipients, events, follow_event, and publish_events'
+-- incident, incident_version, comment): CTEs for a WITH clause.
 -- One notification per recipient: the direct event (assigned, resolved) wins over the follow
 -- event; the actor is never notified of their own action.
 entry AS (
@@ -28,32 +29,54 @@ entry AS (
     ) AS candidates
     WHERE candidates.recipient <> e.actor_id
     ORDER BY candidates.recipient, candidates.rank
-)
+),
+{:publish_events}
 
 -- name: event_of_request :fragment
--- The `event` CTE of event_records from the request's parameters (all but incident_id).
+-- The request's columns of the `event` CTE of event_records (the query adds incident_id and
+-- the incident's document).
 SELECT %(actor_id)s::bigint AS actor_id, %(action)s::text AS action, %(changes)s::jsonb AS changes,
        %(recipients)s::bigint[] AS recipients, %(events)s::text[] AS events,
        %(follow_event)s::text AS follow_event
 
 -- name: unassign_all :exec
 -- Every incident assigned to the user unassigned (before the user is deleted), each as the
--- change it is: a new version and an `assigned` history entry by the actor.
-WITH unassigned AS (
+-- change it is: a new version, an `assigned` history entry by the actor, its feed event.
+-- NOTE: every turn is taken (an aggregate reads all of its input first) before any row is
+-- written, as wait_for_incident requires.
+WITH turns AS (
+    SELECT array_agg(id) AS ids FROM incidents
+    WHERE assignee_id = %(user_id)s AND wait_for_incident(id)
+), unassigned AS (
     UPDATE incidents SET assignee_id = NULL, updated_at = now(), version = version + 1
-    WHERE assignee_id = %(user_id)s
-    RETURNING id
+    WHERE id IN (SELECT unnest(ids) FROM turns) AND assignee_id = %(user_id)s
+    RETURNING *
+), changed AS (
+    SELECT u.*, coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
+                          FROM incident_categories ic JOIN categories c ON c.id = ic.category_id
+                          WHERE ic.incident_id = u.id), '[]') AS categories
+    FROM unassigned u
 ), event AS (
-    SELECT id AS incident_id, %(actor_id)s::bigint AS actor_id, 'assigned'::text AS action,
+    SELECT i.id AS incident_id, %(actor_id)s::bigint AS actor_id, 'assigned'::text AS action,
            jsonb_build_object('assignee_id', jsonb_build_array(%(user_id)s::bigint, NULL)) AS changes,
-           ARRAY[]::bigint[] AS recipients, ARRAY[]::text[] AS events, NULL::text AS follow_event
-    FROM unassigned
+           ARRAY[]::bigint[] AS recipients, ARRAY[]::text[] AS events, NULL::text AS follow_event,
+           {:incident_document} AS incident, i.version AS incident_version, NULL::json AS comment
+    FROM changed i
 ),
 {:event_records}
 SELECT FROM event
 
--- name: record_event :exec
--- One history entry and its notifications, in one statement (PERF: one round trip per write).
-WITH event AS (SELECT %(incident_id)s::bigint AS incident_id, * FROM ({:event_of_request}) AS request),
+-- name: record_event :one
+-- One history entry, its notifications and its feed event, after the change was written by
+-- earlier statements of the transaction; returns the incident as incident_details shows it now
+-- (PERF: one round trip per write, which also spares the change its get_incident).
+WITH current AS (
+    SELECT * FROM incident_details WHERE id = %(incident_id)s
+), event AS (
+    SELECT i.id AS incident_id, request.*, {:incident_document} AS incident,
+           i.version AS incident_version,
+           (SELECT {:comment_document} FROM comments c WHERE c.id = %(comment_id)s) AS comment
+    FROM current i, ({:event_of_request}) AS request
+),
 {:event_records}
-SELECT FROM event
+SELECT * FROM current

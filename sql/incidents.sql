@@ -80,29 +80,41 @@ ORDER BY {order_by}
 LIMIT %(limit)s
 
 -- name: create_incident :one
--- A new incident with its 'created' history entry and notifications, in one statement (PERF:
--- one round trip, and no BEGIN and COMMIT: the statement commits or fails whole). Returns it
--- as incident_details shows it, before any category is linked.
+-- A new incident with its 'created' history entry, notifications and feed event, in one
+-- statement (PERF: one round trip, and no BEGIN and COMMIT: the statement commits or fails
+-- whole). The event shows the categories `category_ids` names, which the caller links next, in
+-- the same transaction (a missing one fails the request). Returns the incident as
+-- incident_details shows it, before any category is linked.
 WITH incident AS (
     INSERT INTO incidents (title, description, severity, reporter_id, assignee_id)
     VALUES (%(title)s, %(description)s, %(severity)s, %(actor_id)s, %(assignee_id)s)
     RETURNING *
-), event AS (SELECT incident.id AS incident_id, request.* FROM incident, ({:event_of_request}) AS request),
+), created AS (
+    SELECT incident.*,
+           coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
+                     FROM categories c WHERE c.id = ANY(%(category_ids)s::bigint[])), '[]') AS categories
+    FROM incident
+), event AS (
+    SELECT i.id AS incident_id, request.*, {:incident_document} AS incident,
+           i.version AS incident_version, NULL::json AS comment
+    FROM created i, ({:event_of_request}) AS request
+),
 {:event_records}
 SELECT id, title, description, status, severity, reporter_id, assignee_id, '[]'::json AS categories,
        created_at, updated_at, acknowledged_at, resolved_at, resolution, version
 FROM incident
 
 -- name: lock_incident :one
--- The row to change, locked until the transaction ends, with its category ids, and its
--- categories as incident_details shows them (for its ETag).
+-- The row to change, locked until the transaction ends (after the incident's turn: see
+-- wait_for_incident in the change_feed migration), with its category ids, and its categories
+-- as incident_details shows them (for its ETag).
 SELECT id, title, description, status, severity, reporter_id, assignee_id, resolution, version,
        ARRAY(SELECT category_id FROM incident_categories
              WHERE incident_id = incidents.id ORDER BY category_id) AS category_ids,
        coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
                  FROM incident_categories ic JOIN categories c ON c.id = ic.category_id
                  WHERE ic.incident_id = incidents.id), '[]') AS categories
-FROM incidents WHERE id = %(id)s FOR UPDATE OF incidents
+FROM incidents WHERE id = %(id)s AND wait_for_incident(id) FOR UPDATE OF incidents
 
 -- name: update_incident :exec
 -- acknowledged_at is set the first time the incident leaves 'open'; resolved_at when it
@@ -130,8 +142,19 @@ SELECT %(id)s, unnest(%(category_ids)s::bigint[])
 ON CONFLICT DO NOTHING
 
 -- name: delete_incident :execrows
--- Its comments and category links go with it (ON DELETE CASCADE).
-DELETE FROM incidents WHERE id = %(id)s
+-- Its comments, history and category links go with it (ON DELETE CASCADE); its last state
+-- stays in the feed as an incident.deleted event, whose incident_version counts the deletion
+-- as one more change.
+WITH gone AS (
+    DELETE FROM incidents WHERE id = %(id)s RETURNING id
+), event AS (
+    SELECT i.id AS incident_id, %(actor_id)s::bigint AS actor_id, 'deleted'::text AS action,
+           NULL::jsonb AS changes, {:incident_document} AS incident,
+           i.version + 1 AS incident_version, NULL::json AS comment
+    FROM incident_details i JOIN gone ON gone.id = i.id
+),
+{:publish_events}
+SELECT FROM gone
 
 -- name: incident_exists :scalar
 SELECT EXISTS (SELECT 1 FROM incidents WHERE id = %(id)s)

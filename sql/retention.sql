@@ -25,3 +25,27 @@ WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys
 DELETE FROM login_failures
 WHERE ctid = ANY(ARRAY(SELECT ctid FROM login_failures
                        WHERE failed_at <= now() - %(window)s::interval LIMIT %(batch)s))
+
+-- name: purge_events :scalar
+-- Feed events older than the retention, from the start of the feed up to the first one still
+-- kept, so that what remains has no holes (occurred_at is each transaction's start: nearly,
+-- not exactly, in position order), and only final ones (below feed_horizon); records the
+-- position pruned through (readers behind it get 410). Returns how many were deleted. PERF: a
+-- batch reads the first `batch` positions by the primary key, no index on occurred_at.
+WITH head AS (
+    SELECT position, occurred_at FROM events
+    WHERE position < {:feed_horizon}
+    ORDER BY position LIMIT %(batch)s
+), first_kept AS (
+    SELECT min(position) AS position FROM head
+    WHERE occurred_at > now() - make_interval(days => %(days)s)
+), deleted AS (
+    DELETE FROM events
+    WHERE position IN (SELECT head.position FROM head, first_kept
+                       WHERE first_kept.position IS NULL OR head.position < first_kept.position)
+    RETURNING position
+), recorded AS (
+    UPDATE events_pruned SET through_position = (SELECT max(position) FROM deleted)
+    WHERE EXISTS (SELECT FROM deleted)
+)
+SELECT count(*) FROM deleted

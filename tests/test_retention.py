@@ -1,6 +1,6 @@
 """The retention job deletes what no request needs any more (idempotency keys past 24 hours,
-failed logins past the throttle's window), keeps the rest, and runs in every served worker
-without anyone starting it."""
+failed logins past the throttle's window, feed events past EVENT_RETENTION_DAYS), keeps the
+rest, and runs in every served worker without anyone starting it."""
 
 import asyncio
 import dataclasses
@@ -60,6 +60,7 @@ def test_a_round_deletes_only_what_has_expired(config, queries, db_conn, reporte
         "api_tokens": len(ages) - 1,
         "idempotency_keys": 3,
         "login_failures": len(ages) - within_window,
+        "events": 0,
     }
     assert remaining(db_conn) == (["key 0", "key 1", "key 23"], within_window, 0)
     assert (
@@ -68,6 +69,50 @@ def test_a_round_deletes_only_what_has_expired(config, queries, db_conn, reporte
         ).fetchone()["n"]
         == 2
     )
+
+
+def age_events(db_conn, days_ago):
+    """The feed's events, oldest position first, made `days_ago` old (one age per event)."""
+    positions = [row["position"] for row in db_conn.execute("SELECT position FROM events ORDER BY position")]
+    for position, days in zip(positions, days_ago, strict=True):
+        db_conn.execute(
+            "UPDATE events SET occurred_at = now() - make_interval(days => %s) WHERE position = %s",
+            [days, position],
+        )
+    return positions
+
+
+def test_a_round_prunes_the_events_older_than_the_retention_from_the_start_of_the_feed(
+    config, queries, db_conn, client, reporter, make_incident, monkeypatch
+):
+    monkeypatch.setattr(retention, "BATCH", 2)  # several batches
+    for _ in range(7):
+        make_incident(reporter)
+    # the fifth is old again (a transaction that ran long): kept, since one before it is kept
+    positions = age_events(db_conn, [40, 35, 31, 31, 29, 31, 0])
+    db = Database(dataclasses.replace(config, event_retention_days=30))
+
+    async def one_round():
+        await db.open()
+        try:
+            return await retention.purge(db, queries)
+        finally:
+            await db.close()
+
+    assert falcon.async_to_sync(one_round)["events"] == 4
+    kept = [row["position"] for row in db_conn.execute("SELECT position FROM events ORDER BY position")]
+    assert kept == positions[4:]
+    assert (
+        db_conn.execute("SELECT through_position FROM events_pruned").fetchone()["through_position"]
+        == (positions[3])
+    )
+    assert (
+        client.simulate_get("/events", headers=reporter["headers"]).json["items"][0]["position"]
+        == positions[4]
+    )
+    pruned = client.simulate_get("/events", params={"after": positions[2]}, headers=reporter["headers"])
+    assert pruned.status_code == 410
+    assert pruned.json["title"] == "Events pruned"
 
 
 def test_the_served_app_runs_the_job_by_itself(config, db_conn, reporter):

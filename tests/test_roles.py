@@ -129,6 +129,7 @@ CASES = [
     ("read comments", "GET", "/incidents/{theirs}/comments", None, 200, EVERYONE),
     ("read comment", "GET", "/incidents/{theirs}/comments/{comment}", None, 200, EVERYONE),
     ("notifications", "GET", "/notifications", None, 200, EVERYONE),
+    ("read the change feed", "GET", "/events", None, 200, EVERYONE),
     ("mark own notification read", "POST", "/notifications/{notification}/read", None, 204, EVERYONE),
     ("list categories", "GET", "/categories", None, 200, EVERYONE),
     ("create category", "POST", "/categories", lambda w: {"name": "brand new"}, 201, ADMINS),

@@ -137,6 +137,8 @@ STEPS = [
     Step("POST", "/incidents/1/resolve", {"resolution": "Rolled back deploy 4711"}),
     Step("GET", "/incidents/1/history"),
     Step("DELETE", "/incidents/2", note="the duplicate"),
+    Step("GET", "/events", query={"limit": "100"}, note="every change above, oldest first"),
+    Step("GET", "/events", query={"types": "incident.resolved,incident.deleted"}),
     Step("GET", "/notifications", query={"unread": "true"}, note="as rita", token=AS_RITA),
     Step("POST", "/notifications/1/read", note="as rita", token=AS_RITA),
     LOG_IN_RITA,

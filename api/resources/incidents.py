@@ -67,7 +67,9 @@ class Collection(Resource):
         category_ids = sorted(body.get("category_ids", []))
         event = history.created({**fields, "status": "open", "category_ids": category_ids})
         async with self._db.write(one_statement=not category_ids) as conn:
-            incident = await self._queries.create_incident(conn, **fields, actor_id=user["id"], **event)
+            incident = await self._queries.create_incident(
+                conn, **fields, category_ids=category_ids, actor_id=user["id"], **event
+            )
             if category_ids:
                 await set_categories(conn, self._queries, incident["id"], category_ids)
                 incident = await self._queries.get_incident(conn, id=incident["id"])
@@ -104,7 +106,7 @@ class Item(Resource):
         async with self._db.write() as conn:
             current = found(await self._queries.lock_incident(conn, id=incident_id), "incident")
             check_if_match(req, etag_of(current))
-            await self._queries.delete_incident(conn, id=incident_id)
+            await self._queries.delete_incident(conn, id=incident_id, actor_id=req.context.user["id"])
         resp.status = falcon.HTTP_204
 
     async def _update(self, req, resp, incident_id):
@@ -137,15 +139,15 @@ class Resolve(Resource):
 
 
 async def change(conn, queries, user, current, body):
-    """Applies `body` to the locked incident `current` as `user`, with its history entry and
-    notifications; returns the incident as it now is."""
+    """Applies `body` to the locked incident `current` as `user`, with its history entry,
+    notifications and feed event; returns the incident as it now is."""
     changed = changes(current, body)
     check_may_change(user, current, changed)
     if "status" in changed:
         check_transition(user, current, changed["status"])
+    if not changed:
+        return await queries.get_incident(conn, id=current["id"])
     if "category_ids" in changed:
         await set_categories(conn, queries, current["id"], changed["category_ids"])
-    if changed:
-        await queries.update_incident(conn, **{**current, **changed})
-        await history.record_changed(conn, queries, user["id"], current, changed)
-    return await queries.get_incident(conn, id=current["id"])
+    await queries.update_incident(conn, **{**current, **changed})
+    return await history.record_changed(conn, queries, user["id"], current, changed)
