@@ -1,6 +1,7 @@
 """The real server for fault, load and shutdown tests: gunicorn on a free loopback port, a
 plain HTTP client that never raises for a status, and a row lock that keeps a request waiting."""
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -116,3 +117,18 @@ def lock_waiters(db_conn):
         "SELECT count(*) AS n FROM pg_stat_activity "
         "WHERE datname = current_database() AND wait_event_type = 'Lock'"
     ).fetchone()["n"]
+
+
+@contextlib.asynccontextmanager
+async def only_connection_held(conductor, database_url, db_conn, incident, user):
+    """The app's one pooled connection held by a PATCH of `incident` that waits on a row lock,
+    until the block ends (the lock is then released); yields the PATCH's task."""
+    with row_locked(database_url, "incidents", incident["id"]):
+        holder = asyncio.create_task(
+            conductor.simulate_patch(
+                f"/incidents/{incident['id']}", json={"title": "after"}, headers=user["headers"]
+            )
+        )
+        while lock_waiters(db_conn) != 1:
+            await asyncio.sleep(0.02)
+        yield holder

@@ -1,7 +1,6 @@
 """GET /health says the process answers, without touching the database; GET /ready says the
 database answers within 0.5 s and the worker is not draining."""
 
-import asyncio
 import signal
 import time
 
@@ -11,7 +10,7 @@ from api.app import create_app
 from api.config import Config
 from api.db import Database
 from tests.fix_app import client_of
-from tests.fix_server import lock_waiters, row_locked
+from tests.fix_server import only_connection_held
 
 UNREACHABLE = Config(database_url="postgresql://postgres@/x?host=/nonexistent", pool_timeout=1)
 
@@ -36,14 +35,7 @@ def test_ready_is_503_when_the_database_does_not_answer_within_half_a_second(
 
     async def run(app):
         async with falcon.testing.ASGIConductor(app) as conductor:
-            with row_locked(database_url, "incidents", incident["id"]):
-                holder = asyncio.create_task(
-                    conductor.simulate_patch(
-                        f"/incidents/{incident['id']}", json={"title": "after"}, headers=reporter["headers"]
-                    )
-                )
-                while lock_waiters(db_conn) != 1:
-                    await asyncio.sleep(0.02)
+            async with only_connection_held(conductor, database_url, db_conn, incident, reporter) as holder:
                 started = time.monotonic()
                 ready = await conductor.simulate_get("/ready")
                 waited = time.monotonic() - started

@@ -2,7 +2,6 @@
 did not give is a 400, gunicorn's timeouts sit above the app's own, and SIGTERM lets the
 requests in flight finish."""
 
-import asyncio
 import base64
 import os
 import runpy
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 from api.config import Config
 from api.params import MAX_QUERY_STRING
 from tests.fix_app import client_of
-from tests.fix_server import ROOT, call, gunicorn, lock_waiters, row_locked, wait_until
+from tests.fix_server import ROOT, call, gunicorn, lock_waiters, only_connection_held, row_locked, wait_until
 
 STATEMENT_TIMEOUT_MS = 300
 
@@ -64,14 +63,7 @@ def test_a_busy_pool_is_503_after_pool_timeout_and_no_outage(database_url, db_co
 
     async def run(app):
         async with falcon.testing.ASGIConductor(app) as conductor:
-            with row_locked(database_url, "incidents", incident["id"]):
-                holder = asyncio.create_task(
-                    conductor.simulate_patch(
-                        f"/incidents/{incident['id']}", json={"title": "after"}, headers=reporter["headers"]
-                    )
-                )
-                while lock_waiters(db_conn) != 1:
-                    await asyncio.sleep(0.02)
+            async with only_connection_held(conductor, database_url, db_conn, incident, reporter) as holder:
                 started = time.monotonic()
                 waiter = await conductor.simulate_get("/incidents", headers=reporter["headers"])
                 waited = time.monotonic() - started

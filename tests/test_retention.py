@@ -46,16 +46,7 @@ def test_a_round_deletes_only_what_has_expired(config, queries, db_conn, reporte
     for hours_ago in ages:
         leave_rows(db_conn, reporter["id"], hours_ago)
     within_window = sum(hours < THROTTLE["window"].total_seconds() / 3600 for hours in ages)
-    db = Database(config)
-
-    async def one_round():
-        await db.open()
-        try:
-            return await retention.purge(db, queries)
-        finally:
-            await db.close()
-
-    purged = falcon.async_to_sync(one_round)
+    purged = one_round(config, queries)
     assert purged == {
         "api_tokens": len(ages) - 1,
         "idempotency_keys": 3,
@@ -90,16 +81,7 @@ def test_a_round_prunes_the_events_older_than_the_retention_from_the_start_of_th
         make_incident(reporter)
     # the fifth is old again (a transaction that ran long): kept, since one before it is kept
     positions = age_events(db_conn, [40, 35, 31, 31, 29, 31, 0])
-    db = Database(dataclasses.replace(config, event_retention_days=30))
-
-    async def one_round():
-        await db.open()
-        try:
-            return await retention.purge(db, queries)
-        finally:
-            await db.close()
-
-    assert falcon.async_to_sync(one_round)["events"] == 4
+    assert one_round(dataclasses.replace(config, event_retention_days=30), queries)["events"] == 4
     kept = [row["position"] for row in db_conn.execute("SELECT position FROM events ORDER BY position")]
     assert kept == positions[4:]
     assert (
@@ -128,3 +110,17 @@ def test_the_served_app_runs_the_job_by_itself(config, db_conn, reporter):
 
     falcon.async_to_sync(serve_a_while)
     assert remaining(db_conn) == (["key 0"], 1, 0)
+
+
+def one_round(config, queries):
+    """What one retention round on a pool of its own deleted."""
+    db = Database(config)
+
+    async def run():
+        await db.open()
+        try:
+            return await retention.purge(db, queries)
+        finally:
+            await db.close()
+
+    return falcon.async_to_sync(run)
