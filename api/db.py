@@ -32,6 +32,11 @@ class DatabaseUnavailable(psycopg.OperationalError):
     """The database was found unreachable moments ago; raised without trying again."""
 
 
+class PoolBusy(psycopg.OperationalError):
+    """Every connection stayed out serving other requests for POOL_TIMEOUT: an overload, not
+    an outage."""
+
+
 class Database:
     """A psycopg AsyncConnectionPool, made and opened by open(): each worker opens it at ASGI
     startup, after gunicorn forked it, on the worker's own event loop.
@@ -154,6 +159,8 @@ class Database:
                     self._down_at = time.monotonic()
                     raise
                 if time.monotonic() >= deadline:
+                    if all_busy:
+                        raise PoolBusy("every connection stayed busy for the pool timeout") from None
                     raise
 
 

@@ -8,6 +8,8 @@ import falcon
 import psycopg
 from psycopg import errors as pg
 
+from api.db import PoolBusy
+
 log = logging.getLogger("api")
 
 RETRY_AFTER_SECONDS = "2"
@@ -113,6 +115,16 @@ async def took_too_long(req, resp, ex, params):
     )
 
 
+async def overloaded(req, resp, ex, params):
+    log.warning("pool busy: %s %s", req.method, escape_controls(req.path))
+    raise Problem(
+        falcon.HTTP_503,
+        "Every database connection stayed busy with other requests; the service is overloaded, "
+        "retry shortly.",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 def register(app):
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(pg.UniqueViolation, unique_violation)
@@ -121,3 +133,4 @@ def register(app):
     app.add_error_handler(psycopg.DataError, rejected_value)
     app.add_error_handler(psycopg.OperationalError, database_unavailable)
     app.add_error_handler(pg.QueryCanceled, took_too_long)
+    app.add_error_handler(PoolBusy, overloaded)

@@ -77,6 +77,7 @@ def test_a_busy_pool_is_503_after_pool_timeout_and_no_outage(database_url, db_co
     with client_of(config) as client:
         waiter, waited, held, after = falcon.async_to_sync(run, client.app)
     assert waiter.status_code == 503 and int(waiter.headers["retry-after"]) > 0
+    assert "overloaded" in waiter.json["detail"]
     assert 1 <= waited < 2
     assert held.status_code == 200 and after.status_code == 200
 
