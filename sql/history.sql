@@ -52,10 +52,8 @@ WITH turns AS (
     WHERE id IN (SELECT unnest(ids) FROM turns) AND assignee_id = %(user_id)s
     RETURNING *
 ), changed AS (
-    SELECT u.*, coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
-                          FROM incident_categories ic JOIN categories c ON c.id = ic.category_id
-                          WHERE ic.incident_id = u.id), '[]') AS categories
-    FROM unassigned u
+    SELECT i.*, {:linked_categories} AS categories
+    FROM unassigned i
 ), event AS (
     SELECT i.id AS incident_id, %(actor_id)s::bigint AS actor_id, 'assigned'::text AS action,
            jsonb_build_object('assignee_id', jsonb_build_array(%(user_id)s::bigint, NULL)) AS changes,

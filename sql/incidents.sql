@@ -104,17 +104,22 @@ SELECT id, title, description, status, severity, reporter_id, assignee_id, '[]':
        created_at, updated_at, acknowledged_at, resolved_at, resolution, version
 FROM incident
 
+-- name: linked_categories :fragment
+-- The categories linked to the incident row `i`, as incident_details shows them.
+coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
+          FROM incident_categories ic JOIN categories c ON c.id = ic.category_id
+          WHERE ic.incident_id = i.id), '[]')
+
 -- name: lock_incident :one
 -- The row to change, locked until the transaction ends (after the incident's turn: see
 -- wait_for_incident in the change_feed migration), with its category ids, and its categories
 -- as incident_details shows them (for its ETag).
-SELECT id, title, description, status, severity, reporter_id, assignee_id, resolution, version,
+SELECT i.id, i.title, i.description, i.status, i.severity, i.reporter_id, i.assignee_id,
+       i.resolution, i.version,
        ARRAY(SELECT category_id FROM incident_categories
-             WHERE incident_id = incidents.id ORDER BY category_id) AS category_ids,
-       coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
-                 FROM incident_categories ic JOIN categories c ON c.id = ic.category_id
-                 WHERE ic.incident_id = incidents.id), '[]') AS categories
-FROM incidents WHERE id = %(id)s AND wait_for_incident(id) FOR UPDATE OF incidents
+             WHERE incident_id = i.id ORDER BY category_id) AS category_ids,
+       {:linked_categories} AS categories
+FROM incidents i WHERE i.id = %(id)s AND wait_for_incident(i.id) FOR UPDATE OF i
 
 -- name: update_incident :exec
 -- acknowledged_at is set the first time the incident leaves 'open'; resolved_at when it
