@@ -71,6 +71,11 @@ def serialize_problem(req, resp, ex):
     resp.data = json.dumps(problem).encode()  # ASCII-escaped, so any echoed input encodes
 
 
+def unavailable(detail, **problem):
+    """A 503 problem with Retry-After: the client may try again shortly."""
+    return Problem(falcon.HTTP_503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS}, **problem)
+
+
 async def unique_violation(req, resp, ex, params):
     pointer, detail = CONSTRAINT_POINTERS.get(ex.diag.constraint_name, ("#", "conflicts"))
     raise Problem(
@@ -98,30 +103,21 @@ async def rejected_value(req, resp, ex, params):
 
 async def database_unavailable(req, resp, ex, params):
     log.warning("database unavailable: %s %s: %s", req.method, escape_controls(req.path), type(ex).__name__)
-    raise Problem(
-        falcon.HTTP_503,
-        "The database is unavailable; retry shortly.",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
+    raise unavailable("The database is unavailable; retry shortly.")
 
 
 async def took_too_long(req, resp, ex, params):
     log.warning("statement timeout: %s %s", req.method, escape_controls(req.path))
-    raise Problem(
-        falcon.HTTP_503,
+    raise unavailable(
         "The request took longer than the database allows a statement; retry shortly, or narrow it.",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
         title="Request took too long",
     )
 
 
 async def overloaded(req, resp, ex, params):
     log.warning("pool busy: %s %s", req.method, escape_controls(req.path))
-    raise Problem(
-        falcon.HTTP_503,
-        "Every database connection stayed busy with other requests; the service is overloaded, "
-        "retry shortly.",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    raise unavailable(
+        "Every database connection stayed busy with other requests; the service is overloaded, retry shortly."
     )
 
 

@@ -3,10 +3,9 @@ and the worker is not draining)."""
 
 import asyncio
 
-import falcon
 import psycopg
 
-from api.errors import RETRY_AFTER_SECONDS, Problem
+from api.errors import unavailable
 from api.operations import operation
 from api.resources.common import Resource
 from api.schemas import HEALTH, READY
@@ -32,14 +31,10 @@ class Ready(Resource):
     @operation("Check readiness: the database answers and the worker is not draining", response=READY)
     async def on_get(self, req, resp):
         if self._server.draining:
-            raise not_ready("This worker is shutting down.", draining=True)
+            raise unavailable("This worker is shutting down.", draining=True)
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS), self._db.read() as conn:
                 await self._queries.ping(conn)
         except (psycopg.OperationalError, TimeoutError):
-            raise not_ready("The database is unreachable; retry shortly.", database="unreachable") from None
+            raise unavailable("The database is unreachable; retry shortly.", database="unreachable") from None
         resp.media = {"status": "ok", "database": "ok"}
-
-
-def not_ready(detail, **extensions):
-    return Problem(falcon.HTTP_503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS}, **extensions)
