@@ -37,7 +37,6 @@ def idempotent(responder):
             if stored is not None:
                 return replay(resp, stored, digest)
             await responder(resource, req, resp, **params)
-            await queries.delete_expired_idempotent_responses(conn, user_id=scope["user_id"])
             await queries.save_idempotent_response(
                 conn,
                 **scope,

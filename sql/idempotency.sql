@@ -16,7 +16,3 @@ VALUES (%(user_id)s, %(key)s, %(fingerprint)s, %(status)s, %(body)s, %(location)
 ON CONFLICT (user_id, key) DO UPDATE
 SET fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body,
     location = excluded.location, etag = excluded.etag, created_at = now()
-
--- name: delete_expired_idempotent_responses :exec
-DELETE FROM idempotency_keys
-WHERE user_id = %(user_id)s AND created_at <= now() - interval '24 hours'

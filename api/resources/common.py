@@ -20,7 +20,7 @@ def created(resp, location, media):
 
 
 def check_if_match(req, etag):
-    """A 412 when `If-Match` is sent and names no current version (strong comparison)."""
+    """A 412 when `If-Match` is sent and names not the current `etag` (strong comparison)."""
     tags = req.if_match
     if tags is None or tags == ["*"]:
         return
@@ -31,7 +31,7 @@ def check_if_match(req, etag):
 
 
 def etag_matches(req, etag):
-    """Whether `If-None-Match` names the current version (weak comparison)."""
+    """Whether `If-None-Match` names the current `etag` (weak comparison)."""
     tags = req.if_none_match or []
     return any(tag == "*" or tag == etag for tag in tags)
 
