@@ -20,7 +20,11 @@ endif
 
 run: $(DB) migrate
 	@$(PY) -m api create-admin --if-empty --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
-	DATABASE_URL="$$($(PY) -m api db-url)" $(VENV)/bin/gunicorn -c gunicorn.conf.py api.asgi:app
+	@# The webhook delivery worker runs beside gunicorn and stops with it.
+	export DATABASE_URL="$$($(PY) -m api db-url)"; \
+	$(PY) -m api deliver & deliver=$$!; \
+	trap 'kill $$deliver 2>/dev/null; wait $$deliver' EXIT; \
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py api.asgi:app
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -12,6 +12,7 @@ import falcon
 import falcon.asgi
 import falcon.media
 import orjson
+import psycopg
 
 from api import errors, openapi, retention
 from api.auth import AuthMiddleware
@@ -30,6 +31,7 @@ from api.resources import (
     notifications,
     tokens,
     users,
+    webhooks,
 )
 from api.schemas import MAX_ID
 from api.sql import load_queries
@@ -94,17 +96,54 @@ class ConnectionPerRequest:
         await self._db.end_request(req.context.db_scope)
 
 
+class WakeDelivery:
+    """After a write succeeds, the delivery workers are woken (NOTIFY webhook_delivery): by a
+    background task of the worker process, at most once per WAKE_INTERVAL. PERF: a NOTIFY inside
+    the write's own transaction would serialise every commit behind a database-wide lock that
+    PostgreSQL holds until the commit is flushed, which cost writers half their throughput with
+    the feed's counter row; off the request's path it costs a statement every WAKE_INTERVAL."""
+
+    WAKE_INTERVAL = 0.05
+
+    def __init__(self, db, queries):
+        self._db = db
+        self._queries = queries
+        self._pending = asyncio.Event()
+
+    async def process_response(self, req, resp, resource, req_succeeded):
+        if req_succeeded and req.method in WRITES:
+            self._pending.set()
+
+    async def run(self):
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            scope = self._db.begin_request()
+            try:
+                async with self._db.read() as conn:
+                    await self._queries.wake_delivery(conn)
+            except psycopg.Error as ex:
+                log.warning("could not wake the delivery workers: %s", type(ex).__name__)
+            finally:
+                await self._db.end_request(scope)
+            await asyncio.sleep(self.WAKE_INTERVAL)
+
+
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
 class Lifespan:
     """The served app opens its pool at ASGI startup, in the worker after the fork, starts the
-    retention job, and stops both at shutdown; from SIGTERM on, the worker is `draining` (GET
+    retention job and the delivery wake-ups, and stops them at shutdown; from SIGTERM on, the worker is `draining` (GET
     /ready answers 503). (Tests open the pool themselves: Falcon's test client runs startup
     and shutdown around every simulated request.)"""
 
-    def __init__(self, db, queries, retention_interval):
+    def __init__(self, db, queries, retention_interval, wake_delivery):
         self._db = db
         self._queries = queries
         self._retention_interval = retention_interval
-        self._retention = None
+        self._wake_delivery = wake_delivery
+        self._background = []
         self.draining = False
 
     async def process_startup(self, scope, event):
@@ -114,12 +153,14 @@ class Lifespan:
         # own (schemathesis, in tests/test_fuzz.py) gets no SIGTERM to drain on anyway.
         if threading.current_thread() is threading.main_thread():
             self._watch_sigterm()
-        self._retention = asyncio.create_task(
-            retention.run_every(self._retention_interval, self._db, self._queries)
-        )
+        self._background = [
+            asyncio.create_task(retention.run_every(self._retention_interval, self._db, self._queries)),
+            asyncio.create_task(self._wake_delivery.run()),
+        ]
 
     async def process_shutdown(self, scope, event):
-        self._retention.cancel()
+        for task in self._background:
+            task.cancel()
         await self._db.close()
 
     def _watch_sigterm(self):
@@ -176,8 +217,15 @@ class SecurityHeaders:
 def create_app(db, lifespan=False):
     """The ASGI app on `db`; with `lifespan`, it opens and closes the pool itself (Lifespan)."""
     queries = load_queries()
-    server = Lifespan(db, queries, db.config.retention_interval_seconds)
-    middleware = [RequestLog(), SecurityHeaders(), ConnectionPerRequest(db), AuthMiddleware(db, queries)]
+    wake_delivery = WakeDelivery(db, queries)
+    server = Lifespan(db, queries, db.config.retention_interval_seconds, wake_delivery)
+    middleware = [
+        RequestLog(),
+        SecurityHeaders(),
+        wake_delivery,
+        ConnectionPerRequest(db),
+        AuthMiddleware(db, queries),
+    ]
     app = falcon.asgi.App(middleware=[server, *middleware] if lifespan else middleware)
     app.router_options.converters["id"] = IdConverter  # "/users/{user_id:id}"
     request_json = BoundedJSONHandler()
@@ -226,6 +274,12 @@ def add_routes(app, db, queries, server):
         "/categories/{category_id:id}": categories.Item(db, queries),
         "/categories/{category_id:id}/incidents": categories.Incidents(db, queries, lists),
         "/events": events.Feed(db, queries),
+        "/webhooks": webhooks.Collection(db, queries),
+        "/webhooks/{webhook_id:id}": webhooks.Item(db, queries),
+        "/webhooks/{webhook_id:id}/ping": webhooks.Ping(db, queries),
+        "/webhooks/{webhook_id:id}/rotate-secret": webhooks.RotateSecret(db, queries),
+        "/webhooks/{webhook_id:id}/deliveries": webhooks.Deliveries(db, queries),
+        "/webhooks/{webhook_id:id}/redeliver": webhooks.Redeliver(db, queries),
     }
     for template, resource in routes.items():
         app.add_route(template, resource)

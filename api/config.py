@@ -16,6 +16,8 @@ class Config:
     token_ttl_days: int = 30
     forwarded_allow_ips: tuple = ()  # ipaddress networks of the proxies whose X-Forwarded-For counts
     event_retention_days: int = 30
+    webhook_allowed_networks: tuple = ()  # ipaddress networks webhooks may reach besides global ones
+    webhook_retry_schedule: tuple = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)  # seconds
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -34,8 +36,12 @@ class Config:
                 env.get("RETENTION_INTERVAL_SECONDS", cls.retention_interval_seconds)
             ),
             token_ttl_days=_token_ttl_days(env),
-            forwarded_allow_ips=networks(env.get("FORWARDED_ALLOW_IPS", "")),
+            forwarded_allow_ips=networks(env.get("FORWARDED_ALLOW_IPS", ""), "FORWARDED_ALLOW_IPS"),
             event_retention_days=_positive_int(env, "EVENT_RETENTION_DAYS", cls.event_retention_days),
+            webhook_allowed_networks=networks(
+                env.get("WEBHOOK_ALLOWED_NETWORKS", ""), "WEBHOOK_ALLOWED_NETWORKS"
+            ),
+            webhook_retry_schedule=durations(env.get("WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h")),
         )
 
 
@@ -54,14 +60,28 @@ def _token_ttl_days(env):
     return days
 
 
-def networks(text):
-    """`FORWARDED_ALLOW_IPS`: comma-separated addresses or networks (`10.0.0.1, 192.168.0.0/16`)."""
+def networks(text, name):
+    """Comma-separated addresses or networks (`10.0.0.1, 192.168.0.0/16`)."""
     try:
         return tuple(
             ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
         )
     except ValueError as ex:
-        raise ConfigError(f"FORWARDED_ALLOW_IPS must list IP addresses or networks: {ex}") from None
+        raise ConfigError(f"{name} must list IP addresses or networks: {ex}") from None
+
+
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def durations(text):
+    """`WEBHOOK_RETRY_SCHEDULE`: comma-separated durations (`5s,5m,2h`; `0.5s` too), in seconds."""
+    try:
+        seconds = tuple(float(part.strip()[:-1]) * UNIT_SECONDS[part.strip()[-1]] for part in text.split(","))
+    except (ValueError, KeyError, IndexError):
+        seconds = ()
+    if not seconds or any(not 0 < s < 10**7 for s in seconds):
+        raise ConfigError(f"WEBHOOK_RETRY_SCHEDULE must list durations such as 5s,5m,2h, not {text!r}")
+    return seconds
 
 
 def _positive_int(env, name, default):

@@ -7,7 +7,7 @@ from falcon.routing import map_http_methods
 
 from api import idempotency
 from api.auth import is_public
-from api.schemas import ID, PROBLEM
+from api.schemas import EVENT, EVENT_TYPES, ID, PING_MESSAGE, PROBLEM
 from api.validation import MERGE_PATCH
 
 ERROR_TEXT = {
@@ -52,6 +52,7 @@ def document(routes):
             "description": "Report, assign, categorize, discuss and resolve incidents.",
         },
         "paths": paths,
+        "webhooks": _webhooks(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Problem": PROBLEM},
@@ -122,7 +123,7 @@ def _success(declared):
     if declared.status == 201:
         headers["Location"] = {"schema": {"type": "string"}, "description": "URL of the new resource"}
     return {
-        "description": "OK" if declared.status == 200 else "Created",
+        "description": {200: "OK", 201: "Created", 202: "Accepted"}[declared.status],
         "headers": headers,
         "content": {declared.media_type: {"schema": declared.response}},
     }
@@ -146,3 +147,54 @@ def _query_parameter(name, parser, required):
 
 def _operation_id(summary):
     return re.sub(r"[^a-z0-9]+", "_", summary.lower()).strip("_")
+
+
+SIGNATURE_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The event's id, the same on every retry: deduplicate by it",
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "Unix seconds when this attempt was signed",
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "Standard Webhooks v1: space-separated `v1,<base64 HMAC-SHA256>` of "
+        "`{webhook-id}.{webhook-timestamp}.{body}`, one per secret in use (two for 24 hours after a rotation)",
+    },
+]
+
+
+def _webhooks():
+    """What the delivery worker POSTs to a subscribed URL, one entry per message type."""
+    messages = {
+        t: {**EVENT, "properties": {**EVENT["properties"], "type": {"const": t}}} for t in EVENT_TYPES
+    }
+    messages["webhook.ping"] = PING_MESSAGE
+    return {
+        message_type: {
+            "post": {
+                "summary": f"A {message_type} message",
+                "operationId": "webhook_" + _operation_id(message_type),
+                "parameters": SIGNATURE_HEADERS,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+                "responses": {
+                    "2XX": {
+                        "description": "Received. Any other answer, a redirect included, or none "
+                        "within 15 s, is a failure: the message is sent again later"
+                    }
+                },
+            }
+        }
+        for message_type, schema in messages.items()
+    }

@@ -1,6 +1,6 @@
 """The retention job: every served worker runs it in the background from ASGI startup, every
 RETENTION_INTERVAL_SECONDS; one worker at a time does a round (an advisory lock), deleting in
-batches what no request needs any more (feed events after EVENT_RETENTION_DAYS)."""
+batches what no request needs any more (feed events and webhook delivery logs after EVENT_RETENTION_DAYS)."""
 
 import asyncio
 import logging
@@ -40,6 +40,9 @@ async def purge(db, queries):
                         queries.purge_login_failures, conn, window=THROTTLE["window"]
                     ),
                     "events": await _all(queries.purge_events, conn, days=db.config.event_retention_days),
+                    "webhook_deliveries": await _all(
+                        queries.purge_webhook_deliveries, conn, days=db.config.event_retention_days
+                    ),
                 }
             finally:
                 await queries.release_retention(conn)

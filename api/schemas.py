@@ -156,9 +156,12 @@ HISTORY_ENTRY = _record(
 NOTIFICATION = _record(
     {
         "id": ID,
-        "event": {"enum": ["assigned", "resolved", "followed_reported", "followed_resolved"]},
-        "incident_id": ID,
-        "actor_id": ID,
+        "event": {
+            "enum": ["assigned", "resolved", "followed_reported", "followed_resolved", "webhook_disabled"]
+        },
+        "incident_id": NULLABLE_ID,
+        "actor_id": NULLABLE_ID,
+        "webhook_id": NULLABLE_ID,
         "read": {"type": "boolean"},
         "created_at": TIMESTAMP,
     }
@@ -198,6 +201,71 @@ EVENT = _record(
 EVENT_PAGE = _record(
     {"items": {"type": "array", "items": EVENT}, "next_cursor": {"type": "string", "pattern": "^[0-9]+$"}}
 )
+
+WEBHOOK_URL = {"type": "string", "minLength": 1, "maxLength": 2048}
+WEBHOOK_EVENT_TYPES = {"type": "array", "items": {"enum": EVENT_TYPES}, "minItems": 1, "uniqueItems": True}
+WEBHOOK_DESCRIPTION = {"type": ["string", "null"], "maxLength": 1000}
+WEBHOOK_CREATE = _object(
+    {"url": WEBHOOK_URL, "event_types": WEBHOOK_EVENT_TYPES, "description": WEBHOOK_DESCRIPTION}, ["url"]
+)
+WEBHOOK_PATCH = _object(
+    {
+        "url": WEBHOOK_URL,
+        "event_types": WEBHOOK_EVENT_TYPES,
+        "description": WEBHOOK_DESCRIPTION,
+        "active": {"type": "boolean"},
+        "cursor": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    }
+)
+EVENT_ID = {"type": "string", "pattern": "^evt_[1-9][0-9]{0,18}$"}
+REDELIVER = _object(
+    {"event_ids": {"type": "array", "items": EVENT_ID, "minItems": 1, "maxItems": 1000}}, ["event_ids"]
+)
+WEBHOOK = _record(
+    {
+        "id": ID,
+        "url": WEBHOOK_URL,
+        "event_types": WEBHOOK_EVENT_TYPES,
+        "description": WEBHOOK_DESCRIPTION,
+        "active": {"type": "boolean"},
+        "disabled_reason": {"type": ["string", "null"]},
+        "cursor": {"type": "integer", "minimum": 0},
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    }
+)
+WEBHOOK_SECRET = _record({"secret": {"type": "string", "pattern": "^whsec_"}})
+WEBHOOK_CREATED = _record({**WEBHOOK["properties"], **WEBHOOK_SECRET["properties"]})
+PING_RESULT = _record(
+    {
+        "delivered": {"type": "boolean"},
+        "status_code": {"type": ["integer", "null"]},
+        "duration_ms": {"type": "number"},
+        "error": {"type": ["string", "null"]},
+    }
+)
+DELIVERY = _record(
+    {
+        "id": ID,
+        "event_id": {"type": "string"},
+        "position": {"type": ["integer", "null"]},
+        "attempt": {"type": "integer", "minimum": 1},
+        "status_code": {"type": ["integer", "null"]},
+        "error": {"type": ["string", "null"]},
+        "duration_ms": {"type": "number"},
+        "created_at": TIMESTAMP,
+    }
+)
+PING_MESSAGE = _record(
+    {
+        "id": {"type": "string", "pattern": "^msg_ping_"},
+        "type": {"const": "webhook.ping"},
+        "occurred_at": TIMESTAMP,
+        "actor_id": ID,
+        "data": _record({"webhook_id": ID}),
+    }
+)
+QUEUED = _record({"queued": {"type": "integer", "minimum": 0}})
 HEALTH = _record({"status": {"const": "ok"}})
 READY = _record({"status": {"const": "ok"}, "database": {"const": "ok"}})
 _FIGURES = {

@@ -211,6 +211,18 @@ def cases(queries, ids, page_two_after):
             {"user_id": ids["responder"], "token_hash": bytes(32), "after_id": 0, "limit": 51},
         ),
         (
+            "GET /webhooks",
+            "list_webhooks",
+            queries.list_webhooks.text,
+            {"after_id": 0, "limit": 51},
+        ),
+        (
+            "GET /webhooks/1/deliveries",
+            "list_deliveries",
+            queries.list_deliveries.text,
+            {"webhook_id": 1, "before_id": None, "limit": 51},
+        ),
+        (
             "DELETE /users/{unreferenced} (foreign-key checks)",
             "delete_user",
             queries.delete_user.text,

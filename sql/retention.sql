@@ -29,12 +29,14 @@ WHERE ctid = ANY(ARRAY(SELECT ctid FROM login_failures
 -- name: purge_events :scalar
 -- Feed events older than the retention, from the start of the feed up to the first one still
 -- kept, so that what remains has no holes (occurred_at is each transaction's start: nearly,
--- not exactly, in position order), and only final ones (below feed_horizon); records the
+-- not exactly, in position order), and only final ones (below feed_horizon) that every active
+-- webhook has delivered (a disabled one keeps nothing from the retention); records the
 -- position pruned through (readers behind it get 410). Returns how many were deleted. PERF: a
 -- batch reads the first `batch` positions by the primary key, no index on occurred_at.
 WITH head AS (
     SELECT position, occurred_at FROM events
     WHERE position < {:feed_horizon}
+      AND position <= coalesce((SELECT min(cursor) FROM webhooks WHERE active), position)
     ORDER BY position LIMIT %(batch)s
 ), first_kept AS (
     SELECT min(position) AS position FROM head
@@ -49,3 +51,10 @@ WITH head AS (
     WHERE EXISTS (SELECT FROM deleted)
 )
 SELECT count(*) FROM deleted
+
+-- name: purge_webhook_deliveries :execrows
+-- Webhook delivery log entries as old as the events the feed no longer keeps. PERF: a batch
+-- reads the oldest `batch` entries by the primary key (ids follow time closely enough).
+DELETE FROM webhook_deliveries
+WHERE id IN (SELECT id FROM webhook_deliveries ORDER BY id LIMIT %(batch)s)
+  AND created_at <= now() - make_interval(days => %(days)s)

@@ -16,9 +16,11 @@ from api.cli import insomnia, migrate
 from api.config import Config
 from tests.fix_db import scratch_database
 from tests.fix_server import ROOT, gunicorn
+from tests.receiver import receiver
 
 COLLECTION = ROOT / "docs" / "insomnia.json"
-RESPONSE_TAG = re.compile(r"\{% response 'body', '(?P<id>\w+)', '\$\.(?P<member>\w+)', 'always', \d+ %\}")
+RESPONSE_TAG = re.compile(r"\{% response 'body', '(?P<id>\w+)', '\$(?P<path>[\w.\[\]]+)', 'always', \d+ %\}")
+JSON_PATH_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +113,14 @@ def fresh_server(server_url, tmp_path):
     with scratch_database(server_url) as database_url:
         migrate.apply(database_url)
         token = create_admin(database_url)
-        with gunicorn(database_url, tmp_path / "gunicorn.log") as (base_url, _):
-            yield {"base_url": base_url, "token": token}
+        with (
+            receiver() as hooks,
+            gunicorn(database_url, tmp_path / "gunicorn.log", WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8") as (
+                base_url,
+                _,
+            ),
+        ):
+            yield {"base_url": base_url, "token": token, "webhook_url": hooks.url}
 
 
 class Replay:
@@ -126,13 +134,17 @@ class Replay:
     def render(self, text):
         for name, value in self.environment.items():
             text = text.replace(f"{{{{ _.{name} }}}}", value)
-        text = RESPONSE_TAG.sub(lambda tag: self.response_member(tag["id"], tag["member"]), text)
+        text = RESPONSE_TAG.sub(lambda tag: self.response_member(tag["id"], tag["path"]), text)
         assert "{{" not in text and "{%" not in text, text
         return text
 
-    def response_member(self, request_id, member):
+    def response_member(self, request_id, path):
+        """The value at `path` (`.name` and `[index]` steps) of the response to that request."""
         _, _, received = self.send(self.requests[request_id])
-        return json.loads(received)[member]
+        value = json.loads(received)
+        for name, index in JSON_PATH_STEP.findall(path):
+            value = value[name] if name else value[int(index)]
+        return value
 
     def send(self, request):
         """(what was sent: method, URL and body; the status; the body received)."""

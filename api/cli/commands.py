@@ -1,4 +1,4 @@
-"""Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url|report|diagram|insomnia`."""
+"""Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url|report|diagram|insomnia|deliver`."""
 
 import argparse
 import os
@@ -7,6 +7,7 @@ import sys
 
 import psycopg
 
+from api import delivery
 from api.auth import new_token
 from api.cli import diagram, insomnia, migrate, pgcluster
 from api.config import Config, ConfigError
@@ -89,6 +90,10 @@ def cmd_insomnia(args, config):
     print(f"wrote {path}")
 
 
+def cmd_deliver(args, config):
+    delivery.main(config, load_queries())
+
+
 def parser():
     root = argparse.ArgumentParser(prog="python -m api")
     commands = root.add_subparsers(dest="command", required=True)
@@ -116,6 +121,7 @@ def parser():
     erd.add_argument("--png", default=diagram.PNG, help="where to write the PNG")
     erd.add_argument("--page", default=diagram.PAGE, help="the Markdown page with the erd markers")
     erd.set_defaults(run=cmd_diagram)
+    commands.add_parser("deliver", help="run the webhook delivery worker").set_defaults(run=cmd_deliver)
     collection = commands.add_parser("insomnia", help="write docs/insomnia.json, an Insomnia collection")
     collection.add_argument("--out", type=pathlib.Path, default=insomnia.OUTPUT, help="where to write it")
     collection.set_defaults(run=cmd_insomnia)

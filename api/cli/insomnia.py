@@ -18,6 +18,7 @@ WORKSPACE_ID = "wrk_incidents_api"
 BASE_URL = "http://127.0.0.1:8000"
 SERVICE_ROUTES = {"health", "ready", "openapi.json", "docs"}
 PASSWORD = "s3cret-pass"
+WEBHOOK_URL = "https://example.com/incidents-webhook"
 
 
 class ExamplesMismatch(ValueError):
@@ -47,6 +48,10 @@ LOG_IN_RITA = Step("POST", "/auth/tokens", {"username": "rita", "password": PASS
 # (nobody is notified of their own action); notifications are read as rita, whose token
 # Insomnia takes from a fresh login each time (a response tag with the 'always' behavior).
 AS_RITA = f"{{% response 'body', '{LOG_IN_RITA.request_id}', '$.token', 'always', 60 %}}"
+
+FIRST_EVENT_ID = (
+    "{% response 'body', 'req_get_events_every_change_above_oldest_first', '$.items[0].id', 'always', 60 %}"
+)
 
 # The collection, in the order it runs. Ids are those a fresh `make run` hands out: the admin
 # is user 1; rita 2, omar 3; category 1; incident 1 (assigned to rita, which is notification
@@ -139,6 +144,27 @@ STEPS = [
     Step("DELETE", "/incidents/2", note="the duplicate"),
     Step("GET", "/events", query={"limit": "100"}, note="every change above, oldest first"),
     Step("GET", "/events", query={"types": "incident.resolved,incident.deleted"}),
+    Step(
+        "POST",
+        "/webhooks",
+        {
+            "url": "{{ _.webhook_url }}",
+            "event_types": ["incident.created", "incident.resolved"],
+            "description": "The on-call chat",
+        },
+        note="id 1",
+    ),
+    Step("POST", "/webhooks", {"url": "{{ _.webhook_url }}"}, note="every event: id 2, deleted below"),
+    Step("GET", "/webhooks"),
+    Step("GET", "/webhooks/1"),
+    Step(
+        "PATCH", "/webhooks/1", {"event_types": ["incident.created", "incident.resolved", "comment.created"]}
+    ),
+    Step("POST", "/webhooks/1/ping"),
+    Step("POST", "/webhooks/1/rotate-secret"),
+    Step("GET", "/webhooks/1/deliveries"),
+    Step("POST", "/webhooks/1/redeliver", {"event_ids": [FIRST_EVENT_ID]}, note="the feed's first event"),
+    Step("DELETE", "/webhooks/2"),
     Step("GET", "/notifications", query={"unread": "true"}, note="as rita", token=AS_RITA),
     Step("POST", "/notifications/1/read", note="as rita", token=AS_RITA),
     LOG_IN_RITA,
@@ -224,8 +250,10 @@ def environment():
         "_type": "environment",
         "parentId": WORKSPACE_ID,
         "name": "Base Environment",
-        "data": {"base_url": BASE_URL, "token": ""},
-        "dataPropertyOrder": {"&": ["base_url", "token"]},
+        # NOTE: webhook URLs must reach a public address unless WEBHOOK_ALLOWED_NETWORKS says
+        # otherwise; point it at your receiver.
+        "data": {"base_url": BASE_URL, "token": "", "webhook_url": WEBHOOK_URL},
+        "dataPropertyOrder": {"&": ["base_url", "token", "webhook_url"]},
         "metaSortKey": 0,
     }
 

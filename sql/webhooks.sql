@@ -1,0 +1,159 @@
+-- Webhooks and their delivery (api/resources/webhooks.py, api/delivery.py).
+
+-- name: webhook_columns :fragment
+-- A webhook as the API shows it (never its secret).
+id, url, event_types, description, active, disabled_reason, cursor, created_at, updated_at
+
+-- name: list_webhooks :many
+SELECT {:webhook_columns} FROM webhooks
+WHERE id > %(after_id)s
+ORDER BY id
+LIMIT %(limit)s
+
+-- name: get_webhook :one
+SELECT {:webhook_columns} FROM webhooks WHERE id = %(id)s
+
+-- name: create_webhook :one
+-- A new webhook starts at the feed's current end: after every event that is final now (any
+-- other is delivered).
+INSERT INTO webhooks (url, event_types, description, secret, cursor)
+SELECT %(url)s, %(event_types)s, %(description)s, %(secret)s,
+       greatest((SELECT max(position) FROM events WHERE position < {:feed_horizon}), pruned.through_position)
+FROM events_pruned pruned
+RETURNING {:webhook_columns}
+
+-- name: update_webhook :one
+-- The members sent change (a NULL parameter leaves its column alone; `set_description` says
+-- whether description was sent, since it may be set to null). Reactivating, or moving the
+-- cursor, makes the next attempt due now.
+UPDATE webhooks SET
+    url = coalesce(%(url)s::text, url),
+    event_types = coalesce(%(event_types)s::text[], event_types),
+    description = CASE WHEN %(set_description)s THEN %(description)s::text ELSE description END,
+    active = coalesce(%(active)s::boolean, active),
+    disabled_reason = CASE WHEN %(active)s::boolean THEN NULL ELSE disabled_reason END,
+    cursor = coalesce(%(cursor)s::bigint, cursor),
+    failures = CASE WHEN %(active)s::boolean OR %(cursor)s::bigint IS NOT NULL THEN 0 ELSE failures END,
+    next_attempt_at = CASE WHEN %(active)s::boolean OR %(cursor)s::bigint IS NOT NULL THEN now()
+                           ELSE next_attempt_at END,
+    updated_at = now()
+WHERE id = %(id)s
+RETURNING {:webhook_columns}
+
+-- name: delete_webhook :execrows
+-- Its delivery log, queued redeliveries and notifications go with it (ON DELETE CASCADE).
+DELETE FROM webhooks WHERE id = %(id)s
+
+-- name: rotate_webhook_secret :execrows
+-- The new secret signs from now on; the old one also signs for 24 hours.
+UPDATE webhooks SET previous_secret = secret, previous_secret_expires_at = now() + interval '24 hours',
+                    secret = %(secret)s, updated_at = now()
+WHERE id = %(id)s
+
+-- name: webhook_secrets :one
+-- The secrets that sign a delivery now: the current one, and the previous one for 24 hours
+-- after a rotation.
+SELECT url, secret, CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret
+FROM webhooks WHERE id = %(id)s
+
+-- name: list_deliveries :many
+-- A webhook's attempts, newest first.
+SELECT id, event_id, position, attempt, status_code, error, duration_ms, created_at
+FROM webhook_deliveries
+WHERE webhook_id = %(webhook_id)s AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
+ORDER BY id DESC
+LIMIT %(limit)s
+
+-- name: queue_redeliveries :one
+-- Queues the events at `positions` (those still kept) to be sent to the webhook once more;
+-- the 0-based indexes of those not kept, when any, and how many were queued.
+WITH wanted AS (
+    SELECT w.position, w.ord, EXISTS (SELECT FROM events e WHERE e.position = w.position) AS kept
+    FROM unnest(%(positions)s::bigint[]) WITH ORDINALITY AS w(position, ord)
+), queued AS (
+    INSERT INTO webhook_redeliveries (webhook_id, position)
+    SELECT %(webhook_id)s, position FROM wanted
+    WHERE kept AND NOT EXISTS (SELECT FROM wanted missing WHERE NOT missing.kept)
+    ON CONFLICT DO NOTHING
+)
+SELECT (SELECT count(*) FROM wanted WHERE kept)::int AS queued,
+       array(SELECT ord - 1 FROM wanted WHERE NOT kept ORDER BY ord)::int[] AS missing
+
+-- name: record_ping :exec
+INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, status_code, error, duration_ms)
+VALUES (%(webhook_id)s, %(event_id)s, 1, %(status_code)s, %(error)s, %(duration_ms)s)
+
+-- name: wake_delivery :exec
+-- Wakes the delivery workers (they LISTEN on this channel, and also poll).
+NOTIFY webhook_delivery
+
+-- name: claim_due_webhooks :many :custom_plan
+-- The active webhooks with something to send now, that no worker (this one included: `busy`)
+-- is delivering: each is claimed with a session advisory lock, which the worker holds while
+-- it delivers and which goes with its connection if it dies.
+SELECT due.id FROM (
+    SELECT w.id FROM webhooks w
+    WHERE w.active AND w.id <> ALL(%(busy)s::bigint[])
+      AND (EXISTS (SELECT FROM webhook_redeliveries r WHERE r.webhook_id = w.id)
+           OR w.next_attempt_at <= now()
+              AND EXISTS (SELECT FROM events e WHERE e.position > w.cursor AND e.position < {:feed_horizon}
+                                                 AND e.type = ANY(w.event_types)))
+    ORDER BY w.id
+    OFFSET 0  -- NOTE: keeps the lock below from being taken for rows this filters out
+) due
+WHERE pg_try_advisory_lock(hashtextextended('webhook', due.id))
+
+-- name: release_webhook :exec
+SELECT pg_advisory_unlock(hashtextextended('webhook', %(id)s))
+
+-- name: next_delivery :one
+-- What to send the webhook next, when it is still active: a queued redelivery, else the first
+-- final event after its cursor that it subscribes to, once its next attempt is due; with the
+-- webhook's url, secrets, cursor and failures so far.
+SELECT w.url, w.secret, CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+       w.cursor, w.failures, e.redelivery, e.position, e.type, e.occurred_at, e.actor_id, e.incident_id,
+       e.incident_version, e.data
+FROM webhooks w
+CROSS JOIN LATERAL (
+    (SELECT true AS redelivery, e.* FROM webhook_redeliveries r JOIN events e USING (position)
+     WHERE r.webhook_id = w.id ORDER BY r.position LIMIT 1)
+    UNION ALL
+    (SELECT false, e.* FROM events e
+     WHERE w.next_attempt_at <= now() AND e.position > w.cursor AND e.position < {:feed_horizon}
+       AND e.type = ANY(w.event_types)
+     ORDER BY e.position LIMIT 1)
+    LIMIT 1
+) e
+WHERE w.id = %(webhook_id)s AND w.active
+
+-- name: record_redelivery :exec
+-- A redelivery is attempted once: logged, and off the queue.
+WITH logged AS (
+    INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, error, duration_ms)
+    VALUES (%(webhook_id)s, %(event_id)s, %(position)s, 1, %(status_code)s, %(error)s, %(duration_ms)s)
+)
+DELETE FROM webhook_redeliveries WHERE webhook_id = %(webhook_id)s AND position = %(position)s
+
+-- name: record_delivery :exec
+-- An attempt at the event after the cursor, logged. Success moves the cursor past it; a
+-- failure schedules the next attempt in `retry_seconds`, or disables the webhook with
+-- `disabled_reason` (when that is not NULL) and notifies every active admin. Unless the cursor
+-- was moved meanwhile (PATCH): then only the log remembers the attempt.
+WITH logged AS (
+    INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, error, duration_ms)
+    VALUES (%(webhook_id)s, %(event_id)s, %(position)s, %(attempt)s, %(status_code)s, %(error)s, %(duration_ms)s)
+), updated AS (
+    UPDATE webhooks SET
+        cursor = CASE WHEN %(delivered)s THEN %(position)s ELSE cursor END,
+        failures = CASE WHEN %(delivered)s THEN 0 ELSE failures + 1 END,
+        next_attempt_at = now() + make_interval(secs => %(retry_seconds)s),
+        active = active AND %(disabled_reason)s::text IS NULL,
+        disabled_reason = coalesce(%(disabled_reason)s, disabled_reason),
+        updated_at = CASE WHEN %(disabled_reason)s::text IS NULL THEN updated_at ELSE now() END
+    WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND active
+    RETURNING id
+)
+INSERT INTO notifications (user_id, event, webhook_id)
+SELECT u.id, 'webhook_disabled', %(webhook_id)s
+FROM users u
+WHERE u.role = 'admin' AND u.active AND %(disabled_reason)s::text IS NOT NULL AND EXISTS (SELECT FROM updated)

@@ -1,0 +1,81 @@
+"""A real webhook receiver on loopback: an HTTP server in a thread that records every request
+and answers with the statuses it is told to (200 by default), optionally after a delay."""
+
+import contextlib
+import dataclasses
+import http.server
+import threading
+import time
+
+
+@dataclasses.dataclass
+class Received:
+    path: str
+    headers: dict  # lower-case names
+    body: bytes
+    status: int  # the answer
+
+
+class Receiver:
+    def __init__(self):
+        self.received = []
+        self.arrivals = 0  # requests that arrived, answered or not yet
+        self.statuses = []  # answers for the next requests, in order; then `default_status`
+        self.default_status = 200
+        self.delay = 0.0
+        self.url = None
+        self._lock = threading.Lock()
+
+    def answer(self):
+        with self._lock:
+            return self.statuses.pop(0) if self.statuses else self.default_status
+
+    def record(self, received):
+        with self._lock:
+            self.received.append(received)
+
+    def wait_for(self, count, seconds=20.0, accepted=False):
+        """The requests received (with `accepted`, those answered 2xx), once there are at least
+        `count` (or an AssertionError)."""
+        deadline = time.monotonic() + seconds
+        while len(got := self.got(accepted)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"received {len(got)} requests, not {count}")
+            time.sleep(0.02)
+        return got
+
+    def got(self, accepted=False):
+        with self._lock:
+            return [r for r in self.received if not accepted or 200 <= r.status < 300]
+
+
+@contextlib.contextmanager
+def receiver():
+    state = Receiver()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            state.arrivals += 1
+            time.sleep(state.delay)
+            status = state.answer()
+            state.record(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status))
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", state.url + "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
