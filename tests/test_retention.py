@@ -52,6 +52,7 @@ def test_a_round_deletes_only_what_has_expired(config, queries, db_conn, reporte
         "idempotency_keys": 3,
         "login_failures": len(ages) - within_window,
         "events": 0,
+        "webhook_deliveries": 0,
     }
     assert remaining(db_conn) == (["key 0", "key 1", "key 23"], within_window, 0)
     assert (
@@ -124,3 +125,31 @@ def one_round(config, queries):
             await db.close()
 
     return falcon.async_to_sync(run)
+
+
+def test_events_an_active_webhook_has_yet_to_deliver_are_kept(
+    config, queries, db_conn, reporter, make_incident
+):
+    for _ in range(4):
+        make_incident(reporter)
+    positions = age_events(db_conn, [40, 40, 40, 40])
+    webhook = queries.create_webhook(
+        db_conn,
+        url="http://192.0.2.1/",
+        event_types=["incident.created"],
+        description=None,
+        secret="whsec_QUJD",
+    )
+    db_conn.execute("UPDATE webhooks SET cursor = %s", [positions[1]])
+    db_conn.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, duration_ms, created_at) "
+        "VALUES (%s, 'evt_1', 1, 1, now() - interval '40 days'), (%s, 'evt_2', 1, 1, now())",
+        [webhook["id"], webhook["id"]],
+    )
+    pruned = one_round(dataclasses.replace(config, event_retention_days=30), queries)
+    assert (pruned["events"], pruned["webhook_deliveries"]) == (2, 1)
+    kept = [row["position"] for row in db_conn.execute("SELECT position FROM events ORDER BY position")]
+    assert kept == positions[2:]
+
+    db_conn.execute("UPDATE webhooks SET active = false")  # a disabled webhook holds nothing back
+    assert one_round(dataclasses.replace(config, event_retention_days=30), queries)["events"] == 2
