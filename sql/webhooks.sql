@@ -85,7 +85,7 @@ VALUES (%(webhook_id)s, %(event_id)s, 1, %(status_code)s, %(error)s, %(duration_
 
 -- name: wake_delivery :exec
 -- Wakes the delivery workers (they LISTEN on this channel, and also poll).
-NOTIFY webhook_delivery
+SELECT pg_notify('webhook_delivery', '')
 
 -- name: claim_due_webhooks :many :custom_plan
 -- The active webhooks with something to send now, that no worker (this one included: `busy`)

@@ -12,7 +12,8 @@ from api.db import connect
 
 CATALOG_COLUMNS = """
     SELECT c.table_name, c.column_name,
-           CASE c.data_type WHEN 'USER-DEFINED' THEN c.udt_name ELSE c.data_type END AS type
+           CASE c.data_type WHEN 'USER-DEFINED' THEN c.udt_name
+                            WHEN 'ARRAY' THEN substr(c.udt_name, 2) || '[]' ELSE c.data_type END AS type
     FROM information_schema.columns c
     JOIN information_schema.tables t USING (table_schema, table_name)
     WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'

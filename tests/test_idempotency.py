@@ -205,6 +205,7 @@ def test_the_openapi_document_declares_the_key_on_every_post_but_login(client):
         ("post", "/categories"),
         ("post", "/users/{user_id}/follow"),
         ("post", "/notifications/{notification_id}/read"),
+        ("post", "/webhooks"),
     }
 
 

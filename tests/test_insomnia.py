@@ -62,7 +62,11 @@ def test_collection_is_current_and_has_a_request_for_every_documented_operation(
 
 def test_public_requests_send_no_token_and_the_others_a_bearer_token(document, collection):
     environment = next(r for r in collection["resources"] if r["_type"] == "environment")
-    assert environment["data"] == {"base_url": "http://127.0.0.1:8000", "token": ""}
+    assert environment["data"] == {
+        "base_url": "http://127.0.0.1:8000",
+        "token": "",
+        "webhook_url": "https://example.com/incidents-webhook",
+    }
     for request in in_order(collection["resources"], insomnia.WORKSPACE_ID):
         operation = document["paths"][template_of(document, request["url"])][request["method"].lower()]
         headers = {h["name"]: h["value"] for h in request["headers"]}

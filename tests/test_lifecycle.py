@@ -299,7 +299,8 @@ def test_unread_filter_and_mark_read(client, reporter, responder, make_incident,
         == 404
     )
     assert client.simulate_get("/notifications", headers=stranger["headers"]).json["items"] == []
-    assert set(items[0]) == {"id", "event", "incident_id", "actor_id", "read", "created_at"}
+    assert set(items[0]) == {"id", "event", "incident_id", "actor_id", "webhook_id", "read", "created_at"}
+    assert items[0]["webhook_id"] is None
 
 
 def test_notifications_paginate_newest_first(client, reporter, responder, make_incident):

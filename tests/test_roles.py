@@ -140,6 +140,24 @@ CASES = [
     ("list own tokens", "GET", "/auth/tokens", None, 200, EVERYONE),
     ("revoke own token by id", "DELETE", "/auth/tokens/{my_token}", None, 204, EVERYONE),
     ("log out", "DELETE", "/auth/tokens/current", None, 204, EVERYONE),
+    ("list webhooks", "GET", "/webhooks", None, 200, ADMINS),
+    # NOTE: a public IP literal is checked without any traffic; nothing delivers in this test.
+    ("create webhook", "POST", "/webhooks", lambda w: {"url": "http://8.8.8.8/hook"}, 201, ADMINS),
+    ("read webhook", "GET", "/webhooks/{webhook}", None, 200, ADMINS),
+    ("change webhook", "PATCH", "/webhooks/{webhook}", lambda w: {"description": "chat"}, 200, ADMINS),
+    ("delete webhook", "DELETE", "/webhooks/{webhook}", None, 204, ADMINS),
+    # its URL is on loopback, which this app may not reach: the ping sends nothing
+    ("ping webhook", "POST", "/webhooks/{webhook}/ping", None, 200, ADMINS),
+    ("rotate webhook secret", "POST", "/webhooks/{webhook}/rotate-secret", None, 200, ADMINS),
+    ("webhook deliveries", "GET", "/webhooks/{webhook}/deliveries", None, 200, ADMINS),
+    (
+        "redeliver to webhook",
+        "POST",
+        "/webhooks/{webhook}/redeliver",
+        lambda w: {"event_ids": [f"evt_{w['event']}"]},
+        202,
+        ADMINS,
+    ),
 ]
 INCIDENT_EDITS = {
     "title": (lambda w: {"title": "edited"}, EVERYONE, RESPONDERS),
@@ -168,7 +186,7 @@ CASES += [
 
 
 @pytest.fixture
-def world(client, make_user, make_incident, make_category):
+def world(client, db_conn, queries, make_user, make_incident, make_category):
     def build(role):
         me = make_user(role)
         other = make_user("reporter")
@@ -191,6 +209,14 @@ def world(client, make_user, make_incident, make_category):
                 "id"
             ],
             "my_token": client.simulate_get("/auth/tokens", headers=me["headers"]).json["items"][0]["id"],
+            "event": client.simulate_get("/events", headers=me["headers"]).json["items"][0]["position"],
+            "webhook": queries.create_webhook(
+                db_conn,
+                url="http://127.0.0.1:9/",
+                event_types=["incident.created"],
+                description=None,
+                secret="whsec_QUJD",
+            )["id"],
         }
         return me, {**ids, "role": role, "me_username": me["username"], "spare_username": spare["username"]}
 
