@@ -27,6 +27,7 @@ log = logging.getLogger("api.delivery")
 POLL_SECONDS = 1.0
 RECONNECT_SECONDS = (0.5, 1, 2, 5, 10)
 JITTER = 0.1  # a retry waits its scheduled time ± 10%
+BATCH = 100  # messages read, sent (one at a time) and recorded together
 
 
 async def run(config, queries, stop):
@@ -93,7 +94,10 @@ class Worker:
             task.add_done_callback(lambda task, webhook_id=row["id"]: self._done(webhook_id, task))
 
     def _done(self, webhook_id, task):
-        del self._deliveries[webhook_id]
+        # NOTE: the webhook may have been claimed again (its lock is this session's) between
+        # this task's release of it and this callback.
+        if self._deliveries.get(webhook_id) is task:
+            del self._deliveries[webhook_id]
         if not task.cancelled() and task.exception() is not None:
             self._failure = task.exception()
         self._wake.set()
@@ -109,23 +113,40 @@ class Worker:
     async def _deliver(self, conn, webhook_id):
         """Sends to one claimed webhook until nothing is due or an attempt fails; then lets it go."""
         try:
-            while (item := await self._queries.next_delivery(conn, webhook_id=webhook_id)) is not None:
-                attempt = await self._send(item)
-                if item["redelivery"]:
-                    await self._queries.record_redelivery(conn, **_log_columns(webhook_id, item, attempt))
-                    continue
-                await self._queries.record_delivery(
-                    conn,
-                    **_log_columns(webhook_id, item, attempt),
-                    attempt=item["failures"] + 1,
-                    cursor=item["cursor"],
-                    **outcome(self._config.webhook_retry_schedule, item["failures"] + 1, attempt),
-                )
-                if not attempt.delivered:
+            while batch := await self._queries.next_deliveries(conn, webhook_id=webhook_id, limit=BATCH):
+                if not await self._send_batch(conn, webhook_id, batch):
                     return
         finally:
             with contextlib.suppress(psycopg.Error):
                 await self._queries.release_webhook(conn, id=webhook_id)
+
+    async def _send_batch(self, conn, webhook_id, batch):
+        """Sends `batch` in order and records it; False at the first failure of an event after
+        the cursor (the rest waits for its retry). PERF: the deliveries of a batch are recorded
+        in one statement (a worker that dies before sends them again)."""
+        delivered = Delivered(webhook_id, batch[0]["cursor"])
+        try:
+            for item in batch:
+                attempt = await self._send(item)
+                if item["redelivery"]:
+                    await self._queries.record_redelivery(conn, **_log_columns(webhook_id, item, attempt))
+                elif attempt.delivered:
+                    delivered.add(item, attempt)
+                else:
+                    await delivered.record(conn, self._queries)
+                    await self._queries.record_failure(
+                        conn,
+                        **_log_columns(webhook_id, item, attempt),
+                        attempt=delivered.attempt_number(item),
+                        cursor=delivered.cursor,
+                        **failure(
+                            self._config.webhook_retry_schedule, delivered.attempt_number(item), attempt
+                        ),
+                    )
+                    return False
+        finally:
+            await delivered.record(conn, self._queries)
+        return True
 
     async def _send(self, item):
         event = present(item)
@@ -137,24 +158,55 @@ class Worker:
             orjson.dumps(event),
             self._config.webhook_allowed_networks,
         )
-        log.info("delivery: %s to %s: %s", event["id"], item["url"], attempt.error or attempt.status_code)
+        if not attempt.delivered:
+            log.warning("delivery: %s to %s failed: %s", event["id"], item["url"], attempt.error)
         return attempt
 
 
-def outcome(schedule, attempt_number, attempt):
-    """What an attempt at the event after the cursor leads to: the cursor moves on (delivered),
-    a retry after its scheduled time, or the webhook disabled (on 410 Gone, or when every
-    retry of the schedule failed)."""
-    if attempt.delivered:
-        return {"delivered": True, "retry_seconds": 0, "disabled_reason": None}
+class Delivered:
+    """Deliveries of events after a webhook's cursor, not yet recorded."""
+
+    def __init__(self, webhook_id, cursor):
+        self.webhook_id = webhook_id
+        self.cursor = cursor  # as recorded
+        self._rows = []
+
+    def attempt_number(self, item):
+        """The attempt this is at `item`: the first event after the cursor may have failed before."""
+        return item["failures"] + 1 if item["cursor"] == self.cursor and not self._rows else 1
+
+    def add(self, item, attempt):
+        self._rows.append(
+            (item["position"], self.attempt_number(item), attempt.status_code, attempt.duration_ms)
+        )
+
+    async def record(self, conn, queries):
+        if not self._rows:
+            return
+        positions, attempts, status_codes, durations = map(list, zip(*self._rows, strict=True))
+        await queries.record_delivered(
+            conn,
+            webhook_id=self.webhook_id,
+            cursor=self.cursor,
+            positions=positions,
+            attempts=attempts,
+            status_codes=status_codes,
+            durations_ms=durations,
+        )
+        self.cursor, self._rows = positions[-1], []
+
+
+def failure(schedule, attempt_number, attempt):
+    """What a failed attempt at the event after the cursor leads to: a retry after its scheduled
+    time, or the webhook disabled (on 410 Gone, or when every retry of the schedule failed)."""
     if attempt.status_code == 410:
         reason = "The receiver answered 410 Gone."
     elif attempt_number > len(schedule):
         reason = f"{attempt_number} attempts to deliver one event failed; the last: {attempt.error}."
     else:
         wait = schedule[attempt_number - 1] * random.uniform(1 - JITTER, 1 + JITTER)
-        return {"delivered": False, "retry_seconds": wait, "disabled_reason": None}
-    return {"delivered": False, "retry_seconds": 0, "disabled_reason": reason}
+        return {"retry_seconds": wait, "disabled_reason": None}
+    return {"retry_seconds": 0, "disabled_reason": reason}
 
 
 def _log_columns(webhook_id, item, attempt):

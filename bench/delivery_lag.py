@@ -21,10 +21,11 @@ import sys
 import threading
 import time
 
-from api.cli import pgcluster
+from api.auth import hash_password, new_token
+from api.cli import migrate, pgcluster
 from api.db import connect
 from api.sql import load_queries
-from bench.feed_cost import ROOT, SCENARIOS, database_url, drop, gunicorn, prepare, recreate
+from bench.feed_cost import INCIDENTS, ROOT, SCENARIOS, database_url, drop, gunicorn, recreate
 from bench.load import run_wrk
 
 RESULT = ROOT / "bench" / "results" / "delivery_lag.md"
@@ -78,6 +79,28 @@ def delivery_worker(url):
         process.wait(timeout=30)
 
 
+def prepare(url):
+    """Migrated, an admin with a token (wrk's), and INCIDENTS incidents to comment on."""
+    migrate.apply(url)
+    queries = load_queries()
+    token, token_hash = new_token()
+    with connect(url) as conn:
+        user = queries.create_user(
+            conn,
+            username="bench",
+            email="bench@example.com",
+            role="admin",
+            active=True,
+            password_hash=hash_password("not used by wrk"),
+        )
+        queries.create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=1)
+        conn.execute(
+            "INSERT INTO incidents (title, reporter_id) SELECT 'seed ' || n, %s FROM generate_series(1, %s) n",
+            [user["id"], INCIDENTS],
+        )
+    return token
+
+
 def subscribe(url, receiver_url):
     """A new webhook at the feed's end, by the API's own query."""
     with connect(url) as conn:
@@ -114,7 +137,7 @@ def main():
     rows, lags = [], []
     recreate(server_url, DATABASE)
     try:
-        token = prepare(str(ROOT), url)
+        token = prepare(url)
         with receiver() as server, gunicorn(str(ROOT), url) as port, delivery_worker(url):
             for n in range(1, ROUNDS + 1):
                 order = CONFIGS if n % 2 else CONFIGS[::-1]

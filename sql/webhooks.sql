@@ -106,23 +106,24 @@ WHERE pg_try_advisory_lock(hashtextextended('webhook', due.id))
 -- name: release_webhook :exec
 SELECT pg_advisory_unlock(hashtextextended('webhook', %(id)s))
 
--- name: next_delivery :one
--- What to send the webhook next, when it is still active: a queued redelivery, else the first
--- final event after its cursor that it subscribes to, once its next attempt is due; with the
--- webhook's url, secrets, cursor and failures so far.
+-- name: next_deliveries :many
+-- What to send the webhook next, when it is still active: up to `limit` messages, its queued
+-- redeliveries first, then the final events after its cursor that it subscribes to (once its
+-- next attempt is due), each with the webhook's url, secrets, cursor and failures so far.
 SELECT w.url, w.secret, CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
        w.cursor, w.failures, e.redelivery, e.position, e.type, e.occurred_at, e.actor_id, e.incident_id,
        e.incident_version, e.data
 FROM webhooks w
 CROSS JOIN LATERAL (
     (SELECT true AS redelivery, e.* FROM webhook_redeliveries r JOIN events e USING (position)
-     WHERE r.webhook_id = w.id ORDER BY r.position LIMIT 1)
+     WHERE r.webhook_id = w.id ORDER BY r.position LIMIT %(limit)s)
     UNION ALL
     (SELECT false, e.* FROM events e
      WHERE w.next_attempt_at <= now() AND e.position > w.cursor AND e.position < {:feed_horizon}
        AND e.type = ANY(w.event_types)
-     ORDER BY e.position LIMIT 1)
-    LIMIT 1
+     ORDER BY e.position LIMIT %(limit)s)
+    ORDER BY redelivery DESC, position
+    LIMIT %(limit)s
 ) e
 WHERE w.id = %(webhook_id)s AND w.active
 
@@ -134,21 +135,33 @@ WITH logged AS (
 )
 DELETE FROM webhook_redeliveries WHERE webhook_id = %(webhook_id)s AND position = %(position)s
 
--- name: record_delivery :exec
--- An attempt at the event after the cursor, logged. Success moves the cursor past it; a
--- failure schedules the next attempt in `retry_seconds`, or disables the webhook with
--- `disabled_reason` (when that is not NULL) and notifies every active admin. Unless the cursor
--- was moved meanwhile (PATCH): then only the log remembers the attempt.
+-- name: record_delivered :exec
+-- Events after the cursor delivered (in order), logged; the cursor moves past the last one.
+-- Unless the cursor was moved meanwhile (PATCH), or the webhook disabled: then only the log
+-- remembers them.
+WITH logged AS (
+    INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, duration_ms)
+    SELECT %(webhook_id)s, 'evt_' || d.position, d.position, d.attempt, d.status_code, d.duration_ms
+    FROM unnest(%(positions)s::bigint[], %(attempts)s::int[], %(status_codes)s::int[],
+                %(durations_ms)s::float8[]) AS d(position, attempt, status_code, duration_ms)
+)
+UPDATE webhooks SET cursor = (%(positions)s::bigint[])[cardinality(%(positions)s::bigint[])], failures = 0
+WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND active
+
+-- name: record_failure :exec
+-- A failed attempt at the event after the cursor, logged: the next one is due in
+-- `retry_seconds`, or the webhook is disabled with `disabled_reason` (when that is not NULL)
+-- and every active admin notified. Unless the cursor was moved meanwhile (PATCH), or the
+-- webhook disabled: then only the log remembers the attempt.
 WITH logged AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, error, duration_ms)
     VALUES (%(webhook_id)s, %(event_id)s, %(position)s, %(attempt)s, %(status_code)s, %(error)s, %(duration_ms)s)
 ), updated AS (
     UPDATE webhooks SET
-        cursor = CASE WHEN %(delivered)s THEN %(position)s ELSE cursor END,
-        failures = CASE WHEN %(delivered)s THEN 0 ELSE failures + 1 END,
+        failures = failures + 1,
         next_attempt_at = now() + make_interval(secs => %(retry_seconds)s),
-        active = active AND %(disabled_reason)s::text IS NULL,
-        disabled_reason = coalesce(%(disabled_reason)s, disabled_reason),
+        active = %(disabled_reason)s::text IS NULL,
+        disabled_reason = %(disabled_reason)s,
         updated_at = CASE WHEN %(disabled_reason)s::text IS NULL THEN updated_at ELSE now() END
     WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND active
     RETURNING id
