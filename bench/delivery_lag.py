@@ -26,7 +26,7 @@ from api.cli import migrate, pgcluster
 from api.db import connect
 from api.sql import load_queries
 from bench.feed_cost import INCIDENTS, ROOT, SCENARIOS, database_url, drop, gunicorn, recreate
-from bench.load import run_wrk
+from bench.load import cpu_seconds, run_wrk
 
 RESULT = ROOT / "bench" / "results" / "delivery_lag.md"
 ROUNDS = int(os.environ.get("ROUNDS", 4))
@@ -39,15 +39,17 @@ class Receiver(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self):
-        self.arrivals = []  # (time received, the event's occurred_at)
+        self.arrivals = []  # (time received, the event's occurred_at, its webhook-id)
         super().__init__(("127.0.0.1", 0), ReceiverHandler)
 
 
 class ReceiverHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps the connection, as receivers behind a web server do
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         occurred = datetime.datetime.fromisoformat(json.loads(body)["occurred_at"]).timestamp()
-        self.server.arrivals.append((time.time(), occurred))
+        self.server.arrivals.append((time.time(), occurred, self.headers["webhook-id"]))
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -73,7 +75,7 @@ def delivery_worker(url):
         [sys.executable, "-m", "api", "deliver"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
     )
     try:
-        yield
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -134,11 +136,11 @@ def event_count(url):
 def main():
     server_url = pgcluster.database_url()
     url = database_url(server_url, DATABASE)
-    rows, lags = [], []
+    rows, lags, worker_cpu = [], [], []
     recreate(server_url, DATABASE)
     try:
         token = prepare(url)
-        with receiver() as server, gunicorn(str(ROOT), url) as port, delivery_worker(url):
+        with receiver() as server, gunicorn(str(ROOT), url) as port, delivery_worker(url) as worker_pid:
             for n in range(1, ROUNDS + 1):
                 order = CONFIGS if n % 2 else CONFIGS[::-1]
                 for scenario, lua in SCENARIOS.items():
@@ -147,12 +149,16 @@ def main():
                             subscribe(url, f"http://127.0.0.1:{server.server_address[1]}/")
                             server.arrivals.clear()
                             before = event_count(url)
+                        cpu_before = cpu_seconds([worker_pid])
                         result = run_wrk(port, lua, token, seconds=SECONDS)
                         if config == "one webhook":
+                            time.sleep(1)  # the requests in flight when wrk stopped are done
                             expected = event_count(url) - before
                             got = drained(server, expected)
-                            lags += [received - occurred for received, occurred in server.arrivals]
-                            result["delivered"] = f"{got}/{expected}"
+                            lags += [received - occurred for received, occurred, _ in server.arrivals]
+                            distinct = len({message_id for *_, message_id in server.arrivals})
+                            result["delivered"] = f"{got}/{expected}, {got - distinct} twice"
+                            worker_cpu.append((cpu_seconds([worker_pid]) - cpu_before, got))
                             unsubscribe(url)
                         rows.append({"round": n, "scenario": scenario, "config": config, **result})
                         print(
@@ -165,11 +171,11 @@ def main():
                         )
     finally:
         drop(server_url, DATABASE)
-    RESULT.write_text(report(rows, lags))
+    RESULT.write_text(report(rows, lags, worker_cpu))
     print(f"wrote {RESULT}")
 
 
-def report(rows, lags):
+def report(rows, lags, worker_cpu):
     by = {(r["round"], r["scenario"], r["config"]): r for r in rows}
     rounds = sorted({r["round"] for r in rows})
     lags_ms = sorted(lag * 1000 for lag in lags)
@@ -200,7 +206,8 @@ def report(rows, lags):
         "",
         f"Delivery lag, write to receiver, over {len(lags_ms):,} events sent under that load: "
         f"p50 {percentile(50):.0f} ms, p90 {percentile(90):.0f} ms, p99 {percentile(99):.0f} ms, "
-        f"max {lags_ms[-1]:.0f} ms.",
+        f"max {lags_ms[-1]:.0f} ms. The delivery worker used "
+        f"{sum(c for c, _ in worker_cpu) / sum(n for _, n in worker_cpu) * 1e6:.0f} µs of CPU per event sent.",
         "",
         "Per round: "
         + "; ".join(

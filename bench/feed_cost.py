@@ -88,6 +88,11 @@ def prepare(tree, url):
     )
     token, token_hash = new_token()
     with connect(url) as conn:
+        # NOTE: trees since sessions require an expiry; older ones have no such column.
+        conn.execute(
+            "DO $$ BEGIN ALTER TABLE api_tokens ALTER COLUMN expires_at SET DEFAULT now() + interval '1 day';"
+            " EXCEPTION WHEN undefined_column THEN NULL; END $$"
+        )
         user = load_queries().create_user(
             conn,
             username="bench",
