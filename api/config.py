@@ -16,6 +16,7 @@ class Config:
     token_ttl_days: int = 30
     forwarded_allow_ips: tuple = ()  # ipaddress networks of the proxies whose X-Forwarded-For counts
     event_retention_days: int = 30
+    database_pooler: str = ""  # "transaction": DATABASE_URL is a pooler in transaction mode
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -36,6 +37,7 @@ class Config:
             token_ttl_days=_token_ttl_days(env),
             forwarded_allow_ips=networks(env.get("FORWARDED_ALLOW_IPS", "")),
             event_retention_days=_positive_int(env, "EVENT_RETENTION_DAYS", cls.event_retention_days),
+            database_pooler=_pooler(env),
         )
 
 
@@ -68,4 +70,11 @@ def _positive_int(env, name, default):
     value = _int(env, name, default)
     if value < 1:
         raise ConfigError(f"{name} must be a whole number of at least 1, not {value}")
+    return value
+
+
+def _pooler(env):
+    value = env.get("DATABASE_POOLER", "")
+    if value not in ("", "transaction"):
+        raise ConfigError(f"DATABASE_POOLER must be unset or 'transaction', not {value!r}")
     return value

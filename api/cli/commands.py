@@ -10,12 +10,14 @@ import psycopg
 from api.auth import new_token
 from api.cli import diagram, insomnia, migrate, pgcluster
 from api.config import Config, ConfigError
-from api.db import connect
+from api.db import connect, save_session_defaults
 from api.sql import load_queries
 
 
 def cmd_migrate(args, config):
     migrate.apply(config.database_url)
+    with connect(config.database_url) as conn:
+        save_session_defaults(conn, config)
     print("migrations applied")
 
 

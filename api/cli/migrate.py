@@ -17,8 +17,16 @@ def yoyo_url(database_url):
     return urllib.parse.urlunsplit(parts._replace(scheme="postgresql+psycopg"))
 
 
-def apply(database_url):
+def backend_of(database_url):
+    """yoyo's backend, on a session without the statement_timeout that the app's role may have
+    as its default (save_session_defaults): building an index may take minutes."""
     backend = get_backend(yoyo_url(database_url))
+    backend.connection.execute("SET statement_timeout = 0")
+    return backend
+
+
+def apply(database_url):
+    backend = backend_of(database_url)
     migrations = read_migrations(str(MIGRATIONS_DIR))
     with backend.lock():
         backend.apply_migrations(backend.to_apply(migrations))
@@ -27,7 +35,7 @@ def apply(database_url):
 
 def rollback(database_url, count=1):
     """Rolls back the last `count` applied migrations (all of them with count=None)."""
-    backend = get_backend(yoyo_url(database_url))
+    backend = backend_of(database_url)
     migrations = read_migrations(str(MIGRATIONS_DIR))
     with backend.lock():
         to_rollback = backend.to_rollback(migrations)
