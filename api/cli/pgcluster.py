@@ -31,7 +31,8 @@ class ClusterError(RuntimeError):
     pass
 
 
-def find_bindir():
+def find_bindir(tools=("initdb", "pg_ctl"), hint=INSTALL_HINT):
+    """The first folder of PostgreSQL binaries that has all of `tools`."""
     candidates = [os.environ.get("PG_BINDIR")]
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         candidates.append(
@@ -39,13 +40,13 @@ def find_bindir():
                 ["pg_config", "--bindir"], capture_output=True, text=True, check=True
             ).stdout.strip()
         )
-    on_path = shutil.which("pg_ctl")
+    on_path = shutil.which(tools[0])
     candidates.append(on_path and os.path.dirname(on_path))
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
     for bindir in filter(None, candidates):
-        if all(os.access(os.path.join(bindir, tool), os.X_OK) for tool in ("initdb", "pg_ctl")):
+        if all(os.access(os.path.join(bindir, tool), os.X_OK) for tool in tools):
             return bindir
-    raise ClusterError(INSTALL_HINT)
+    raise ClusterError(hint)
 
 
 def _version_key(path):
