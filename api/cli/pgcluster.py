@@ -67,7 +67,7 @@ class Cluster:
         _own(self.sockdir)
         if not (self.datadir / "PG_VERSION").exists():
             _own(self.datadir)
-            self._run(
+            self.run(
                 "initdb",
                 "-D",
                 self.datadir,
@@ -80,14 +80,14 @@ class Cluster:
             )
         if not self.running():
             options = " ".join(["-c listen_addresses=''", f"-k {self.sockdir}", *settings])
-            self._run(
+            self.run(
                 "pg_ctl", "-D", self.datadir, "-l", self.datadir / "server.log", "-o", options, "-w", "start"
             )
         self._create_database()
 
     def stop(self, mode="fast"):
         if self.running():
-            self._run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
+            self.run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
 
     def running(self):
         if not (self.datadir / "PG_VERSION").exists():
@@ -104,7 +104,8 @@ class Cluster:
         command = [os.path.join(find_bindir(), tool), *map(str, args)]
         return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
-    def _run(self, tool, *args):
+    def run(self, tool, *args):
+        """Runs one of PostgreSQL's tools (as the `postgres` user when root); raises on failure."""
         result = subprocess.run(self._command(tool, *args), capture_output=True, text=True)
         if result.returncode != 0:
             raise ClusterError(f"{tool} failed:\n{result.stdout}{result.stderr}")
