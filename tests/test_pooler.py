@@ -3,6 +3,9 @@ works, its session settings hold without startup options, no prepared statement 
 one server session to another, and an outage behind the pooler is a quick 503 that heals."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 
 import falcon
@@ -18,7 +21,7 @@ from api.db import SessionDefaultsMissing, connect, save_session_defaults
 from api.sql import load_queries
 from tests.fix_app import PASSWORD, client_of
 from tests.fix_pgbouncer import pgbouncer, require_pgbouncer
-from tests.fix_server import row_locked, wait_until
+from tests.fix_server import ROOT, call, free_port, gunicorn, row_locked, wait_until
 from tests.test_faults import CRASH_SAFE
 
 STATEMENT_TIMEOUT_MS = 500
@@ -135,6 +138,30 @@ def test_the_app_refuses_to_start_without_the_role_defaults(bouncer, database_ur
         client_of(pooled(pooled_url, statement_timeout_ms=1234)),
     ):
         pass
+
+
+def test_gunicorn_serves_through_the_pooler_and_will_not_boot_without_the_defaults(
+    pooled_url, reporter, tmp_path
+):
+    env = {"DATABASE_POOLER": "transaction", "STATEMENT_TIMEOUT_MS": STATEMENT_TIMEOUT_MS}
+    with gunicorn(pooled_url, tmp_path / "gunicorn.log", **env) as (base, _):
+        assert call("GET", base + "/incidents", headers=reporter["headers"]).status == 200
+    refused = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py", "api.asgi:app"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            **env,
+            "DATABASE_URL": pooled_url,
+            "STATEMENT_TIMEOUT_MS": "1234",
+            "PORT": str(free_port()),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 3  # gunicorn's "Worker failed to boot"
+    assert "Run `python -m api migrate` with the same STATEMENT_TIMEOUT_MS" in refused.stderr
 
 
 @pytest.fixture(scope="module")
