@@ -164,6 +164,17 @@ def test_gunicorn_serves_through_the_pooler_and_will_not_boot_without_the_defaul
     assert "Run `python -m api migrate` with the same STATEMENT_TIMEOUT_MS" in refused.stderr
 
 
+def test_the_command_line_through_the_pooler_says_to_use_postgresql_itself(pooled_url):
+    result = subprocess.run(
+        [sys.executable, "-m", "api", "migrate"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": pooled_url},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "needs DATABASE_URL to name PostgreSQL itself" in result.stderr
+
+
 @pytest.fixture(scope="module")
 def lenient_bouncer(server_url, pooled_url):
     """A PgBouncer that drops startup options instead of refusing them, so that an app that was

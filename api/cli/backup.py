@@ -9,18 +9,13 @@ import urllib.parse
 
 from api.cli import pgcluster
 from api.db import connect
+from api.sql import load_queries
 
 TOOLS_HINT = (
     "pg_dump and pg_restore were not found via PG_BINDIR, `pg_config --bindir`, PATH or "
     "/usr/lib/postgresql/*/bin. Install them (Debian/Ubuntu: sudo apt-get install postgresql-client), "
     "in a version at least the server's."
 )
-USER_OBJECTS = """
-SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%')
-     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%') AS n
-"""
 
 
 class BackupError(RuntimeError):
@@ -46,7 +41,7 @@ def restore(database_url, path):
     if not pathlib.Path(path).is_file():
         raise BackupError(f"{path}: no such file")
     with connect(database_url) as conn:
-        objects = conn.execute(USER_OBJECTS).fetchone()["n"]
+        objects = load_queries().count_user_objects(conn)
     if objects:
         raise BackupError(
             f"The database {_database_name(database_url)!r} is not empty ({objects} tables, sequences, "

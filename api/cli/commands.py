@@ -155,6 +155,8 @@ def main(argv=None):
     except (pgcluster.ClusterError, ConfigError, backup.BackupError) as ex:
         sys.exit(str(ex))
     except psycopg.OperationalError as ex:
+        if "unsupported startup parameter" in str(ex):
+            sys.exit(f"{ex}\nThe command line needs DATABASE_URL to name PostgreSQL itself, not a pooler.")
         sys.exit(f"Cannot reach the database: {ex}")
 
 
