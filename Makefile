@@ -8,6 +8,7 @@ ADMIN_EMAIL ?= admin@example.com
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 REPORT_DIR ?= report/
+BACKUP_DIR ?= backups/
 SCALE ?= 1
 
 ifdef DATABASE_URL
@@ -16,7 +17,7 @@ else
 DB := db-start
 endif
 
-.PHONY: run test migrate rollback admin psql report diagram insomnia bench loadtest db-start stop clean
+.PHONY: run test migrate rollback admin psql backup restore restore-file report diagram insomnia bench loadtest db-start stop clean
 
 run: $(DB) migrate
 	@$(PY) -m api create-admin --if-empty --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
@@ -42,6 +43,15 @@ admin: $(VENV)/.installed $(DB) migrate
 
 psql: $(VENV)/.installed $(DB)
 	psql "$$($(PY) -m api db-url)"
+
+backup: $(VENV)/.installed $(DB)
+	$(PY) -m api backup --dir $(BACKUP_DIR)
+
+restore: restore-file $(VENV)/.installed $(DB)
+	$(PY) -m api restore "$(FILE)"
+
+restore-file:
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/incidents-<time>.dump (into an empty database)" >&2; exit 2; }
 
 report: $(DB) migrate
 	$(PY) -m api report --out $(REPORT_DIR)

@@ -18,6 +18,8 @@ class Config:
     event_retention_days: int = 30
     webhook_allowed_networks: tuple = ()  # ipaddress networks webhooks may reach besides global ones
     webhook_retry_schedule: tuple = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)  # seconds
+    database_pooler: str = ""  # "transaction": DATABASE_URL is a pooler in transaction mode
+    delivery_database_url: str = ""  # the delivery worker's, when not DATABASE_URL (see api/delivery.py)
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -42,6 +44,8 @@ class Config:
                 env.get("WEBHOOK_ALLOWED_NETWORKS", ""), "WEBHOOK_ALLOWED_NETWORKS"
             ),
             webhook_retry_schedule=durations(env.get("WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h")),
+            database_pooler=_pooler(env),
+            delivery_database_url=env.get("DELIVERY_DATABASE_URL", ""),
         )
 
 
@@ -88,4 +92,11 @@ def _positive_int(env, name, default):
     value = _int(env, name, default)
     if value < 1:
         raise ConfigError(f"{name} must be a whole number of at least 1, not {value}")
+    return value
+
+
+def _pooler(env):
+    value = env.get("DATABASE_POOLER", "")
+    if value not in ("", "transaction"):
+        raise ConfigError(f"DATABASE_POOLER must be unset or 'transaction', not {value!r}")
     return value

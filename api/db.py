@@ -7,6 +7,7 @@ import weakref
 
 import orjson
 import psycopg
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
@@ -63,14 +64,16 @@ class Database:
             check=self._check_if_idle,
             configure=decode_json_with_orjson,
             open=False,
-            kwargs={
-                "autocommit": True,
-                "row_factory": dict_row,
-                # PERF: no JIT (it cost ~0.9 s on stats).
-                "options": f"-c TimeZone=UTC -c statement_timeout={config.statement_timeout_ms} -c jit=off",
-            },
+            kwargs=connection_kwargs(config),
         )
         await self._pool.open(wait=True, timeout=timeout)
+        if config.database_pooler:
+            try:
+                async with self._pool.connection() as conn:
+                    await check_session_defaults(conn, config)
+            except SessionDefaultsMissing:
+                await self._pool.close()
+                raise
 
     async def close(self):
         await self._pool.close()
@@ -192,5 +195,60 @@ async def snapshot(conn):
 
 
 def connect(database_url):
-    """A plain connection for the command line and tests, set up like the pool's."""
-    return psycopg.connect(database_url, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC")
+    """A plain connection for the command line and tests, set up like the pool's but without a
+    statement_timeout (a bulk load or a report may take long)."""
+    return psycopg.connect(
+        database_url, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC -c statement_timeout=0"
+    )
+
+
+def session_settings(config):
+    """What every connection of the app runs with. PERF: no JIT (it cost ~0.9 s on stats)."""
+    return {"timezone": "UTC", "statement_timeout": str(config.statement_timeout_ms), "jit": "off"}
+
+
+def connection_kwargs(config):
+    """psycopg.connect() arguments of the app's connections. Directly to PostgreSQL, the session
+    settings go along as startup options. Through a pooler in transaction mode they cannot (PgBouncer
+    refuses startup options), so they must be the role's defaults (save_session_defaults), and no
+    statement is prepared: a prepared statement lives in one server session, and the next
+    transaction of the same client may run in another."""
+    kwargs = {"autocommit": True, "row_factory": dict_row}
+    if config.database_pooler == "transaction":
+        kwargs["prepare_threshold"] = None
+    else:
+        kwargs["options"] = " ".join(f"-c {name}={value}" for name, value in session_settings(config).items())
+    return kwargs
+
+
+def save_session_defaults(conn, config):
+    """Makes session_settings(config) the defaults of the connected role in the connected database
+    (ALTER ROLE ... IN DATABASE), so that sessions get them without a statement of their own,
+    also through a pooler. Sessions opened before keep what they had."""
+    database = conn.execute("SELECT current_database() AS name").fetchone()["name"]
+    for name, value in session_settings(config).items():
+        conn.execute(
+            sql.SQL("ALTER ROLE CURRENT_USER IN DATABASE {} SET {} = {}").format(
+                sql.Identifier(database), sql.Identifier(name), sql.Literal(value)
+            )
+        )
+
+
+class SessionDefaultsMissing(RuntimeError):
+    pass
+
+
+async def check_session_defaults(conn, config):
+    """Through a pooler, refuses to serve on a session whose settings differ from the config's."""
+    cursor = await conn.execute(
+        "SELECT lower(name) AS name, setting FROM pg_settings WHERE lower(name) = ANY(%s)",
+        [list(session_settings(config))],
+    )
+    found = {row["name"]: row["setting"] for row in await cursor.fetchall()}
+    if found != session_settings(config):
+        raise SessionDefaultsMissing(
+            f"Through DATABASE_POOLER=transaction the database sessions must already have the app's "
+            f"settings, but they have {found}. Run `python -m api migrate` with the same "
+            f"STATEMENT_TIMEOUT_MS against the database (it saves them as the role's defaults), "
+            f"then reconnect the pooler's server connections (PgBouncer: RECONNECT)."
+        )

@@ -21,6 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from api import webhooks
+from api.config import ConfigError
 from api.resources.events import present
 
 log = logging.getLogger("api.delivery")
@@ -220,9 +221,23 @@ def _log_columns(webhook_id, item, attempt):
     }
 
 
+def database_url(config):
+    """The worker holds session advisory locks and LISTENs, which a pooler in transaction mode
+    would break: behind one, it needs PostgreSQL itself (or a session-mode pool) by
+    DELIVERY_DATABASE_URL."""
+    if config.delivery_database_url:
+        return config.delivery_database_url
+    if config.database_pooler == "transaction":
+        raise ConfigError(
+            "DATABASE_POOLER=transaction: set DELIVERY_DATABASE_URL to PostgreSQL itself (or to a "
+            "session-mode pool) for the delivery worker, which holds session locks and LISTENs"
+        )
+    return config.database_url
+
+
 async def _connect(config):
     return await psycopg.AsyncConnection.connect(
-        config.database_url,
+        database_url(config),
         autocommit=True,
         row_factory=dict_row,
         options="-c TimeZone=UTC",
@@ -233,6 +248,7 @@ async def _connect(config):
 
 def main(config, queries):
     """Runs the worker until SIGTERM or SIGINT."""
+    database_url(config)  # a ConfigError now rather than a retry loop
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     async def serve():

@@ -1,6 +1,6 @@
 """The retention job: every served worker runs it in the background from ASGI startup, every
-RETENTION_INTERVAL_SECONDS; one worker at a time does a round (an advisory lock), deleting in
-batches what no request needs any more (feed events and webhook delivery logs after EVENT_RETENTION_DAYS)."""
+RETENTION_INTERVAL_SECONDS; one worker at a time deletes (an advisory lock), in batches, what no
+request needs any more (feed events and webhook delivery logs after EVENT_RETENTION_DAYS)."""
 
 import asyncio
 import logging
@@ -26,34 +26,39 @@ async def run_every(interval, db, queries):
 
 
 async def purge(db, queries):
-    """One round: {table: rows deleted}, or None when another worker holds the round."""
+    """One round: {table: rows deleted}, or None when another worker was deleting meanwhile."""
     scope = db.begin_request()
     try:
         async with db.read() as conn:
-            if not await queries.claim_retention(conn):
-                return None
-            try:
-                return {
-                    "api_tokens": await _all(queries.purge_expired_tokens, conn),
-                    "idempotency_keys": await _all(queries.purge_idempotency_keys, conn),
-                    "login_failures": await _all(
-                        queries.purge_login_failures, conn, window=THROTTLE["window"]
-                    ),
-                    "events": await _all(queries.purge_events, conn, days=db.config.event_retention_days),
-                    "webhook_deliveries": await _all(
-                        queries.purge_webhook_deliveries, conn, days=db.config.event_retention_days
-                    ),
-                }
-            finally:
-                await queries.release_retention(conn)
+            deleted = {}
+            for table, purge_batch, params in _purges(db, queries):
+                deleted[table] = await _all(queries, purge_batch, conn, **params)
+                if deleted[table] is None:
+                    return None
+            return deleted
     finally:
         await db.end_request(scope)
 
 
-async def _all(purge_batch, conn, **params):
+def _purges(db, queries):
+    return [
+        ("api_tokens", queries.purge_expired_tokens, {}),
+        ("idempotency_keys", queries.purge_idempotency_keys, {}),
+        ("login_failures", queries.purge_login_failures, {"window": THROTTLE["window"]}),
+        ("events", queries.purge_events, {"days": db.config.event_retention_days}),
+        ("webhook_deliveries", queries.purge_webhook_deliveries, {"days": db.config.event_retention_days}),
+    ]
+
+
+async def _all(queries, purge_batch, conn, **params):
+    """Batch after batch, each its own short transaction holding the advisory lock; None as soon
+    as another worker holds it."""
     total = 0
     while True:
-        deleted = await purge_batch(conn, batch=BATCH, **params)
+        async with conn.transaction():
+            if not await queries.claim_retention(conn):
+                return None
+            deleted = await purge_batch(conn, batch=BATCH, **params)
         total += deleted
         if deleted < BATCH:
             return total

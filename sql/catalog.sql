@@ -37,3 +37,11 @@ WHERE fk.contype = 'f' AND fk.conrelid IN ({:app_tables})
 -- name: read_catalog_tables :many
 -- The app's tables by name (for the tests, which empty them all between tests).
 SELECT c.relname AS name FROM pg_class c WHERE c.oid IN ({:app_tables}) ORDER BY c.relname
+
+-- name: count_user_objects :scalar
+-- Relations (tables, sequences, views, indexes, ...) and functions outside PostgreSQL's own
+-- schemas: none in a database that `python -m api restore` may restore into.
+SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%%')
+     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%%') AS n

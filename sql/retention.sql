@@ -2,12 +2,10 @@
 -- worker runs (api/retention.py); one worker at a time does a round.
 
 -- name: claim_retention :scalar
--- True for the one worker that does this round; the others skip it. Released by
--- release_retention (a session lock: the batches commit one by one).
-SELECT pg_try_advisory_lock(hashtextextended('incidents retention', 0))
-
--- name: release_retention :exec
-SELECT pg_advisory_unlock(hashtextextended('incidents retention', 0))
+-- True for the one worker that deletes a batch now; the others skip their round. Held until
+-- the batch's transaction ends (a transaction lock, which a pooler in transaction mode keeps
+-- on one server session, unlike a session lock).
+SELECT pg_try_advisory_xact_lock(hashtextextended('incidents retention', 0))
 
 -- name: purge_expired_tokens :execrows
 -- Tokens past their expiry, which no request accepts any more. (A scan: a few rows per user.)

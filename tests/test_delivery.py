@@ -17,7 +17,8 @@ import time
 import pytest
 import standardwebhooks
 
-from api.config import Config
+from api import delivery
+from api.config import Config, ConfigError
 from tests.fix_app import client_of
 from tests.fix_server import ROOT, wait_until
 from tests.receiver import receiver
@@ -323,3 +324,11 @@ def _ids(events):
 def _ids_accepted(state):
     """The ids accepted, once each, in the order first accepted."""
     return list(dict.fromkeys(r.headers["webhook-id"] for r in state.got(accepted=True)))
+
+
+def test_behind_a_transaction_pooler_the_worker_needs_a_url_of_its_own(database_url):
+    pooled = Config(database_url="postgresql://pgbouncer/incidents", database_pooler="transaction")
+    with pytest.raises(ConfigError, match="DELIVERY_DATABASE_URL"):
+        delivery.database_url(pooled)
+    direct = Config(**{**pooled.__dict__, "delivery_database_url": database_url})
+    assert delivery.database_url(direct) == database_url

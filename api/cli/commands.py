@@ -1,4 +1,4 @@
-"""Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url|report|diagram|insomnia|deliver`."""
+"""Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url|backup|restore|report|diagram|insomnia|deliver`."""
 
 import argparse
 import os
@@ -9,15 +9,21 @@ import psycopg
 
 from api import delivery
 from api.auth import new_token
-from api.cli import diagram, insomnia, migrate, pgcluster
+from api.cli import backup, diagram, insomnia, migrate, pgcluster
 from api.config import Config, ConfigError
-from api.db import connect
+from api.db import connect, save_session_defaults
 from api.sql import load_queries
 
 
 def cmd_migrate(args, config):
-    migrate.apply(config.database_url)
+    migrate_with_defaults(config)
     print("migrations applied")
+
+
+def migrate_with_defaults(config):
+    migrate.apply(config.database_url)
+    with connect(config.database_url) as conn:
+        save_session_defaults(conn, config)
 
 
 def cmd_rollback(args, config):
@@ -60,6 +66,16 @@ def cmd_db_stop(args, config):
 
 def cmd_db_url(args, config):
     print(config.database_url)
+
+
+def cmd_backup(args, config):
+    print(f"wrote {backup.backup(config.database_url, args.dir)}")
+
+
+def cmd_restore(args, config):
+    backup.restore(config.database_url, args.file)
+    migrate_with_defaults(config)
+    print(f"restored {args.file} and applied the migrations it lacked")
 
 
 def cmd_report(args, config):
@@ -111,6 +127,16 @@ def parser():
     )
     commands.add_parser("db-stop", help="stop the private cluster").set_defaults(run=cmd_db_stop)
     commands.add_parser("db-url", help="print the database URL in use").set_defaults(run=cmd_db_url)
+    dump = commands.add_parser("backup", help="pg_dump the database to DIR/<database>-<UTC time>.dump")
+    dump.add_argument(
+        "--dir",
+        default=os.environ.get("BACKUP_DIR", "backups"),
+        help="folder (default: BACKUP_DIR or backups)",
+    )
+    dump.set_defaults(run=cmd_backup)
+    load = commands.add_parser("restore", help="restore a backup into the (empty) database and migrate it")
+    load.add_argument("file", help="a .dump written by backup")
+    load.set_defaults(run=cmd_restore)
     report = commands.add_parser("report", help="render charts and index.html from the database")
     report.add_argument("--out", default="report", help="folder to write to (default: report)")
     report.add_argument("--days", type=int, default=30, help="days of the opened/resolved chart")
@@ -132,9 +158,11 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         args.run(args, Config.from_env({**os.environ, "DATABASE_URL": pgcluster.database_url()}))
-    except (pgcluster.ClusterError, ConfigError) as ex:
+    except (pgcluster.ClusterError, ConfigError, backup.BackupError) as ex:
         sys.exit(str(ex))
     except psycopg.OperationalError as ex:
+        if "unsupported startup parameter" in str(ex):
+            sys.exit(f"{ex}\nThe command line needs DATABASE_URL to name PostgreSQL itself, not a pooler.")
         sys.exit(f"Cannot reach the database: {ex}")
 
 

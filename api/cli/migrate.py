@@ -10,11 +10,17 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 
 def yoyo_url(database_url):
-    """yoyo picks its driver by scheme: postgresql+psycopg:// is psycopg 3."""
+    """yoyo picks its driver by scheme: postgresql+psycopg:// is psycopg 3. Its session has no
+    statement_timeout, whatever the app's role has as its default (save_session_defaults):
+    building an index may take minutes. (A startup option: through a pooler, which refuses
+    those, the migrations fail at once instead of leaving a SET behind on a shared session.)"""
     parts = urllib.parse.urlsplit(database_url)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError("DATABASE_URL must be a postgresql:// URL")
-    return urllib.parse.urlunsplit(parts._replace(scheme="postgresql+psycopg"))
+    query = urllib.parse.urlencode(
+        [*urllib.parse.parse_qsl(parts.query), ("options", "-c statement_timeout=0")]
+    )
+    return urllib.parse.urlunsplit(parts._replace(scheme="postgresql+psycopg", query=query))
 
 
 def apply(database_url):

@@ -31,7 +31,8 @@ class ClusterError(RuntimeError):
     pass
 
 
-def find_bindir():
+def find_bindir(tools=("initdb", "pg_ctl"), hint=INSTALL_HINT):
+    """The first folder of PostgreSQL binaries that has all of `tools`."""
     candidates = [os.environ.get("PG_BINDIR")]
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         candidates.append(
@@ -39,13 +40,13 @@ def find_bindir():
                 ["pg_config", "--bindir"], capture_output=True, text=True, check=True
             ).stdout.strip()
         )
-    on_path = shutil.which("pg_ctl")
+    on_path = shutil.which(tools[0])
     candidates.append(on_path and os.path.dirname(on_path))
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
     for bindir in filter(None, candidates):
-        if all(os.access(os.path.join(bindir, tool), os.X_OK) for tool in ("initdb", "pg_ctl")):
+        if all(os.access(os.path.join(bindir, tool), os.X_OK) for tool in tools):
             return bindir
-    raise ClusterError(INSTALL_HINT)
+    raise ClusterError(hint)
 
 
 def _version_key(path):
@@ -66,7 +67,7 @@ class Cluster:
         _own(self.sockdir)
         if not (self.datadir / "PG_VERSION").exists():
             _own(self.datadir)
-            self._run(
+            self.run(
                 "initdb",
                 "-D",
                 self.datadir,
@@ -79,14 +80,14 @@ class Cluster:
             )
         if not self.running():
             options = " ".join(["-c listen_addresses=''", f"-k {self.sockdir}", *settings])
-            self._run(
+            self.run(
                 "pg_ctl", "-D", self.datadir, "-l", self.datadir / "server.log", "-o", options, "-w", "start"
             )
         self._create_database()
 
     def stop(self, mode="fast"):
         if self.running():
-            self._run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
+            self.run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
 
     def running(self):
         if not (self.datadir / "PG_VERSION").exists():
@@ -103,7 +104,8 @@ class Cluster:
         command = [os.path.join(find_bindir(), tool), *map(str, args)]
         return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
-    def _run(self, tool, *args):
+    def run(self, tool, *args):
+        """Runs one of PostgreSQL's tools (as the `postgres` user when root); raises on failure."""
         result = subprocess.run(self._command(tool, *args), capture_output=True, text=True)
         if result.returncode != 0:
             raise ClusterError(f"{tool} failed:\n{result.stdout}{result.stderr}")
