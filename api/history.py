@@ -39,18 +39,7 @@ async def record_changed(conn, queries, actor_id, before, changed):
         conn,
         incident_id=before["id"],
         actor_id=actor_id,
-        comment_id=None,
         **_event(action_for(changed), before, changed, direct, follow_event),
-    )
-
-
-async def record_commented(conn, queries, actor_id, comment):
-    await queries.record_event(
-        conn,
-        incident_id=comment["incident_id"],
-        actor_id=actor_id,
-        comment_id=comment["id"],
-        **_event("commented", {}, {"comment_id": comment["id"]}),
     )
 
 

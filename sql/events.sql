@@ -13,13 +13,14 @@ json_build_object('id', i.id, 'title', i.title, 'description', i.description, 's
 -- name: publish_events :fragment
 -- The feed events of the rows of a CTE named `event` (incident_id, actor_id, action, changes,
 -- incident: its document, incident_version, comment: its document or NULL): CTEs for a WITH
--- clause. Position: the transaction's id times 2^20 plus the event's ordinal in the
+-- clause. Position: the transaction's id (taken when the executor gets here, after any turn
+-- the statement waited for: transaction_feed_base) times 2^20 plus the event's ordinal in the
 -- transaction (after any event an earlier statement of it wrote). PERF: writers take no lock
 -- for it; readers wait for older transactions instead (read_feed). POST /incidents ran at 0.90
 -- of its throughput without the feed, against 0.50 with a counter row locked until commit
 -- (bench/results/feed_cost.md).
 transaction_base AS (
-    SELECT pg_current_xact_id()::text::bigint * 1048576 AS base
+    SELECT transaction_feed_base() AS base
 ), published AS (
     INSERT INTO events (position, type, actor_id, incident_id, incident_version, data)
     SELECT (SELECT coalesce(max(done.position), t.base) FROM events done

@@ -72,8 +72,7 @@ WITH current AS (
     SELECT * FROM incident_details WHERE id = %(incident_id)s
 ), event AS (
     SELECT i.id AS incident_id, request.*, {:incident_document} AS incident,
-           i.version AS incident_version,
-           (SELECT {:comment_document} FROM comments c WHERE c.id = %(comment_id)s) AS comment
+           i.version AS incident_version, NULL::json AS comment
     FROM current i, ({:event_of_request}) AS request
 ),
 {:event_records}

@@ -7,6 +7,7 @@ import concurrent.futures
 import itertools
 import random
 import threading
+import time
 
 import pytest
 from psycopg.types.json import Jsonb
@@ -47,7 +48,6 @@ def retitle(conn, queries, incident, user_id, title):
         recipients=[],
         events=[],
         follow_event=None,
-        comment_id=None,
     )
 
 
@@ -187,3 +187,34 @@ def finished():
     done = threading.Event()
     done.set()
     return done
+
+
+def test_a_comment_waiting_for_the_incidents_turn_takes_its_position_after_the_change_it_waited_for(
+    database_url, db_conn, queries, responder
+):
+    """One statement writes a comment and its event: it must neither get its transaction id (its
+    position) before it waited for the turn, nor show the incident as it was before."""
+    incident = create(db_conn, queries, responder["id"])
+    with connect(database_url) as changer, connect(database_url) as commenter:
+        commenter_pid = commenter.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        with changer.transaction():
+            changer.execute("SELECT wait_for_incident(%s)", [incident["id"]])  # as lock_incident does
+            retitle(changer, queries, incident, responder["id"], "changed first")
+            comment = concurrent.futures.ThreadPoolExecutor(1).submit(
+                queries.create_comment,
+                commenter,
+                incident_id=incident["id"],
+                author_id=responder["id"],
+                content="hi",
+            )
+            waiting = "SELECT backend_xid, wait_event FROM pg_stat_activity WHERE pid = %s"
+            deadline = time.monotonic() + 10
+            while (state := db_conn.execute(waiting, [commenter_pid]).fetchone())["wait_event"] != "advisory":
+                assert time.monotonic() < deadline, state
+            assert state["backend_xid"] is None  # no position taken yet
+        comment.result(timeout=10)
+    change, commented = read_after(db_conn, queries, 0)[-2:]
+    assert (change["type"], commented["type"]) == ("incident.updated", "comment.created")
+    assert change["position"] < commented["position"]
+    assert commented["incident_version"] == change["incident_version"] == 2
+    assert commented["data"]["incident"]["title"] == "changed first"

@@ -1,6 +1,6 @@
 import datetime
 
-from api import history, params
+from api import params
 from api.operations import operation
 from api.pagination import encode_cursor, page, positive_id, requested
 from api.resources.common import Resource, created, found
@@ -29,15 +29,14 @@ class Collection(Resource):
 
     @operation("Comment on an incident", status=201, response=COMMENT, body=COMMENT_CREATE, idempotent=True)
     async def on_post(self, req, resp, incident_id):
-        async with self._db.write() as conn:
-            found(await self._queries.incident_exists(conn, id=incident_id), "incident")
+        async with self._db.write(one_statement=True) as conn:
             comment = await self._queries.create_comment(
                 conn,
                 incident_id=incident_id,
                 author_id=req.context.user["id"],
                 content=req.context.body["content"],
             )
-            await history.record_commented(conn, self._queries, req.context.user["id"], comment)
+        found(comment, "incident")
         created(resp, f"/incidents/{incident_id}/comments/{comment['id']}", comment)
 
 

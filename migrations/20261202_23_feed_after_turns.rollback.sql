@@ -1,0 +1,2 @@
+DROP FUNCTION incident_now(bigint);
+DROP FUNCTION transaction_feed_base();
