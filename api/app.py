@@ -18,6 +18,7 @@ from api.auth import AuthMiddleware
 from api.errors import escape_controls
 from api.lists import IncidentLists
 from api.resources import (
+    alerts,
     analytics,
     categories,
     comments,
@@ -226,6 +227,8 @@ def add_routes(app, db, queries, server):
         "/categories/{category_id:id}": categories.Item(db, queries),
         "/categories/{category_id:id}/incidents": categories.Incidents(db, queries, lists),
         "/events": events.Feed(db, queries),
+        "/alerts": alerts.PagerDutyEvents(db, queries),
+        "/alerts/alertmanager": alerts.AlertmanagerNotifications(db, queries),
     }
     for template, resource in routes.items():
         app.add_route(template, resource)

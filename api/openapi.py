@@ -122,7 +122,7 @@ def _success(declared):
     if declared.status == 201:
         headers["Location"] = {"schema": {"type": "string"}, "description": "URL of the new resource"}
     return {
-        "description": "OK" if declared.status == 200 else "Created",
+        "description": {200: "OK", 201: "Created", 202: "Accepted"}[declared.status],
         "headers": headers,
         "content": {declared.media_type: {"schema": declared.response}},
     }
