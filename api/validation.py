@@ -120,6 +120,7 @@ def _message(keyword, expected):
         "maxItems": lambda: f"must have at most {expected} items",
         "minItems": lambda: f"must have at least {expected} items",
         "const": lambda: f"must be {json.dumps(expected)}",
+        "format": lambda: f"must be a valid {expected}",
         "uniqueItems": lambda: "must not repeat an item",
         "pattern": lambda: f"must match {expected}" if expected != r"\S" else "must not be blank",
     }
