@@ -540,3 +540,19 @@ def test_16_concurrent_triggers_of_one_new_key_make_one_incident(server, db_conn
         "alerts": 16,
     }
     assert counts(db_conn)["history"] == 1 and counts(db_conn)["events"] == 1
+
+
+@pytest.mark.parametrize(
+    "content_type, body, status",
+    [
+        ("text/plain", json.dumps(PAGERDUTY_TRIGGER), 415),
+        ("application/json", "{bad", 400),
+        ("application/json", "", 401),
+        (None, json.dumps(PAGERDUTY_TRIGGER), 401),
+    ],
+)
+def test_a_body_without_a_header_is_read_like_any_other(client, content_type, body, status):
+    headers = {"Content-Type": content_type} if content_type else {}
+    result = client.simulate_post("/alerts", body=body, headers=headers)
+    assert result.status_code == status
+    assert result.headers["Content-Type"] == "application/problem+json"
