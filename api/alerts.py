@@ -79,5 +79,4 @@ def pairs(mapping):
 def alertmanager_categories(notification):
     """The names the alerts' `category` labels give (categories are found by name)."""
     names = {alert["labels"].get("category") for alert in notification["alerts"]}
-    names.add(notification.get("commonLabels", {}).get("category"))
     return sorted(name for name in names if name and name.strip())

@@ -44,8 +44,9 @@ PAGERDUTY_ACKNOWLEDGE = {
 }
 PAGERDUTY_RESOLVE = {**PAGERDUTY_ACKNOWLEDGE, "event_action": "resolve"}
 
-# What Alertmanager 0.25 posted to a webhook receiver for a group of three alerts: nanosecond
-# timestamps, the zero time as endsAt of a firing alert, and its own extensions.
+# Recorded: what Alertmanager 0.25.0 (the Debian package) posted to a webhook receiver for three
+# alerts sent to its API: nanosecond timestamps, the zero time as endsAt of a firing alert, and
+# members of its own.
 ALERTMANAGER_FIRING = {
     "receiver": "incidents",
     "status": "firing",
@@ -63,10 +64,10 @@ ALERTMANAGER_FIRING = {
                 "description": "p99 latency is 2.31s on api-1:9100",
                 "summary": "Request latency is high",
             },
-            "startsAt": "2026-12-02T12:58:31.482172153Z",
+            "startsAt": "2026-12-02T13:23:38.930073705Z",
             "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus:9090/graph?g0.expr=job%3Aapi_latency_p99%3E1&g0.tab=1",
-            "fingerprint": "1c6ec6b3b4c2a1f0",
+            "generatorURL": "http://prometheus.example.com:9090/graph?g0.expr=job%3Aapi_latency_p99%3E1&g0.tab=1",
+            "fingerprint": "c20b8bff9a1624f6",
         },
         {
             "status": "firing",
@@ -81,10 +82,10 @@ ALERTMANAGER_FIRING = {
                 "description": "p99 latency is 1.87s on api-2:9100",
                 "summary": "Request latency is high",
             },
-            "startsAt": "2026-12-02T12:59:01.482172153Z",
+            "startsAt": "2026-12-02T13:23:38.930073705Z",
             "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus:9090/graph?g0.expr=job%3Aapi_latency_p99%3E1&g0.tab=1",
-            "fingerprint": "7d1e0f21a9b34c55",
+            "generatorURL": "http://prometheus.example.com:9090/graph?g0.expr=job%3Aapi_latency_p99%3E1&g0.tab=1",
+            "fingerprint": "d0fef3d4d76842f5",
         },
         {
             "status": "firing",
@@ -99,10 +100,10 @@ ALERTMANAGER_FIRING = {
                 "description": "p99 latency is 1.02s on api-3:9100",
                 "summary": "Request latency is high",
             },
-            "startsAt": "2026-12-02T13:00:16.09Z",
+            "startsAt": "2026-12-02T13:23:38.930073705Z",
             "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus:9090/graph?g0.expr=job%3Aapi_latency_p99%3E1&g0.tab=1",
-            "fingerprint": "a04c3e95d2b1f768",
+            "generatorURL": "http://prometheus.example.com:9090/graph?g0.expr=job%3Aapi_latency_p99%3E1&g0.tab=1",
+            "fingerprint": "8643de6f9cf582b0",
         },
     ],
     "groupLabels": {"alertname": "HighRequestLatency"},
@@ -115,7 +116,7 @@ ALERTMANAGER_FIRING = {
     "commonAnnotations": {"summary": "Request latency is high"},
     "externalURL": "http://alertmanager.example.com:9093",
     "version": "4",
-    "groupKey": '{}/{severity="warning"}:{alertname="HighRequestLatency"}',
+    "groupKey": '{}:{alertname="HighRequestLatency"}',
     "truncatedAlerts": 0,
 }
 
@@ -125,7 +126,7 @@ def alertmanager_resolved():
     body["status"] = "resolved"
     for alert in body["alerts"]:
         alert["status"] = "resolved"
-        alert["endsAt"] = "2026-12-02T13:20:46.482172153Z"
+        alert["endsAt"] = "2026-12-02T13:31:08.930073705Z"
     return body
 
 
@@ -313,7 +314,7 @@ def test_alertmanager_group_opens_one_incident_repeats_change_nothing_resolved_r
     )
     assert body["categories"] == [{"id": network["id"], "name": "Network"}]
     description = body["description"]
-    assert "Alert 1 of 3 (firing, since 2026-12-02T12:58:31.482172153Z)" in description
+    assert "Alert 1 of 3 (firing, since 2026-12-02T13:23:38.930073705Z)" in description
     for instance in ("api-1:9100", "api-2:9100", "api-3:9100"):
         assert f"instance={instance}" in description
     assert "description=p99 latency is 1.87s on api-2:9100" in description
