@@ -9,6 +9,7 @@ SELECT i.id, i.title, i.description, i.status, i.severity, i.reporter_id, i.assi
                  WHERE ic.incident_id = i.id), '[]') AS categories,
        i.created_at, i.updated_at, i.acknowledged_at, i.resolved_at, i.resolution, i.version
 FROM incidents i;
+DROP INDEX incidents_source_idx;
 DROP INDEX incidents_dedup_key_idx;
 DROP INDEX incidents_open_dedup_key;
 ALTER TABLE incidents DROP COLUMN last_alert_at, DROP COLUMN alert_count, DROP COLUMN dedup_key,

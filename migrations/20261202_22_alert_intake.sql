@@ -5,7 +5,7 @@
 -- alert_count and last_alert_at count the notifications that found the incident open; they are
 -- bookkeeping, not part of the API's representation (see docs/decisions.md).
 -- PERF: columns with constant defaults are added without rewriting the table; incidents
--- reported through the API (no dedup_key) get no entry in either index.
+-- reported through the API (no dedup_key) get no entry in any of its indexes.
 -- depends: 20261202_20_change_feed
 ALTER TABLE incidents
     ADD COLUMN source text NOT NULL DEFAULT 'api'
@@ -18,8 +18,11 @@ ALTER TABLE incidents
 
 CREATE UNIQUE INDEX incidents_open_dedup_key ON incidents (source, dedup_key)
     WHERE dedup_key IS NOT NULL AND status IN ('open', 'in_progress');
--- The dedup_key= filter of the lists.
+-- The dedup_key= and source= filters of the lists. PERF: without them, a list of a rare source
+-- read every incident (a parallel scan: 76-91 ms at 300,000 incidents); with them 0.1-0.2 ms,
+-- and 0.05 ms for a dedup_key. Neither holds incidents reported through the API.
 CREATE INDEX incidents_dedup_key_idx ON incidents (dedup_key) WHERE dedup_key IS NOT NULL;
+CREATE INDEX incidents_source_idx ON incidents (source, created_at, id) WHERE source <> 'api';
 
 -- New columns of a view go last.
 CREATE OR REPLACE VIEW incident_details AS
