@@ -19,6 +19,7 @@ from api.auth import AuthMiddleware
 from api.errors import escape_controls
 from api.lists import IncidentLists
 from api.resources import (
+    alerts,
     analytics,
     categories,
     comments,
@@ -280,6 +281,8 @@ def add_routes(app, db, queries, server):
         "/webhooks/{webhook_id:id}/rotate-secret": webhooks.RotateSecret(db, queries),
         "/webhooks/{webhook_id:id}/deliveries": webhooks.Deliveries(db, queries),
         "/webhooks/{webhook_id:id}/redeliver": webhooks.Redeliver(db, queries),
+        "/alerts": alerts.PagerDutyEvents(db, queries),
+        "/alerts/alertmanager": alerts.AlertmanagerNotifications(db, queries),
     }
     for template, resource in routes.items():
         app.add_route(template, resource)

@@ -92,15 +92,33 @@ class AuthMiddleware:
     async def process_resource(self, req, resp, resource, params):
         if resource is None or is_public(resource, req.method):
             return
-        scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(req) or await token_in_body(req, resource)
+        if not token:
             raise unauthorized("Send 'Authorization: Bearer <token>'; get a token from POST /auth/tokens.")
-        req.context.token_hash = hash_token(token.strip())
+        req.context.token_hash = hash_token(token)
         if req.method in getattr(resource, "authenticates_in_query", ()):
             return
         async with self._db.read() as conn:
             user = await self._queries.get_user_by_token(conn, token_hash=req.context.token_hash)
         req.context.user = caller(user)
+
+
+def bearer_token(req):
+    scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def token_in_body(req, resource):
+    """The token a request without an Authorization header sends in its JSON body, as the
+    member the resource names in `token_member` (PagerDuty senders' routing_key); else ""."""
+    member = getattr(resource, "token_member", None)
+    if member is None or req.get_header("Authorization") is not None:
+        return ""
+    body = await req.get_media(default_when_empty=None)
+    token = body.get(member) if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token.isascii():  # tokens are ASCII; hashing needs text that encodes
+        return ""
+    return token.strip()
 
 
 def caller(user):

@@ -31,6 +31,8 @@ CONSTRAINT_POINTERS = {
     "incidents_assignee_id_fkey": ("#/assignee_id", "names no user"),
     "incidents_assignee_active": ("#/assignee_id", "names no active user"),
     "incident_categories_category_id_fkey": ("#/category_ids", "names a category that does not exist"),
+    # Reopening an alert's incident while a newer one of the same alert is open.
+    "incidents_open_dedup_key": ("#/status", "would make a second open incident of its alert (dedup_key)"),
 }
 
 

@@ -14,7 +14,7 @@ from api.errors import Problem
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 VISIBLE_ASCII = r"[\x21-\x7e]+"
-SECRET_MEMBERS = {"password", "current_password"}
+SECRET_MEMBERS = {"password", "current_password", "routing_key"}  # routing_key: a token (POST /alerts)
 KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": f"^{VISIBLE_ASCII}$"}
 
 
@@ -57,8 +57,8 @@ def check_key(key):
 
 def fingerprint(req):
     """What makes a request the same: method, path and body (parsed, so spacing does not count),
-    but no password: nothing derived from one may be stored, so a request that differs only in
-    a password is the same request (its replay gets the stored response)."""
+    but no password (nothing derived from one may be stored) nor token: a request that differs
+    only in one is the same request (its replay gets the stored response)."""
     body = getattr(req.context, "body", None)
     if isinstance(body, dict):
         body = {name: value for name, value in body.items() if name not in SECRET_MEMBERS}

@@ -7,7 +7,7 @@ from api import params
 from api.auth import authenticated
 from api.incident_rules import present
 from api.pagination import encode_cursor, page, positive_id, requested
-from api.schemas import SEVERITIES, STATUSES
+from api.schemas import DEDUP_KEY_MAX_LENGTH, SEVERITIES, SOURCES, STATUSES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +51,8 @@ INCIDENT_FILTERS = {
     "category_id": params.identifier,
     "created_after": params.timestamp,
     "created_before": params.timestamp,
+    "source": params.list_of(SOURCES),
+    "dedup_key": params.text(DEDUP_KEY_MAX_LENGTH),
     "sort": params.one_of(list(SORTS)),
 }
 
@@ -68,6 +70,8 @@ NO_FILTERS = {
     "category_id": None,
     "created_after": None,
     "created_before": None,
+    "source": None,
+    "dedup_key": None,
 }
 
 

@@ -3,6 +3,8 @@
 ROLES = ["reporter", "responder", "admin"]
 STATUSES = ["open", "in_progress", "resolved", "closed"]
 SEVERITIES = ["low", "medium", "high", "critical"]
+SOURCES = ["api", "alerts", "alertmanager"]
+DEDUP_KEY_MAX_LENGTH = 512
 MAX_ID = 2**63 - 1
 
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
@@ -119,6 +121,8 @@ INCIDENT = _record(
         "resolved_at": NULLABLE_TIMESTAMP,
         "resolution": RESOLUTION,
         "version": {"type": "integer", "minimum": 1},
+        "dedup_key": {"type": ["string", "null"], "maxLength": DEDUP_KEY_MAX_LENGTH},
+        "source": {"enum": SOURCES},
         "allowed_transitions": {"type": "array", "items": {"enum": STATUSES}},
     }
 )
@@ -316,6 +320,80 @@ PROBLEM = {
         "allowed_transitions": {"type": "array", "items": {"enum": STATUSES}},
     },
 }
+
+
+# Alert intake. Senders add members of their own, so these bodies accept members they do not
+# use (no additionalProperties: false), while the members they use are validated as usual.
+DEDUP_KEY = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"}
+_TEXT = {"type": "string", "maxLength": 10000}
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+PAGERDUTY_EVENT = {
+    "type": "object",
+    "properties": {
+        "routing_key": {"type": "string", "maxLength": 1024},
+        "event_action": {"enum": ["trigger", "acknowledge", "resolve"]},
+        "dedup_key": DEDUP_KEY,
+        "payload": {
+            "type": "object",
+            "properties": {
+                "summary": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": r"\S"},
+                "source": {"type": "string", "minLength": 1, "maxLength": 1024},
+                "severity": {"enum": ["critical", "error", "warning", "info"]},
+                "component": _TEXT,
+                "group": _TEXT,
+                "class": _TEXT,
+                "custom_details": {"description": "any JSON value, shown in the description"},
+            },
+            "required": ["summary", "source", "severity"],
+        },
+    },
+    "required": ["event_action"],
+    "allOf": [
+        {
+            "if": {"properties": {"event_action": {"const": "trigger"}}, "required": ["event_action"]},
+            "then": {"required": ["payload"]},
+        },
+        {
+            "if": {
+                "properties": {"event_action": {"enum": ["acknowledge", "resolve"]}},
+                "required": ["event_action"],
+            },
+            "then": {"required": ["dedup_key"]},
+        },
+    ],
+}
+ALERTMANAGER_ALERT = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["firing", "resolved"]},
+        "labels": _STRINGS,
+        "annotations": _STRINGS,
+        "startsAt": {"type": "string", "format": "date-time"},
+        "endsAt": {"type": "string", "format": "date-time"},
+        "fingerprint": {"type": "string"},
+    },
+    "required": ["labels"],
+}
+ALERTMANAGER_NOTIFICATION = {
+    "type": "object",
+    "properties": {
+        "version": {"const": "4"},
+        "groupKey": {"type": "string", "minLength": 1, "maxLength": DEDUP_KEY_MAX_LENGTH},
+        "status": {"enum": ["firing", "resolved"]},
+        "truncatedAlerts": {"type": "integer", "minimum": 0},
+        "commonLabels": _STRINGS,
+        "commonAnnotations": _STRINGS,
+        "alerts": {"type": "array", "items": ALERTMANAGER_ALERT, "minItems": 1},
+    },
+    "required": ["version", "groupKey", "status", "alerts"],
+}
+ALERT_RESULT = _record(
+    {
+        "incident_id": {**ID, "type": ["integer", "null"]},
+        "action": {"enum": ["created", "updated", "resolved", "ignored"]},
+        "dedup_key": {"type": "string"},
+    }
+)
 
 
 def page_of(item):

@@ -1,5 +1,6 @@
 """Request bodies checked against precompiled JSON Schemas, reporting every error at once."""
 
+import json
 import re
 import urllib.parse
 
@@ -117,6 +118,9 @@ def _message(keyword, expected):
         "minimum": lambda: f"must be at least {expected}",
         "maximum": lambda: f"must be at most {expected}",
         "maxItems": lambda: f"must have at most {expected} items",
+        "minItems": lambda: f"must have at least {expected} items",
+        "const": lambda: f"must be {json.dumps(expected)}",
+        "format": lambda: f"must be a valid {expected}",
         "uniqueItems": lambda: "must not repeat an item",
         "pattern": lambda: f"must match {expected}" if expected != r"\S" else "must not be blank",
     }

@@ -225,7 +225,16 @@ def post_script(token_hash, user_id):
     return "\n".join(
         [
             pgbench_line(queries.get_user_by_token, token_hash=token_hash) + ";",
-            pgbench_line(queries.create_incident, **fields, category_ids=[], actor_id=user_id, **event) + ";",
+            pgbench_line(
+                queries.create_incident,
+                **fields,
+                source="api",
+                dedup_key=None,
+                category_ids=[],
+                actor_id=user_id,
+                **event,
+            )
+            + ";",
             "",
         ]
     )

@@ -95,6 +95,10 @@ def cases(ids, now):
         {"category_id": common, "assignee_id": "none"},
         {"category_id": common, "created_after": ago(365), "created_before": ago(30)},
         {"category_id": rare, "status": "resolved", "severity": "high", "days": "3660"},
+        {"source": "alertmanager"},
+        {"source": "api,alerts,alertmanager"},
+        {"source": "alerts", "status": "open,in_progress"},
+        {"dedup_key": "srv01/mysql"},
     ]
 
 

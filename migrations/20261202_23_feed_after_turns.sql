@@ -4,7 +4,7 @@
 -- called it while planning, to estimate the feed's position ranges, which gave the transaction
 -- its id before it waited; and the statement's snapshot, taken before it waited, holds none of
 -- what it waited for. Both are functions here that run only when the executor calls them.
--- depends: 20261202_21_webhooks
+-- depends: 20261202_22_alert_intake
 
 -- The first feed position of this transaction (see publish_events); VOLATILE plpgsql, which the
 -- planner neither inlines nor evaluates ahead.

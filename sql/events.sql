@@ -8,7 +8,8 @@ json_build_object('id', i.id, 'title', i.title, 'description', i.description, 's
                   'severity', i.severity, 'reporter_id', i.reporter_id, 'assignee_id', i.assignee_id,
                   'categories', i.categories, 'created_at', rfc3339(i.created_at),
                   'updated_at', rfc3339(i.updated_at), 'acknowledged_at', rfc3339(i.acknowledged_at),
-                  'resolved_at', rfc3339(i.resolved_at), 'resolution', i.resolution, 'version', i.version)
+                  'resolved_at', rfc3339(i.resolved_at), 'resolution', i.resolution, 'version', i.version,
+                  'dedup_key', i.dedup_key, 'source', i.source)
 
 -- name: publish_events :fragment
 -- The feed events of the rows of a CTE named `event` (incident_id, actor_id, action, changes,

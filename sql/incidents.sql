@@ -22,6 +22,8 @@ LEFT JOIN incident_details d ON d.id = %(id)s
         WHERE ic.incident_id = i.id AND ic.category_id = %(category_id)s))
   AND (%(created_after)s::timestamptz IS NULL OR i.created_at >= %(created_after)s)
   AND (%(created_before)s::timestamptz IS NULL OR i.created_at < %(created_before)s)
+  AND (%(source)s::text[] IS NULL OR i.source = ANY(%(source)s::text[]))
+  AND (%(dedup_key)s::text IS NULL OR i.dedup_key = %(dedup_key)s)
 
 -- name: page_for_token :fragment
 -- A list query's page ({page}, ordered by {order_by}, which names it `page`) with the caller
@@ -86,23 +88,39 @@ LIMIT %(limit)s
 -- the same transaction (a missing one fails the request). Returns the incident as
 -- incident_details shows it, before any category is linked.
 WITH incident AS (
-    INSERT INTO incidents (title, description, severity, reporter_id, assignee_id)
-    VALUES (%(title)s, %(description)s, %(severity)s, %(actor_id)s, %(assignee_id)s)
+    {:insert_incident}
     RETURNING *
-), created AS (
+),
+{:incident_created}
+SELECT id, title, description, status, severity, reporter_id, assignee_id, '[]'::json AS categories,
+       created_at, updated_at, acknowledged_at, resolved_at, resolution, version, dedup_key, source
+FROM incident
+
+-- name: insert_incident :fragment
+-- The INSERT of a new incident, reported by the actor (create_incident, open_alert_incident);
+-- one from an alert (a dedup_key) counts that alert.
+INSERT INTO incidents (title, description, severity, reporter_id, assignee_id, source, dedup_key,
+                       alert_count, last_alert_at)
+VALUES (%(title)s, %(description)s, %(severity)s, %(actor_id)s, %(assignee_id)s, %(source)s,
+        %(dedup_key)s, CASE WHEN %(dedup_key)s::text IS NULL THEN 0 ELSE 1 END,
+        CASE WHEN %(dedup_key)s::text IS NULL THEN NULL ELSE now() END)
+
+-- name: incident_created :fragment
+-- The 'created' history entry, notifications and feed event of the rows of a CTE named
+-- `incident` (inserted incidents: RETURNING *) that are new: an alert incident that counted
+-- one more alert (alert_count above 1) is none. CTEs for a WITH clause.
+created AS (
     SELECT incident.*,
            coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
                      FROM categories c WHERE c.id = ANY(%(category_ids)s::bigint[])), '[]') AS categories
     FROM incident
+    WHERE incident.alert_count <= 1
 ), event AS (
     SELECT i.id AS incident_id, request.*, {:incident_document} AS incident,
            i.version AS incident_version, NULL::json AS comment
     FROM created i, ({:event_of_request}) AS request
 ),
 {:event_records}
-SELECT id, title, description, status, severity, reporter_id, assignee_id, '[]'::json AS categories,
-       created_at, updated_at, acknowledged_at, resolved_at, resolution, version
-FROM incident
 
 -- name: linked_categories :fragment
 -- The categories linked to the incident row `i`, as incident_details shows them.
@@ -114,12 +132,16 @@ coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY
 -- The row to change, locked until the transaction ends (after the incident's turn: see
 -- wait_for_incident in the change_feed migration), with its category ids, and its categories
 -- as incident_details shows them (for its ETag).
-SELECT i.id, i.title, i.description, i.status, i.severity, i.reporter_id, i.assignee_id,
+SELECT {:incident_to_change}
+FROM incidents i WHERE i.id = %(id)s AND wait_for_incident(i.id) FOR UPDATE OF i
+
+-- name: incident_to_change :fragment
+-- The columns of an incident row `i` that a change reads (lock_incident, lock_alert_incident).
+i.id, i.title, i.description, i.status, i.severity, i.reporter_id, i.assignee_id,
        i.resolution, i.version,
        ARRAY(SELECT category_id FROM incident_categories
              WHERE incident_id = i.id ORDER BY category_id) AS category_ids,
        {:linked_categories} AS categories
-FROM incidents i WHERE i.id = %(id)s AND wait_for_incident(i.id) FOR UPDATE OF i
 
 -- name: update_incident :exec
 -- acknowledged_at is set the first time the incident leaves 'open'; resolved_at when it

@@ -277,6 +277,8 @@ def test_unstorable_text_is_listed_together_with_the_other_errors(client, report
         ("resolved_at", None),
         ("categories", []),
         ("allowed_transitions", []),
+        ("source", "alertmanager"),
+        ("dedup_key", "srv01/mysql"),
     ],
 )
 def test_read_only_members_cannot_be_mass_assigned_on_post(
@@ -297,6 +299,8 @@ def test_read_only_members_cannot_be_mass_assigned_on_post(
         ("reporter_id", None),
         ("version", 42),
         ("created_at", "2020-01-01T00:00:00+00:00"),
+        ("source", "alerts"),
+        ("dedup_key", None),
     ],
 )
 def test_read_only_members_cannot_be_mass_assigned_on_patch(

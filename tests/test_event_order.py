@@ -33,7 +33,9 @@ def read_after(conn, queries, after):
 def create(conn, queries, user_id):
     fields = {"title": f"Ordered {next(_titles)}", "description": "", "severity": "low", "assignee_id": None}
     event = history.created({**fields, "status": "open", "category_ids": []})
-    return queries.create_incident(conn, **fields, category_ids=[], actor_id=user_id, **event)
+    return queries.create_incident(
+        conn, **fields, source="api", dedup_key=None, category_ids=[], actor_id=user_id, **event
+    )
 
 
 def retitle(conn, queries, incident, user_id, title):

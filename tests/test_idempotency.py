@@ -198,6 +198,8 @@ def test_the_openapi_document_declares_the_key_on_every_post_but_login(client):
         if any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in op["parameters"])
     }
     assert declared == {
+        ("post", "/alerts"),
+        ("post", "/alerts/alertmanager"),
         ("post", "/incidents"),
         ("post", "/incidents/{incident_id}/comments"),
         ("post", "/incidents/{incident_id}/resolve"),

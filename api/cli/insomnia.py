@@ -52,6 +52,34 @@ AS_RITA = f"{{% response 'body', '{LOG_IN_RITA.request_id}', '$.token', 'always'
 FIRST_EVENT_ID = (
     "{% response 'body', 'req_get_events_every_change_above_oldest_first', '$.items[0].id', 'always', 60 %}"
 )
+PAGERDUTY_TRIGGER = {
+    "event_action": "trigger",
+    "dedup_key": "srv01/mysql",
+    "payload": {
+        "summary": "DISK at 99% on machine prod-datapipe03.example.com",
+        "source": "prod-datapipe03.example.com",
+        "severity": "critical",
+        "component": "mysql",
+        "custom_details": {"free space": "1%"},
+    },
+}
+ALERTMANAGER_FIRING = {
+    "version": "4",
+    "groupKey": '{}:{alertname="HighRequestLatency"}',
+    "status": "firing",
+    "receiver": "incidents",
+    "commonLabels": {"alertname": "HighRequestLatency", "severity": "warning"},
+    "commonAnnotations": {"summary": "Request latency is high"},
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {"alertname": "HighRequestLatency", "instance": "api-1:9100", "severity": "warning"},
+            "annotations": {"summary": "Request latency is high"},
+            "startsAt": "2026-12-02T12:58:31.482172153Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+        }
+    ],
+}
 
 # The collection, in the order it runs. Ids are those a fresh `make run` hands out: the admin
 # is user 1; rita 2, omar 3; category 1; incident 1 (assigned to rita, which is notification
@@ -142,6 +170,16 @@ STEPS = [
     Step("POST", "/incidents/1/resolve", {"resolution": "Rolled back deploy 4711"}),
     Step("GET", "/incidents/1/history"),
     Step("DELETE", "/incidents/2", note="the duplicate"),
+    Step("POST", "/alerts", PAGERDUTY_TRIGGER, note="PagerDuty trigger: incident 3"),
+    Step("POST", "/alerts", {"event_action": "acknowledge", "dedup_key": "srv01/mysql"}, note="acknowledge"),
+    Step("POST", "/alerts", {"event_action": "resolve", "dedup_key": "srv01/mysql"}, note="resolve"),
+    Step("POST", "/alerts/alertmanager", ALERTMANAGER_FIRING, note="firing: incident 4"),
+    Step(
+        "POST",
+        "/alerts/alertmanager",
+        {**ALERTMANAGER_FIRING, "status": "resolved"},
+        note="resolved",
+    ),
     Step("GET", "/events", query={"limit": "100"}, note="every change above, oldest first"),
     Step("GET", "/events", query={"types": "incident.resolved,incident.deleted"}),
     Step(

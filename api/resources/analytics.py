@@ -7,7 +7,7 @@ from api.lists import INCIDENT_FILTERS, incident_filters
 from api.operations import operation
 from api.pagination import encode_cursor, page, positive_id, requested
 from api.resources.common import Resource
-from api.schemas import SEARCH_ITEM, SEVERITIES, STATS, STATUSES, page_of
+from api.schemas import SEARCH_ITEM, SEVERITIES, SOURCES, STATS, STATUSES, page_of
 
 MAX_QUERY_LENGTH = 1000
 # PERF: a search ranks only its newest matches (after the filters): ranking every match of a
@@ -90,7 +90,7 @@ async def incident_stats(queries, conn, args):
 
 
 DATE_FILTERS = {"created_after", "created_before"}
-EVERY_VALUE = {"status": STATUSES, "severity": SEVERITIES}
+EVERY_VALUE = {"status": STATUSES, "severity": SEVERITIES, "source": SOURCES}
 
 
 def narrowing_filters(filters):

@@ -68,7 +68,13 @@ class Collection(Resource):
         event = history.created({**fields, "status": "open", "category_ids": category_ids})
         async with self._db.write(one_statement=not category_ids) as conn:
             incident = await self._queries.create_incident(
-                conn, **fields, category_ids=category_ids, actor_id=user["id"], **event
+                conn,
+                **fields,
+                source="api",
+                dedup_key=None,
+                category_ids=category_ids,
+                actor_id=user["id"],
+                **event,
             )
             if category_ids:
                 await set_categories(conn, self._queries, incident["id"], category_ids)
