@@ -3,6 +3,7 @@
 import dataclasses
 import ipaddress
 import os
+import re
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Config:
     token_ttl_days: int = 30
     forwarded_allow_ips: tuple = ()  # ipaddress networks of the proxies whose X-Forwarded-For counts
     event_retention_days: int = 30
+    metrics_token: str | None = None  # GET /metrics answers 404 while unset
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -36,6 +38,7 @@ class Config:
             token_ttl_days=_token_ttl_days(env),
             forwarded_allow_ips=networks(env.get("FORWARDED_ALLOW_IPS", "")),
             event_retention_days=_positive_int(env, "EVENT_RETENTION_DAYS", cls.event_retention_days),
+            metrics_token=_metrics_token(env),
         )
 
 
@@ -69,3 +72,17 @@ def _positive_int(env, name, default):
     if value < 1:
         raise ConfigError(f"{name} must be a whole number of at least 1, not {value}")
     return value
+
+
+MIN_METRICS_TOKEN_LENGTH = 16
+VISIBLE_ASCII = re.compile(rf"[\x21-\x7e]{{{MIN_METRICS_TOKEN_LENGTH},}}")
+
+
+def _metrics_token(env):
+    token = env.get("METRICS_TOKEN", "")
+    if token and not VISIBLE_ASCII.fullmatch(token):
+        raise ConfigError(
+            f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} visible ASCII characters, no spaces "
+            "(e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return token or None

@@ -33,6 +33,17 @@ ERROR_TEXT = {
 }
 
 
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "A user's token, from POST /auth/tokens"},
+    "metrics_token": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The METRICS_TOKEN setting of the server; GET /metrics answers 404 while it "
+        "is unset, and 401 to anything else, a user's token included",
+    },
+}
+
+
 def document(routes):
     """The OpenAPI 3.1 document for `routes` ({template: resource})."""
     paths = {}
@@ -53,7 +64,7 @@ def document(routes):
         },
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": SECURITY_SCHEMES,
             "schemas": {"Problem": PROBLEM},
         },
         "security": [{"bearer": []}],
@@ -78,7 +89,9 @@ def _describe(declared, method, path, public):
         if method == "PATCH":
             media[MERGE_PATCH] = {"schema": declared.body}
         described["requestBody"] = {"required": not declared.optional_body, "content": media}
-    if public:
+    if declared.security:
+        described["security"] = [{declared.security: []}]
+    elif public:
         described["security"] = []
     for code in sorted(_error_statuses(declared, path_params, public)):
         described["responses"][str(code)] = _problem(code)
@@ -87,7 +100,7 @@ def _describe(declared, method, path, public):
 
 def _error_statuses(declared, path_params, public):
     codes = {400, 503, *declared.errors}
-    if not public:
+    if not public or declared.security:
         codes.add(401)
     if declared.roles:
         codes.add(403)

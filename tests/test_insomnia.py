@@ -60,12 +60,14 @@ def test_collection_is_current_and_has_a_request_for_every_documented_operation(
 
 def test_public_requests_send_no_token_and_the_others_a_bearer_token(document, collection):
     environment = next(r for r in collection["resources"] if r["_type"] == "environment")
-    assert environment["data"] == {"base_url": "http://127.0.0.1:8000", "token": ""}
+    assert environment["data"] == {"base_url": "http://127.0.0.1:8000", "token": "", "metrics_token": ""}
     for request in in_order(collection["resources"], insomnia.WORKSPACE_ID):
         operation = document["paths"][template_of(document, request["url"])][request["method"].lower()]
         headers = {h["name"]: h["value"] for h in request["headers"]}
         if operation.get("security") == []:
             assert "Authorization" not in headers, request["name"]
+        elif operation.get("security") == [{"metrics_token": []}]:
+            assert headers["Authorization"] == "Bearer {{ _.metrics_token }}", request["name"]
         elif "notifications" in request["url"] or re.search(r"/auth/tokens/\d+$", request["url"]):
             assert RESPONSE_TAG.fullmatch(headers["Authorization"].removeprefix("Bearer "))
         else:
@@ -111,8 +113,9 @@ def fresh_server(server_url, tmp_path):
     with scratch_database(server_url) as database_url:
         migrate.apply(database_url)
         token = create_admin(database_url)
-        with gunicorn(database_url, tmp_path / "gunicorn.log") as (base_url, _):
-            yield {"base_url": base_url, "token": token}
+        metrics_token = "metrics-token-of-the-replay-0123"
+        with gunicorn(database_url, tmp_path / "gunicorn.log", METRICS_TOKEN=metrics_token) as (base_url, _):
+            yield {"base_url": base_url, "token": token, "metrics_token": metrics_token}
 
 
 class Replay:

@@ -16,7 +16,7 @@ from api.db import Database
 OUTPUT = PROJECT_ROOT / "docs" / "insomnia.json"
 WORKSPACE_ID = "wrk_incidents_api"
 BASE_URL = "http://127.0.0.1:8000"
-SERVICE_ROUTES = {"health", "ready", "openapi.json", "docs"}
+SERVICE_ROUTES = {"health", "ready", "openapi.json", "docs", "metrics"}
 PASSWORD = "s3cret-pass"
 
 
@@ -57,6 +57,7 @@ STEPS = [
     Step("GET", "/ready"),
     Step("GET", "/openapi.json"),
     Step("GET", "/docs"),
+    Step("GET", "/metrics", note="with METRICS_TOKEN", token="{{ _.metrics_token }}"),
     Step(
         "POST",
         "/users",
@@ -214,7 +215,8 @@ def workspace():
         "name": "Incidents API",
         "scope": "collection",
         "description": "Run the requests top to bottom against a fresh `make run`, with the "
-        "token it printed as `token` in the environment.",
+        "token it printed as `token` and the server's METRICS_TOKEN as `metrics_token` in the "
+        "environment.",
     }
 
 
@@ -224,8 +226,8 @@ def environment():
         "_type": "environment",
         "parentId": WORKSPACE_ID,
         "name": "Base Environment",
-        "data": {"base_url": BASE_URL, "token": ""},
-        "dataPropertyOrder": {"&": ["base_url", "token"]},
+        "data": {"base_url": BASE_URL, "token": "", "metrics_token": ""},
+        "dataPropertyOrder": {"&": ["base_url", "token", "metrics_token"]},
         "metaSortKey": 0,
     }
 
