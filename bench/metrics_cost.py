@@ -5,8 +5,9 @@ increment and one histogram observation, in prometheus_client's multiprocess mod
 on one fresh database of a throwaway cluster, driven with `GET /incidents/{id}` and `POST
 /incidents` in interleaved rounds (the order swapping per round):
 
-1. both apps in one process through Falcon's ASGI test client, timing the app's own CPU per
-   request (PostgreSQL's is not in it): the steadiest figure on a shared machine;
+1. the apps in one process through Falcon's ASGI test client, with a second app with metrics
+   off as a control, timing the app's own CPU per request (PostgreSQL's is not in it), also
+   on `GET /health`, which touches no database: the steadiest figures on a shared machine;
 2. two gunicorn servers under wrk: requests per second and the workers' CPU per request;
 3. the middleware alone, called in a loop, in both prometheus_client modes.
 
@@ -56,6 +57,7 @@ req = types.SimpleNamespace(uri_template="/incidents/{{incident_id:id}}", method
                             context=types.SimpleNamespace(started=time.perf_counter()))
 resp = types.SimpleNamespace(status="200 OK")
 def once():
+    req.context.started = time.perf_counter()  # as RequestLog does
     coroutine = middleware.process_response(req, resp, None, True)
     try:
         coroutine.send(None)
@@ -74,26 +76,35 @@ print(f"{{best:.2f}}")
 
 
 IN_PROCESS_ROUNDS = int(os.environ.get("IN_PROCESS_ROUNDS", 30))
-BATCH = 400
+CONTROL = "metrics off, a second app"  # an A/A control: the noise between two equal apps
+IN_PROCESS_APPS = {"metrics off": None, "metrics on": CONFIGS["metrics on"]["METRICS_TOKEN"], CONTROL: None}
+# scenario: (requests per batch, the request); GET /health shows the app's own work alone
+IN_PROCESS_SCENARIOS = {
+    "GET /health": (2000, lambda conductor, i, auth: conductor.simulate_get("/health")),
+    "GET /incidents/{id}": (
+        400,
+        lambda conductor, i, auth: conductor.simulate_get(f"/incidents/{i % INCIDENTS + 1}", headers=auth),
+    ),
+    "POST /incidents": (
+        400,
+        lambda conductor, i, auth: conductor.simulate_post(
+            "/incidents", json={"title": "Metrics cost incident", "severity": "high"}, headers=auth
+        ),
+    ),
+}
 
 
 async def in_process(url, token):
-    """The two apps in this process on one event loop, batches of BATCH requests alternating
-    between them: this process's CPU time (time.process_time: PostgreSQL's is not in it) and
-    wall time per request, per batch."""
+    """The apps in this process on one event loop, batches of requests alternating between
+    them: this process's CPU time (time.process_time: PostgreSQL's is not in it) and wall time
+    per request, per batch."""
     rows, dbs, apps = [], [], {}
-    for name, env in CONFIGS.items():
-        db = Database(Config(database_url=url, metrics_token=env.get("METRICS_TOKEN")))
+    for name, metrics_token in IN_PROCESS_APPS.items():
+        db = Database(Config(database_url=url, metrics_token=metrics_token))
         await db.open()
         dbs.append(db)
         apps[name] = create_app(db)
     auth = {"Authorization": f"Bearer {token}"}
-    requests = {
-        "GET /incidents/{id}": lambda c, i: c.simulate_get(f"/incidents/{i % INCIDENTS + 1}", headers=auth),
-        "POST /incidents": lambda c, i: c.simulate_post(
-            "/incidents", json={"title": "Metrics cost incident", "severity": "high"}, headers=auth
-        ),
-    }
     try:
         async with contextlib.AsyncExitStack() as stack:
             conductors = {
@@ -101,12 +112,12 @@ async def in_process(url, token):
                 for name, app in apps.items()
             }
             for n in range(IN_PROCESS_ROUNDS + 1):  # round 0 warms up, and is not kept
-                order = list(CONFIGS) if n % 2 else list(reversed(CONFIGS))
-                for scenario, send in requests.items():
+                order = list(apps) if n % 2 else list(reversed(apps))
+                for scenario, (batch, send) in IN_PROCESS_SCENARIOS.items():
                     for name in order:
                         cpu, wall = time.process_time(), time.perf_counter()
-                        for i in range(BATCH):
-                            await send(conductors[name], i)
+                        for i in range(batch):
+                            await send(conductors[name], i, auth)
                         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                         if n:
                             rows.append(
@@ -114,8 +125,8 @@ async def in_process(url, token):
                                     "round": n,
                                     "scenario": scenario,
                                     "config": name,
-                                    "cpu_us": cpu / BATCH * 1e6,
-                                    "wall_us": wall / BATCH * 1e6,
+                                    "cpu_us": cpu / batch * 1e6,
+                                    "wall_us": wall / batch * 1e6,
                                 }
                             )
     finally:
@@ -239,17 +250,22 @@ def in_process_run(url, token):
     return json.loads(run.stdout)
 
 
-def medians(rows, scenario, key):
-    """(median off, median on, median of the per-round on − off)."""
-    of = {
-        name: {r["round"]: r[key] for r in rows if r["scenario"] == scenario and r["config"] == name}
-        for name in CONFIGS
-    }
-    off, on = of["metrics off"], of["metrics on"]
+def of(rows, scenario, config, key):
+    return {r["round"]: r[key] for r in rows if r["scenario"] == scenario and r["config"] == config}
+
+
+def paired(rows, scenario, config, key, base="metrics off"):
+    """The median of the per-round differences `config` − `base`."""
+    ours, theirs = of(rows, scenario, config, key), of(rows, scenario, base, key)
+    return statistics.median(ours[n] - theirs[n] for n in theirs)
+
+
+def in_process_line(rows, scenario):
+    cpu = [statistics.median(of(rows, scenario, name, "cpu_us").values()) for name in IN_PROCESS_APPS]
     return (
-        statistics.median(off.values()),
-        statistics.median(on.values()),
-        statistics.median(on[n] - off[n] for n in off),
+        f"| {scenario} | {cpu[0]:.1f} | {cpu[1]:.1f} | {paired(rows, scenario, 'metrics on', 'cpu_us'):+.1f} µs | "
+        f"{paired(rows, scenario, CONTROL, 'cpu_us'):+.1f} µs | "
+        f"{paired(rows, scenario, 'metrics on', 'wall_us'):+.1f} µs |"
     )
 
 
@@ -257,22 +273,16 @@ def write(rows, in_process_rows, micro_figures):
     lines = [
         "# What counting for GET /metrics costs a request",
         "",
-        f"In process (`python -m bench.metrics_cost`): both apps on one event loop through Falcon's "
-        f"ASGI test client, {IN_PROCESS_ROUNDS} rounds of {BATCH} requests per scenario and app, "
-        "the order swapping per round, in prometheus_client's multiprocess mode as served; CPU is "
-        "the app process's own (PostgreSQL's is not in it). Medians; the difference is the median "
-        "of the per-round differences.",
+        f"In process: the apps on one event loop through Falcon's ASGI test client, "
+        f"{IN_PROCESS_ROUNDS} rounds of a batch per scenario and app (2,000 requests of `GET "
+        "/health`, which touches no database, 400 of the others), the order swapping per round, in "
+        "prometheus_client's multiprocess mode as served. CPU is the app process's own (PostgreSQL's "
+        "is not in it); differences are medians of the per-round differences to the app with "
+        "metrics off, and the control is a second app with metrics off (the noise between equal apps).",
         "",
-        "| scenario | off: CPU µs/req | on: CPU µs/req | CPU on − off | off: wall µs/req | on: wall µs/req | wall on − off |",
-        "|---|---|---|---|---|---|---|",
-        *(
-            "| {} | {:.1f} | {:.1f} | {:+.1f} µs | {:.1f} | {:.1f} | {:+.1f} µs |".format(
-                scenario,
-                *medians(in_process_rows, scenario, "cpu_us"),
-                *medians(in_process_rows, scenario, "wall_us"),
-            )
-            for scenario in SCENARIOS
-        ),
+        "| scenario | off: CPU µs/req | on: CPU µs/req | CPU on − off | CPU control − off | wall on − off |",
+        "|---|---|---|---|---|---|",
+        *(in_process_line(in_process_rows, scenario) for scenario in IN_PROCESS_SCENARIOS),
         "",
         f"Under HTTP load: {WORKERS} gunicorn workers per server, wrk with 16 "
         f"connections, {ROUNDS} interleaved rounds of {SECONDS} s per scenario and server, on a "
