@@ -39,7 +39,9 @@ class Metrics(Resource):
         self._pool_figures.refresh()
         await self._update_feed_position()
         resp.content_type = metrics.CONTENT_TYPE
-        resp.data = metrics.exposition()
+        # PERF: reading every worker's files took ~7 ms per worker (40 routes): off the event
+        # loop, so the worker's other requests are not held up for it.
+        resp.data = await asyncio.to_thread(metrics.exposition)
 
     def _check_token(self, req):
         scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
