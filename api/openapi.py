@@ -84,6 +84,8 @@ def _describe(declared, method, path, public):
         + ([IDEMPOTENCY_KEY] if declared.idempotent else []),
         "responses": {str(declared.status): _success(declared)},
     }
+    if declared.description:
+        described["description"] = declared.description
     if declared.body is not None:
         media = {"application/json": {"schema": declared.body}}
         if method == "PATCH":

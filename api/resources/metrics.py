@@ -31,6 +31,10 @@ class Metrics(Resource):
         media_type=metrics.CONTENT_TYPE,
         errors=(404,),
         security="metrics_token",
+        description="Requests by route template, method and status, latency histograms, pool and "
+        "database figures and the change feed's newest position, added up over all workers. Needs "
+        "`Authorization: Bearer <METRICS_TOKEN>` (a user's token is a 401); a 404 while the server's "
+        "METRICS_TOKEN is unset.",
     )
     async def on_get(self, req, resp):
         if not self._token_digest:
