@@ -14,7 +14,7 @@ import falcon.media
 import orjson
 import psycopg
 
-from api import errors, openapi, retention
+from api import errors, metrics, openapi, retention
 from api.auth import AuthMiddleware
 from api.errors import escape_controls
 from api.lists import IncidentLists
@@ -34,6 +34,7 @@ from api.resources import (
     users,
     webhooks,
 )
+from api.resources import metrics as metrics_resource
 from api.schemas import MAX_ID
 from api.sql import load_queries
 from api.validation import MERGE_PATCH
@@ -135,16 +136,18 @@ WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 class Lifespan:
     """The served app opens its pool at ASGI startup, in the worker after the fork, starts the
-    retention job and the delivery wake-ups, and stops them at shutdown; from SIGTERM on, the worker is `draining` (GET
-    /ready answers 503). (Tests open the pool themselves: Falcon's test client runs startup
-    and shutdown around every simulated request.)"""
+    retention job, the delivery wake-ups (and, with metrics on, the refresh of its pool's
+    figures), and stops them at shutdown; from SIGTERM on, the worker is `draining` (GET /ready
+    answers 503). (Tests open the pool themselves: Falcon's test client runs startup and
+    shutdown around every simulated request.)"""
 
-    def __init__(self, db, queries, retention_interval, wake_delivery):
+    def __init__(self, db, queries, retention_interval, wake_delivery, pool_figures=None):
         self._db = db
         self._queries = queries
         self._retention_interval = retention_interval
         self._wake_delivery = wake_delivery
-        self._background = []
+        self._pool_figures = pool_figures
+        self._tasks = []
         self.draining = False
 
     async def process_startup(self, scope, event):
@@ -154,14 +157,17 @@ class Lifespan:
         # own (schemathesis, in tests/test_fuzz.py) gets no SIGTERM to drain on anyway.
         if threading.current_thread() is threading.main_thread():
             self._watch_sigterm()
-        self._background = [
+        self._tasks += [
             asyncio.create_task(retention.run_every(self._retention_interval, self._db, self._queries)),
             asyncio.create_task(self._wake_delivery.run()),
         ]
+        if self._pool_figures is not None:
+            self._tasks.append(asyncio.create_task(self._pool_figures.refresh_every()))
 
     async def process_shutdown(self, scope, event):
-        for task in self._background:
+        for task in self._tasks:
             task.cancel()
+        self._tasks.clear()
         await self._db.close()
 
     def _watch_sigterm(self):
@@ -219,9 +225,13 @@ def create_app(db, lifespan=False):
     """The ASGI app on `db`; with `lifespan`, it opens and closes the pool itself (Lifespan)."""
     queries = load_queries()
     wake_delivery = WakeDelivery(db, queries)
-    server = Lifespan(db, queries, db.config.retention_interval_seconds, wake_delivery)
+    # PERF: without METRICS_TOKEN nobody may read the metrics, so nothing counts them.
+    pool_figures = metrics.PoolFigures(db) if db.config.metrics_token else None
+    server = Lifespan(db, queries, db.config.retention_interval_seconds, wake_delivery, pool_figures)
+    counting = [metrics.RequestMetrics()] if pool_figures else []
     middleware = [
         RequestLog(),
+        *counting,
         SecurityHeaders(),
         wake_delivery,
         ConnectionPerRequest(db),
@@ -240,11 +250,11 @@ def create_app(db, lifespan=False):
         {falcon.MEDIA_JSON: falcon.media.JSONHandler(dumps=orjson.dumps)}
     )
     errors.register(app)
-    add_routes(app, db, queries, server)
+    add_routes(app, db, queries, server, pool_figures)
     return app
 
 
-def add_routes(app, db, queries, server):
+def add_routes(app, db, queries, server, pool_figures):
     lists = IncidentLists(queries)
     openapi_document = docs.OpenAPIDocument()
     routes = {
@@ -252,6 +262,7 @@ def add_routes(app, db, queries, server):
         "/ready": health.Ready(db, queries, server),
         "/openapi.json": openapi_document,
         "/docs": docs.DocsPage(),
+        "/metrics": metrics_resource.Metrics(db, queries, pool_figures),
         "/auth/tokens": tokens.Collection(db, queries),
         "/auth/tokens/current": tokens.Current(db, queries),
         "/auth/tokens/{token_id:id}": tokens.Item(db, queries),

@@ -3,6 +3,7 @@
 import dataclasses
 import ipaddress
 import os
+import re
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Config:
     webhook_retry_schedule: tuple = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)  # seconds
     database_pooler: str = ""  # "transaction": DATABASE_URL is a pooler in transaction mode
     delivery_database_url: str = ""  # the delivery worker's, when not DATABASE_URL (see api/delivery.py)
+    metrics_token: str | None = None  # GET /metrics answers 404 while unset
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -46,6 +48,7 @@ class Config:
             webhook_retry_schedule=durations(env.get("WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h")),
             database_pooler=_pooler(env),
             delivery_database_url=env.get("DELIVERY_DATABASE_URL", ""),
+            metrics_token=_metrics_token(env),
         )
 
 
@@ -100,3 +103,17 @@ def _pooler(env):
     if value not in ("", "transaction"):
         raise ConfigError(f"DATABASE_POOLER must be unset or 'transaction', not {value!r}")
     return value
+
+
+MIN_METRICS_TOKEN_LENGTH = 16
+VISIBLE_ASCII = re.compile(rf"[\x21-\x7e]{{{MIN_METRICS_TOKEN_LENGTH},}}")
+
+
+def _metrics_token(env):
+    token = env.get("METRICS_TOKEN", "")
+    if token and not VISIBLE_ASCII.fullmatch(token):
+        raise ConfigError(
+            f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} visible ASCII characters, no spaces "
+            "(e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return token or None

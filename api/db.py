@@ -78,6 +78,11 @@ class Database:
     async def close(self):
         await self._pool.close()
 
+    def pool_stats(self):
+        """psycopg_pool's figures of the open pool (pool_size, pool_available, requests_waiting,
+        …); empty before open()."""
+        return {} if self._pool is None else self._pool.get_stats()
+
     def begin_request(self):
         """Starts a request in this asyncio task: it gets one connection, checked out by its
         first read() or write() (a request that never queries takes none), and returned by

@@ -8,6 +8,7 @@ import falcon
 import psycopg
 from psycopg import errors as pg
 
+from api import metrics
 from api.db import PoolBusy
 
 log = logging.getLogger("api")
@@ -104,11 +105,13 @@ async def rejected_value(req, resp, ex, params):
 
 
 async def database_unavailable(req, resp, ex, params):
+    metrics.DATABASE_UNAVAILABLE.inc()
     log.warning("database unavailable: %s %s: %s", req.method, escape_controls(req.path), type(ex).__name__)
     raise unavailable("The database is unavailable; retry shortly.")
 
 
 async def took_too_long(req, resp, ex, params):
+    metrics.STATEMENT_TIMEOUTS.inc()
     log.warning("statement timeout: %s %s", req.method, escape_controls(req.path))
     raise unavailable(
         "The request took longer than the database allows a statement; retry shortly, or narrow it.",
@@ -117,6 +120,7 @@ async def took_too_long(req, resp, ex, params):
 
 
 async def overloaded(req, resp, ex, params):
+    metrics.POOL_BUSY.inc()
     log.warning("pool busy: %s %s", req.method, escape_controls(req.path))
     raise unavailable(
         "Every database connection stayed busy with other requests; the service is overloaded, retry shortly."

@@ -33,6 +33,17 @@ ERROR_TEXT = {
 }
 
 
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "A user's token, from POST /auth/tokens"},
+    "metrics_token": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The METRICS_TOKEN setting of the server; GET /metrics answers 404 while it "
+        "is unset, and 401 to anything else, a user's token included",
+    },
+}
+
+
 def document(routes):
     """The OpenAPI 3.1 document for `routes` ({template: resource})."""
     paths = {}
@@ -54,7 +65,7 @@ def document(routes):
         "paths": paths,
         "webhooks": _webhooks(),
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": SECURITY_SCHEMES,
             "schemas": {"Problem": PROBLEM},
         },
         "security": [{"bearer": []}],
@@ -74,12 +85,16 @@ def _describe(declared, method, path, public):
         + ([IDEMPOTENCY_KEY] if declared.idempotent else []),
         "responses": {str(declared.status): _success(declared)},
     }
+    if declared.description:
+        described["description"] = declared.description
     if declared.body is not None:
         media = {"application/json": {"schema": declared.body}}
         if method == "PATCH":
             media[MERGE_PATCH] = {"schema": declared.body}
         described["requestBody"] = {"required": not declared.optional_body, "content": media}
-    if public:
+    if declared.security:
+        described["security"] = [{declared.security: []}]
+    elif public:
         described["security"] = []
     for code in sorted(_error_statuses(declared, path_params, public)):
         described["responses"][str(code)] = _problem(code)
@@ -88,7 +103,7 @@ def _describe(declared, method, path, public):
 
 def _error_statuses(declared, path_params, public):
     codes = {400, 503, *declared.errors}
-    if not public:
+    if not public or declared.security:
         codes.add(401)
     if declared.roles:
         codes.add(403)

@@ -23,6 +23,8 @@ class Operation:
     errors: tuple
     media_type: str
     idempotent: bool
+    security: str | None
+    description: str | None
 
 
 def operation(
@@ -38,11 +40,16 @@ def operation(
     errors=(),
     media_type="application/json",
     idempotent=False,
+    security=None,
+    description=None,
 ):
     """Declares and enforces a responder's contract: `roles` (else 403), `query` parameters
     parsed into `req.context.args` (unknown or missing `required` ones 400), `body` validated
     into `req.context.body`, and with `idempotent` an `Idempotency-Key` honoured.
-    `errors` names the further statuses it may answer (403 for ownership, 409, 412, 304)."""
+    `errors` names the further statuses it may answer (403 for ownership, 409, 412, 304);
+    `security` names the OpenAPI security scheme of a responder that checks a credential of
+    its own instead of a user's token (api.openapi.SECURITY_SCHEMES); `description` is the
+    OpenAPI operation's, where the summary is not enough."""
     query = query or {}
     read_body = None if body is None else body_reader(body, optional_body)
 
@@ -70,6 +77,8 @@ def operation(
             tuple(errors),
             media_type,
             idempotent,
+            security,
+            description,
         )
         return checked
 

@@ -64,3 +64,8 @@ LEFT JOIN LATERAL (
     LIMIT %(limit)s
 ) AS page ON TRUE
 ORDER BY page.position
+
+-- name: feed_position :scalar
+-- The feed's newest position: its newest event's, or the position pruned through when the
+-- retention job left none. PERF: max() reads one entry at the end of the primary key.
+SELECT coalesce((SELECT max(position) FROM events), (SELECT through_position FROM events_pruned)) AS position

@@ -66,12 +66,15 @@ def test_public_requests_send_no_token_and_the_others_a_bearer_token(document, c
         "base_url": "http://127.0.0.1:8000",
         "token": "",
         "webhook_url": "https://example.com/incidents-webhook",
+        "metrics_token": "",
     }
     for request in in_order(collection["resources"], insomnia.WORKSPACE_ID):
         operation = document["paths"][template_of(document, request["url"])][request["method"].lower()]
         headers = {h["name"]: h["value"] for h in request["headers"]}
         if operation.get("security") == []:
             assert "Authorization" not in headers, request["name"]
+        elif operation.get("security") == [{"metrics_token": []}]:
+            assert headers["Authorization"] == "Bearer {{ _.metrics_token }}", request["name"]
         elif "notifications" in request["url"] or re.search(r"/auth/tokens/\d+$", request["url"]):
             assert RESPONSE_TAG.fullmatch(headers["Authorization"].removeprefix("Bearer "))
         else:
@@ -117,14 +120,22 @@ def fresh_server(server_url, tmp_path):
     with scratch_database(server_url) as database_url:
         migrate.apply(database_url)
         token = create_admin(database_url)
+        metrics_token = "metrics-token-of-the-replay-0123"
         with (
             receiver() as hooks,
-            gunicorn(database_url, tmp_path / "gunicorn.log", WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8") as (
-                base_url,
-                _,
-            ),
+            gunicorn(
+                database_url,
+                tmp_path / "gunicorn.log",
+                WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
+                METRICS_TOKEN=metrics_token,
+            ) as (base_url, _),
         ):
-            yield {"base_url": base_url, "token": token, "webhook_url": hooks.url}
+            yield {
+                "base_url": base_url,
+                "token": token,
+                "webhook_url": hooks.url,
+                "metrics_token": metrics_token,
+            }
 
 
 class Replay:

@@ -16,7 +16,7 @@ from api.db import Database
 OUTPUT = PROJECT_ROOT / "docs" / "insomnia.json"
 WORKSPACE_ID = "wrk_incidents_api"
 BASE_URL = "http://127.0.0.1:8000"
-SERVICE_ROUTES = {"health", "ready", "openapi.json", "docs"}
+SERVICE_ROUTES = {"health", "ready", "openapi.json", "docs", "metrics"}
 PASSWORD = "s3cret-pass"
 WEBHOOK_URL = "https://example.com/incidents-webhook"
 
@@ -90,6 +90,7 @@ STEPS = [
     Step("GET", "/ready"),
     Step("GET", "/openapi.json"),
     Step("GET", "/docs"),
+    Step("GET", "/metrics", note="with METRICS_TOKEN", token="{{ _.metrics_token }}"),
     Step(
         "POST",
         "/users",
@@ -278,7 +279,8 @@ def workspace():
         "name": "Incidents API",
         "scope": "collection",
         "description": "Run the requests top to bottom against a fresh `make run`, with the "
-        "token it printed as `token` in the environment.",
+        "token it printed as `token` and the server's METRICS_TOKEN as `metrics_token` in the "
+        "environment.",
     }
 
 
@@ -290,8 +292,8 @@ def environment():
         "name": "Base Environment",
         # NOTE: webhook URLs must reach a public address unless WEBHOOK_ALLOWED_NETWORKS says
         # otherwise; point it at your receiver.
-        "data": {"base_url": BASE_URL, "token": "", "webhook_url": WEBHOOK_URL},
-        "dataPropertyOrder": {"&": ["base_url", "token", "webhook_url"]},
+        "data": {"base_url": BASE_URL, "token": "", "webhook_url": WEBHOOK_URL, "metrics_token": ""},
+        "dataPropertyOrder": {"&": ["base_url", "token", "webhook_url", "metrics_token"]},
         "metaSortKey": 0,
     }
 

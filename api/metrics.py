@@ -1,0 +1,146 @@
+"""Prometheus metrics: what each worker counts, and the text that GET /metrics answers.
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py sets it before the workers fork)
+puts prometheus_client in multiprocess mode: each worker writes its figures to files of its
+own in that folder, and a scrape, whichever worker answers it, adds up those of all. Without
+it (the tests' in-process app), the figures live in this process alone.
+
+A new figure is one line below (Counter, Gauge with its multiprocess_mode, or Histogram, with
+`registry=REGISTRY`) and one `.inc()`, `.set()` or `.observe()` where it happens."""
+
+import asyncio
+import os
+import re
+import time
+
+import falcon
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+
+# NOTE: prometheus_client chooses its mode once, when it is imported; so does this module.
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+# The classic text format: every Prometheus reads it, and the names here need nothing newer.
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_PLAIN_0_0_4
+prometheus_client.disable_created_metrics()  # no *_created series: half the lines, no use here
+REGISTRY = CollectorRegistry()
+
+REQUESTS = Counter(
+    "incidents_http_requests_total",
+    "Requests answered, by route template, method and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+# NOTE: by route and method, not status: a route's latency in one series per bucket, and a
+# third of the series (the statuses are in the counter above).
+LATENCY = Histogram(
+    "incidents_http_request_duration_seconds",
+    "Time from the request's arrival at the app to its response, by route template and method",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+DATABASE_ERRORS = Counter(
+    "incidents_database_errors_total",
+    "Requests answered 503 because of the database: unavailable (an outage), "
+    "statement_timeout (STATEMENT_TIMEOUT_MS), pool_busy (every connection busy for POOL_TIMEOUT)",
+    ["cause"],
+    registry=REGISTRY,
+)
+DATABASE_UNAVAILABLE, STATEMENT_TIMEOUTS, POOL_BUSY = (
+    DATABASE_ERRORS.labels(cause) for cause in ("unavailable", "statement_timeout", "pool_busy")
+)
+FEED_POSITION = Gauge(
+    "incidents_feed_position",
+    "The change feed's newest position (its newest event's, or the pruned-through one when empty)",
+    registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
+)
+# The pool's own figures (psycopg_pool's get_stats()), added up over the workers alive.
+POOL_GAUGES = {
+    name: Gauge(metric, text, registry=REGISTRY, multiprocess_mode="livesum")
+    for name, metric, text in (
+        ("pool_max", "incidents_db_pool_max_connections", "Connections the pools may open (POOL_MAX_SIZE)"),
+        ("pool_size", "incidents_db_pool_connections", "Connections open, in use or idle"),
+        ("pool_available", "incidents_db_pool_available_connections", "Connections idle in the pools"),
+        ("requests_waiting", "incidents_db_pool_waiting_requests", "Requests waiting for a connection"),
+    )
+}
+POOL_COUNTERS = {
+    name: (Counter(metric, text, registry=REGISTRY), scale)
+    for name, metric, text, scale in (
+        ("requests_queued", "incidents_db_pool_waits_total", "Connection requests that had to wait", 1),
+        ("requests_wait_ms", "incidents_db_pool_wait_seconds_total", "Time waited for a connection", 0.001),
+        ("connections_errors", "incidents_db_pool_connection_errors_total", "Failed attempts to connect", 1),
+        ("connections_lost", "incidents_db_pool_connections_lost_total", "Connections found broken", 1),
+    )
+}
+# How often each worker writes its pool's figures for the others' scrapes (the worker that
+# answers a scrape writes its own first).
+POOL_REFRESH_SECONDS = 5.0
+
+UNMATCHED = "unmatched"  # the route label of every request that matched no route
+KNOWN_METHODS = frozenset(falcon.COMBINED_METHODS)
+CONVERTER = re.compile(r"\{(\w+):\w+(?:\([^)]*\))?\}")
+
+
+class RequestMetrics:
+    """Counts each request by route template, method and status, and observes its duration.
+    APPSEC: the labels come from the route table, never the path (each distinct path would be a
+    new series held in memory); a method Falcon does not know is `OTHER`.
+    PERF: one counter increment and one histogram observation per request, on label children
+    bound once per (template, method, status)."""
+
+    def __init__(self):
+        self._bound = {}
+
+    async def process_response(self, req, resp, resource, req_succeeded):
+        # NOTE: RequestLog (first in the middleware) set `started` in its process_request.
+        elapsed = time.perf_counter() - req.context.started
+        key = (req.uri_template, req.method, resp.status)
+        bound = self._bound.get(key) or self._bind(key)
+        bound[0].inc()
+        bound[1].observe(elapsed)
+
+    def _bind(self, key):
+        template, method, status = key
+        known = method in KNOWN_METHODS
+        route = UNMATCHED if template is None else CONVERTER.sub(r"{\1}", template)
+        labels = (route, method if known else "OTHER")
+        bound = (REQUESTS.labels(*labels, str(falcon.http_status_to_code(status))), LATENCY.labels(*labels))
+        if known:
+            self._bound[key] = bound
+        return bound
+
+
+class PoolFigures:
+    """Writes `db`'s pool figures: the gauges as they are, the counters by what they grew since
+    the last refresh (psycopg_pool's own counts start again with each new pool)."""
+
+    def __init__(self, db):
+        self._db = db
+        self._seen = {}
+
+    def refresh(self):
+        stats = self._db.pool_stats()
+        for name, gauge in POOL_GAUGES.items():
+            gauge.set(stats.get(name, 0))
+        for name, (counter, scale) in POOL_COUNTERS.items():
+            value, seen = stats.get(name, 0), self._seen.get(name, 0)
+            grown = value - seen if value >= seen else value
+            if grown:
+                counter.inc(grown * scale)
+            self._seen[name] = value
+
+    async def refresh_every(self, seconds=POOL_REFRESH_SECONDS):
+        while True:
+            self.refresh()
+            await asyncio.sleep(seconds)
+
+
+def exposition():
+    """Every figure in the Prometheus text format: in multiprocess mode, those of all workers."""
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return prometheus_client.generate_latest(registry)
+    return prometheus_client.generate_latest(REGISTRY)

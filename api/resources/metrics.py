@@ -1,0 +1,72 @@
+"""GET /metrics: the Prometheus figures of every worker, for the holder of METRICS_TOKEN."""
+
+import asyncio
+import hashlib
+import hmac
+
+import falcon
+import psycopg
+
+from api import metrics
+from api.errors import Problem
+from api.operations import operation
+from api.resources.common import Resource
+
+FEED_TIMEOUT_SECONDS = 0.5
+
+
+class Metrics(Resource):
+    # NOTE: no user session: AuthMiddleware lets it through, and it checks METRICS_TOKEN itself.
+    auth_required = False
+
+    def __init__(self, db, queries, pool_figures):
+        super().__init__(db, queries)
+        self._pool_figures = pool_figures
+        token = db.config.metrics_token
+        self._token_digest = token and digest(token)
+
+    @operation(
+        "Scrape the Prometheus metrics",
+        response={"type": "string"},
+        media_type=metrics.CONTENT_TYPE,
+        errors=(404,),
+        security="metrics_token",
+        description="Requests by route template, method and status, latency histograms, pool and "
+        "database figures and the change feed's newest position, added up over all workers. Needs "
+        "`Authorization: Bearer <METRICS_TOKEN>` (a user's token is a 401); a 404 while the server's "
+        "METRICS_TOKEN is unset.",
+    )
+    async def on_get(self, req, resp):
+        if not self._token_digest:
+            raise Problem(falcon.HTTP_404, "Metrics are off: METRICS_TOKEN is not set.")
+        self._check_token(req)
+        self._pool_figures.refresh()
+        await self._update_feed_position()
+        resp.content_type = metrics.CONTENT_TYPE
+        # PERF: reading every worker's files took ~7 ms per worker (40 routes): off the event
+        # loop, so the worker's other requests are not held up for it.
+        resp.data = await asyncio.to_thread(metrics.exposition)
+
+    def _check_token(self, req):
+        scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+        # APPSEC: digests of equal length compared in constant time; a user's token never matches.
+        sent = digest(token.strip()) if scheme.lower() == "bearer" else b""
+        if not hmac.compare_digest(sent, self._token_digest):
+            raise Problem(
+                falcon.HTTP_401,
+                "Send 'Authorization: Bearer <METRICS_TOKEN>'; a user's token does not open the metrics.",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+
+    async def _update_feed_position(self):
+        # NOTE: the metrics matter most while the database is in trouble: without an answer
+        # within FEED_TIMEOUT_SECONDS, the gauge keeps its last value and the rest is served.
+        try:
+            async with asyncio.timeout(FEED_TIMEOUT_SECONDS), self._db.read() as conn:
+                metrics.FEED_POSITION.set(await self._queries.feed_position(conn))
+        except (psycopg.OperationalError, TimeoutError):
+            pass
+
+
+def digest(token):
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
