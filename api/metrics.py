@@ -55,6 +55,19 @@ FEED_POSITION = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livemostrecent",
 )
+WEBHOOKS = Gauge(
+    "incidents_webhooks",
+    "Webhooks by state: active, failing (active, the last attempt at its next event failed), disabled",
+    ["state"],
+    registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
+)
+WEBHOOK_DELIVERY_LAG = Gauge(
+    "incidents_webhook_delivery_lag_seconds",
+    "Age of the oldest event an active webhook has yet to get (0 when none is waiting)",
+    registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
+)
 # The pool's own figures (psycopg_pool's get_stats()), added up over the workers alive.
 POOL_GAUGES = {
     name: Gauge(metric, text, registry=REGISTRY, multiprocess_mode="livesum")

@@ -159,6 +159,36 @@ def test_feed_position_is_the_newest_events(metered, db_conn, reporter, make_inc
     assert value(scrape(metered), "incidents_feed_position") == newest
 
 
+def test_webhook_figures(metered, db_conn, queries, reporter, make_incident):
+    def webhook(**state):
+        row = queries.create_webhook(
+            db_conn,
+            url="http://192.0.2.1/",
+            event_types=["incident.created"],
+            description=None,
+            secret="whsec_QUJD",
+        )
+        db_conn.execute(
+            "UPDATE webhooks SET active = %s, failures = %s WHERE id = %s", [*state.values(), row["id"]]
+        )
+
+    make_incident(reporter)
+    webhook(active=True, failures=0)  # at the feed's end: nothing waits for it
+    scraped = scrape(metered)
+    assert value(scraped, "incidents_webhook_delivery_lag_seconds") == 0
+    webhook(active=True, failures=2)
+    webhook(active=False, failures=8)
+    db_conn.execute("UPDATE webhooks SET cursor = 0")
+    db_conn.execute("UPDATE events SET occurred_at = now() - interval '90 seconds'")
+    scraped = scrape(metered)
+    assert [value(scraped, "incidents_webhooks", state=s) for s in ("active", "failing", "disabled")] == [
+        2,
+        1,
+        1,
+    ]
+    assert 90 <= value(scraped, "incidents_webhook_delivery_lag_seconds") < 120
+
+
 def test_statement_timeouts_busy_pools_and_outages_are_counted(
     database_url, db_conn, config, reporter, make_incident
 ):

@@ -41,7 +41,7 @@ class Metrics(Resource):
             raise Problem(falcon.HTTP_404, "Metrics are off: METRICS_TOKEN is not set.")
         self._check_token(req)
         self._pool_figures.refresh()
-        await self._update_feed_position()
+        await self._update_database_figures()
         resp.content_type = metrics.CONTENT_TYPE
         # PERF: reading every worker's files took ~7 ms per worker (40 routes): off the event
         # loop, so the worker's other requests are not held up for it.
@@ -58,14 +58,18 @@ class Metrics(Resource):
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
 
-    async def _update_feed_position(self):
+    async def _update_database_figures(self):
         # NOTE: the metrics matter most while the database is in trouble: without an answer
-        # within FEED_TIMEOUT_SECONDS, the gauge keeps its last value and the rest is served.
+        # within FEED_TIMEOUT_SECONDS, the gauges keep their last values and the rest is served.
         try:
             async with asyncio.timeout(FEED_TIMEOUT_SECONDS), self._db.read() as conn:
                 metrics.FEED_POSITION.set(await self._queries.feed_position(conn))
+                webhooks = await self._queries.webhook_figures(conn)
         except (psycopg.OperationalError, TimeoutError):
-            pass
+            return
+        for state in ("active", "failing", "disabled"):
+            metrics.WEBHOOKS.labels(state).set(webhooks[state])
+        metrics.WEBHOOK_DELIVERY_LAG.set(webhooks["delivery_lag_seconds"])
 
 
 def digest(token):
