@@ -5,7 +5,6 @@ never twice at once however many workers run, and nothing lost when a worker die
 the database."""
 
 import contextlib
-import ipaddress
 import json
 import os
 import signal
@@ -19,23 +18,10 @@ import standardwebhooks
 
 from api import delivery
 from api.config import Config, ConfigError
-from tests.fix_app import client_of
 from tests.fix_server import ROOT, wait_until
-from tests.receiver import receiver
+from tests.fix_webhooks import subscribe
 
 SCHEDULE = "0.3s,0.3s,0.3s"  # 4 attempts in all, about a second apart
-
-
-@pytest.fixture(scope="module")
-def loopback_client(database_url):
-    config = Config(
-        database_url=database_url,
-        pool_min_size=1,
-        pool_max_size=4,
-        webhook_allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),),
-    )
-    with client_of(config) as client:
-        yield client
 
 
 @contextlib.contextmanager
@@ -63,18 +49,6 @@ def delivery_worker(database_url, tmp_path, name="worker"):
 def worker(database_url, tmp_path):
     with delivery_worker(database_url, tmp_path) as process:
         yield process
-
-
-@pytest.fixture
-def hook_receiver():
-    with receiver() as state:
-        yield state
-
-
-def subscribe(client, admin, url, **fields):
-    result = client.simulate_post("/webhooks", json={"url": url, **fields}, headers=admin["headers"])
-    assert result.status_code == 201, result.json
-    return result.json
 
 
 def incidents(client, user, count, prefix="Incident"):

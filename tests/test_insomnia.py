@@ -16,7 +16,7 @@ from api.cli import insomnia, migrate
 from api.config import Config
 from tests.fix_db import scratch_database
 from tests.fix_server import ROOT, gunicorn
-from tests.receiver import receiver
+from tests.fix_webhooks import receiver
 
 COLLECTION = ROOT / "docs" / "insomnia.json"
 RESPONSE_TAG = re.compile(r"\{% response 'body', '(?P<id>\w+)', '\$(?P<path>[\w.\[\]]+)', 'always', \d+ %\}")

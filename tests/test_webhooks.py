@@ -3,39 +3,14 @@ secret rotation (signatures checked with the reference verifier), the delivery l
 redelivery requests. (What the delivery worker sends: tests/test_delivery.py.)"""
 
 import dataclasses
-import ipaddress
 import json
 
 import jsonschema
 import pytest
 import standardwebhooks
 
-from api.config import Config
 from api.schemas import EVENT_TYPES, WEBHOOK, WEBHOOK_CREATED
-from tests.fix_app import client_of
-from tests.receiver import receiver
-
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
-
-
-@pytest.fixture(scope="module")
-def loopback_client(database_url):
-    """A client of the app that lets webhooks reach loopback, as WEBHOOK_ALLOWED_NETWORKS may."""
-    config = Config(database_url=database_url, pool_min_size=1, pool_max_size=4)
-    with client_of(dataclasses.replace(config, webhook_allowed_networks=LOOPBACK)) as client:
-        yield client
-
-
-@pytest.fixture
-def hook_receiver():
-    with receiver() as state:
-        yield state
-
-
-def create(client, admin, url, **fields):
-    result = client.simulate_post("/webhooks", json={"url": url, **fields}, headers=admin["headers"])
-    assert result.status_code == 201, result.json
-    return result.json
+from tests.fix_webhooks import subscribe
 
 
 def verify(secret, received):
@@ -81,7 +56,7 @@ def test_an_admin_creates_a_webhook_and_sees_its_secret_only_then(
     ],
 )
 def test_only_admins_use_webhooks(loopback_client, admin, responder, method, path):
-    webhook = create(loopback_client, admin, "http://127.0.0.1:9/")
+    webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/")
     body = {"url": "http://127.0.0.1:9/", "event_ids": ["evt_1"]} if method in ("POST", "PATCH") else None
     result = loopback_client.simulate_request(
         method, path.format(id=webhook["id"]), json=body, headers=responder["headers"]
@@ -122,7 +97,7 @@ def test_unsafe_urls_are_refused(client, admin, url):
 
 
 def test_a_change_of_url_is_checked_too(client, loopback_client, admin):
-    webhook = create(loopback_client, admin, "http://127.0.0.1:9/")
+    webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/")
     result = client.simulate_patch(
         f"/webhooks/{webhook['id']}", json={"url": "http://127.0.0.2/"}, headers=admin["headers"]
     )
@@ -131,7 +106,7 @@ def test_a_change_of_url_is_checked_too(client, loopback_client, admin):
 
 
 def test_patch_changes_what_it_names(loopback_client, admin):
-    webhook = create(loopback_client, admin, "http://127.0.0.1:9/", description="old")
+    webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/", description="old")
     path = f"/webhooks/{webhook['id']}"
     changed = loopback_client.simulate_patch(
         path,
@@ -168,14 +143,14 @@ def test_patch_changes_what_it_names(loopback_client, admin):
     ],
 )
 def test_bad_changes_are_422(loopback_client, admin, body):
-    webhook = create(loopback_client, admin, "http://127.0.0.1:9/")
+    webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/")
     result = loopback_client.simulate_patch(f"/webhooks/{webhook['id']}", json=body, headers=admin["headers"])
     assert result.status_code == 422
     assert result.json["errors"]
 
 
 def test_delete(loopback_client, admin):
-    webhook = create(loopback_client, admin, "http://127.0.0.1:9/")
+    webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/")
     path = f"/webhooks/{webhook['id']}"
     assert loopback_client.simulate_delete(path, headers=admin["headers"]).status_code == 204
     assert loopback_client.simulate_get(path, headers=admin["headers"]).status_code == 404
@@ -183,7 +158,7 @@ def test_delete(loopback_client, admin):
 
 
 def test_ping_sends_a_signed_message_now(loopback_client, admin, hook_receiver):
-    webhook = create(loopback_client, admin, hook_receiver.url + "/hook")
+    webhook = subscribe(loopback_client, admin, hook_receiver.url + "/hook")
     result = loopback_client.simulate_post(f"/webhooks/{webhook['id']}/ping", headers=admin["headers"])
     assert result.status_code == 200
     assert result.json["delivered"] is True
@@ -204,12 +179,12 @@ def test_ping_sends_a_signed_message_now(loopback_client, admin, hook_receiver):
 
 def test_a_failed_ping_says_why(loopback_client, admin, hook_receiver):
     hook_receiver.default_status = 500
-    failing = create(loopback_client, admin, hook_receiver.url)
+    failing = subscribe(loopback_client, admin, hook_receiver.url)
     result = loopback_client.simulate_post(f"/webhooks/{failing['id']}/ping", headers=admin["headers"]).json
     assert (result["delivered"], result["status_code"]) == (False, 500)
     assert "500" in result["error"]
 
-    closed = create(loopback_client, admin, "http://127.0.0.1:9/")  # the discard port: refused
+    closed = subscribe(loopback_client, admin, "http://127.0.0.1:9/")  # the discard port: refused
     result = loopback_client.simulate_post(f"/webhooks/{closed['id']}/ping", headers=admin["headers"]).json
     assert (result["delivered"], result["status_code"]) == (False, None)
     assert result["error"]
@@ -217,14 +192,14 @@ def test_a_failed_ping_says_why(loopback_client, admin, hook_receiver):
 
 def test_a_redirect_is_not_followed(loopback_client, admin, hook_receiver):
     hook_receiver.statuses = [302]
-    webhook = create(loopback_client, admin, hook_receiver.url)
+    webhook = subscribe(loopback_client, admin, hook_receiver.url)
     result = loopback_client.simulate_post(f"/webhooks/{webhook['id']}/ping", headers=admin["headers"]).json
     assert (result["delivered"], result["status_code"]) == (False, 302)
     assert [r.path for r in hook_receiver.got()] == ["/"]
 
 
 def test_after_a_rotation_both_secrets_sign_and_nothing_else_verifies(loopback_client, admin, hook_receiver):
-    webhook = create(loopback_client, admin, hook_receiver.url)
+    webhook = subscribe(loopback_client, admin, hook_receiver.url)
     rotated = loopback_client.simulate_post(
         f"/webhooks/{webhook['id']}/rotate-secret", headers=admin["headers"]
     )
@@ -248,7 +223,7 @@ def test_after_a_rotation_both_secrets_sign_and_nothing_else_verifies(loopback_c
 def test_redeliver_queues_kept_events_and_names_missing_ones(
     loopback_client, db_conn, admin, responder, make_incident
 ):
-    webhook = create(loopback_client, admin, "http://127.0.0.1:9/")
+    webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/")
     make_incident(responder)
     [event] = loopback_client.simulate_get("/events", headers=admin["headers"]).json["items"]
     path = f"/webhooks/{webhook['id']}/redeliver"
@@ -271,7 +246,7 @@ def test_redeliver_queues_kept_events_and_names_missing_ones(
 
 
 def test_the_secret_is_never_in_a_listing_or_a_log(loopback_client, admin):
-    webhook = create(loopback_client, admin, "http://127.0.0.1:9/")
+    webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/")
     for path in ["/webhooks", f"/webhooks/{webhook['id']}", f"/webhooks/{webhook['id']}/deliveries"]:
         body = loopback_client.simulate_get(path, headers=admin["headers"]).json
         assert webhook["secret"] not in json.dumps(body)

@@ -1,11 +1,20 @@
-"""A real webhook receiver on loopback: an HTTP server in a thread that records every request
-and answers with the statuses it is told to (200 by default), optionally after a delay."""
+"""Webhooks in tests: a real receiver on loopback (an HTTP server in a thread that records every
+request and answers with the statuses it is told to, 200 by default, optionally after a
+delay), a client of an app that may deliver to loopback, and subscribing."""
 
 import contextlib
 import dataclasses
 import http.server
+import ipaddress
 import threading
 import time
+
+import pytest
+
+from api.config import Config
+from tests.fix_app import client_of
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 @dataclasses.dataclass
@@ -79,3 +88,26 @@ def receiver():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def hook_receiver():
+    with receiver() as state:
+        yield state
+
+
+@pytest.fixture(scope="session")
+def loopback_client(database_url):
+    """A client of the app that lets webhooks reach loopback, as WEBHOOK_ALLOWED_NETWORKS may."""
+    config = Config(
+        database_url=database_url, pool_min_size=1, pool_max_size=4, webhook_allowed_networks=LOOPBACK
+    )
+    with client_of(config) as client:
+        yield client
+
+
+def subscribe(client, admin, url, **fields):
+    """A new webhook, as POST /webhooks answers it (with its secret)."""
+    result = client.simulate_post("/webhooks", json={"url": url, **fields}, headers=admin["headers"])
+    assert result.status_code == 201, result.json
+    return result.json
