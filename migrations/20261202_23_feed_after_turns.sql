@@ -6,6 +6,9 @@
 -- what it waited for. Both are functions here that run only when the executor calls them.
 -- depends: 20261202_22_alert_intake
 
+-- Events write their timestamps as JSON writes a timestamptz (sql/events.sql), not with this.
+DROP FUNCTION rfc3339(timestamptz);
+
 -- The first feed position of this transaction (see publish_events); VOLATILE plpgsql, which the
 -- planner neither inlines nor evaluates ahead.
 CREATE FUNCTION transaction_feed_base() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
