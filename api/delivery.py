@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import signal
+import time
 
 import orjson
 import psycopg
@@ -28,7 +29,8 @@ log = logging.getLogger("api.delivery")
 POLL_SECONDS = 1.0
 RECONNECT_SECONDS = (0.5, 1, 2, 5, 10)
 JITTER = 0.1  # a retry waits its scheduled time ± 10%
-BATCH = 100  # messages read, sent (one at a time) and recorded together
+BATCH = 100  # messages read, then sent one at a time
+RECORD_SECONDS = 1.0  # deliveries are recorded together, at most this long after the last record
 
 
 async def run(config, queries, stop):
@@ -123,8 +125,9 @@ class Worker:
 
     async def _send_batch(self, conn, webhook_id, batch):
         """Sends `batch` in order and records it; False at the first failure of an event after
-        the cursor (the rest waits for its retry). PERF: the deliveries of a batch are recorded
-        in one statement (a worker that dies before sends them again)."""
+        the cursor (the rest waits for its retry), or once the webhook was changed meanwhile
+        (deactivated, or its cursor moved). PERF: deliveries are recorded together, at most
+        RECORD_SECONDS apart (a worker that dies before sends them again)."""
         delivered = Delivered(webhook_id, batch[0]["cursor"])
         try:
             for item in batch:
@@ -133,6 +136,8 @@ class Worker:
                     await self._queries.record_redelivery(conn, **_log_columns(webhook_id, item, attempt))
                 elif attempt.delivered:
                     delivered.add(item, attempt)
+                    if delivered.overdue() and not await delivered.record(conn, self._queries):
+                        return False
                 else:
                     await delivered.record(conn, self._queries)
                     await self._queries.record_failure(
@@ -171,6 +176,10 @@ class Delivered:
         self.webhook_id = webhook_id
         self.cursor = cursor  # as recorded
         self._rows = []
+        self._recorded_at = time.monotonic()
+
+    def overdue(self):
+        return time.monotonic() - self._recorded_at >= RECORD_SECONDS
 
     def attempt_number(self, item):
         """The attempt this is at `item`: the first event after the cursor may have failed before."""
@@ -182,10 +191,12 @@ class Delivered:
         )
 
     async def record(self, conn, queries):
+        """Records the deliveries; False when the webhook was deactivated or its cursor moved
+        meanwhile (then only the log keeps them)."""
         if not self._rows:
-            return
+            return True
         positions, attempts, status_codes, durations = map(list, zip(*self._rows, strict=True))
-        await queries.record_delivered(
+        moved = await queries.record_delivered(
             conn,
             webhook_id=self.webhook_id,
             cursor=self.cursor,
@@ -194,7 +205,8 @@ class Delivered:
             status_codes=status_codes,
             durations_ms=durations,
         )
-        self.cursor, self._rows = positions[-1], []
+        self.cursor, self._rows, self._recorded_at = positions[-1], [], time.monotonic()
+        return moved == 1
 
 
 def failure(schedule, attempt_number, attempt):

@@ -135,7 +135,7 @@ WITH logged AS (
 )
 DELETE FROM webhook_redeliveries WHERE webhook_id = %(webhook_id)s AND position = %(position)s
 
--- name: record_delivered :exec
+-- name: record_delivered :execrows
 -- Events after the cursor delivered (in order), logged; the cursor moves past the last one.
 -- Unless the cursor was moved meanwhile (PATCH), or the webhook disabled: then only the log
 -- remembers them.
