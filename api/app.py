@@ -120,14 +120,11 @@ class WakeDelivery:
         while True:
             await self._pending.wait()
             self._pending.clear()
-            scope = self._db.begin_request()
             try:
-                async with self._db.read() as conn:
+                async with self._db.background() as conn:
                     await self._queries.wake_delivery(conn)
             except psycopg.Error as ex:
                 log.warning("could not wake the delivery workers: %s", type(ex).__name__)
-            finally:
-                await self._db.end_request(scope)
             await asyncio.sleep(self.WAKE_INTERVAL)
 
 

@@ -97,6 +97,17 @@ class Database:
             await self._putconn(scope.conn)
 
     @contextlib.asynccontextmanager
+    async def background(self):
+        """A connection for work outside any request (the retention job, waking the delivery
+        workers), in autocommit as read() gives it, returned when the block ends."""
+        scope = self.begin_request()
+        try:
+            async with self.read() as conn:
+                yield conn
+        finally:
+            await self.end_request(scope)
+
+    @contextlib.asynccontextmanager
     async def read(self):
         """The request's connection. In autocommit, each statement sees its own snapshot;
         inside a write() block, it reads in that block's transaction."""

@@ -27,17 +27,13 @@ async def run_every(interval, db, queries):
 
 async def purge(db, queries):
     """One round: {table: rows deleted}, or None when another worker was deleting meanwhile."""
-    scope = db.begin_request()
-    try:
-        async with db.read() as conn:
-            deleted = {}
-            for table, purge_batch, params in _purges(db, queries):
-                deleted[table] = await _all(queries, purge_batch, conn, **params)
-                if deleted[table] is None:
-                    return None
-            return deleted
-    finally:
-        await db.end_request(scope)
+    async with db.background() as conn:
+        deleted = {}
+        for table, purge_batch, params in _purges(db, queries):
+            deleted[table] = await _all(queries, purge_batch, conn, **params)
+            if deleted[table] is None:
+                return None
+        return deleted
 
 
 def _purges(db, queries):
