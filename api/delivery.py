@@ -140,14 +140,13 @@ class Worker:
                         return False
                 else:
                     await delivered.record(conn, self._queries)
+                    number = delivered.attempt_number(item)
                     await self._queries.record_failure(
                         conn,
                         **_log_columns(webhook_id, item, attempt),
-                        attempt=delivered.attempt_number(item),
+                        attempt=number,
                         cursor=delivered.cursor,
-                        **failure(
-                            self._config.webhook_retry_schedule, delivered.attempt_number(item), attempt
-                        ),
+                        **failure(self._config.webhook_retry_schedule, number, attempt),
                     )
                     return False
         finally:

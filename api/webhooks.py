@@ -18,7 +18,6 @@ import aiohttp.abc
 SECRET_PREFIX = "whsec_"
 TIMEOUT_SECONDS = 15.0
 RESOLVE_TIMEOUT_SECONDS = 5.0
-MAX_URL_LENGTH = 2048
 
 
 def new_secret():
@@ -32,8 +31,8 @@ def signature(secret, message_id, timestamp, body):
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def headers(signing_secrets, message_id, body, timestamp=None):
-    timestamp = int(time.time()) if timestamp is None else timestamp
+def headers(signing_secrets, message_id, body):
+    timestamp = int(time.time())
     return {
         "Content-Type": "application/json",
         "webhook-id": message_id,
@@ -71,11 +70,11 @@ async def check_url(url, allowed_networks):
 
 
 async def resolve(host, port):
-    """The addresses `host` resolves to (an IP literal is itself), or UnsafeURL."""
-    try:
-        return [ipaddress.ip_address(host.strip("[]")).compressed]
-    except ValueError:
-        pass
+    """The addresses `host` (as urlsplit gives it) resolves to (an IP literal is itself), or
+    UnsafeURL."""
+    literal = _literal(host)
+    if literal is not None:
+        return [literal.compressed]
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(

@@ -4,6 +4,16 @@
 -- A webhook as the API shows it (never its secret).
 id, url, event_types, description, active, disabled_reason, cursor, created_at, updated_at
 
+-- name: signing_secrets :fragment
+-- The secrets that sign a delivery to webhook `w` now: the current one, and the previous one
+-- for 24 hours after a rotation.
+w.secret, CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret
+
+-- name: awaited_by_webhook :fragment
+-- Whether event `e` is one webhook `w` has yet to get: final (below feed_horizon), after its
+-- cursor, of a type it subscribes to.
+e.position > w.cursor AND e.position < {:feed_horizon} AND e.type = ANY(w.event_types)
+
 -- name: list_webhooks :many
 SELECT {:webhook_columns} FROM webhooks
 WHERE id > %(after_id)s
@@ -51,10 +61,7 @@ UPDATE webhooks SET previous_secret = secret, previous_secret_expires_at = now()
 WHERE id = %(id)s
 
 -- name: webhook_secrets :one
--- The secrets that sign a delivery now: the current one, and the previous one for 24 hours
--- after a rotation.
-SELECT url, secret, CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret
-FROM webhooks WHERE id = %(id)s
+SELECT w.url, {:signing_secrets} FROM webhooks w WHERE w.id = %(id)s
 
 -- name: list_deliveries :many
 -- A webhook's attempts, newest first.
@@ -96,8 +103,7 @@ SELECT due.id FROM (
     WHERE w.active AND w.id <> ALL(%(busy)s::bigint[])
       AND (EXISTS (SELECT FROM webhook_redeliveries r WHERE r.webhook_id = w.id)
            OR w.next_attempt_at <= now()
-              AND EXISTS (SELECT FROM events e WHERE e.position > w.cursor AND e.position < {:feed_horizon}
-                                                 AND e.type = ANY(w.event_types)))
+              AND EXISTS (SELECT FROM events e WHERE {:awaited_by_webhook}))
     ORDER BY w.id
     OFFSET 0  -- NOTE: keeps the lock below from being taken for rows this filters out
 ) due
@@ -110,17 +116,15 @@ SELECT pg_advisory_unlock(hashtextextended('webhook', %(id)s))
 -- What to send the webhook next, when it is still active: up to `limit` messages, its queued
 -- redeliveries first, then the final events after its cursor that it subscribes to (once its
 -- next attempt is due), each with the webhook's url, secrets, cursor and failures so far.
-SELECT w.url, w.secret, CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
-       w.cursor, w.failures, e.redelivery, e.position, e.type, e.occurred_at, e.actor_id, e.incident_id,
-       e.incident_version, e.data
+SELECT w.url, {:signing_secrets}, w.cursor, w.failures, e.redelivery, e.position, e.type,
+       e.occurred_at, e.actor_id, e.incident_id, e.incident_version, e.data
 FROM webhooks w
 CROSS JOIN LATERAL (
     (SELECT true AS redelivery, e.* FROM webhook_redeliveries r JOIN events e USING (position)
      WHERE r.webhook_id = w.id ORDER BY r.position LIMIT %(limit)s)
     UNION ALL
     (SELECT false, e.* FROM events e
-     WHERE w.next_attempt_at <= now() AND e.position > w.cursor AND e.position < {:feed_horizon}
-       AND e.type = ANY(w.event_types)
+     WHERE w.next_attempt_at <= now() AND {:awaited_by_webhook}
      ORDER BY e.position LIMIT %(limit)s)
     ORDER BY redelivery DESC, position
     LIMIT %(limit)s
@@ -182,6 +186,6 @@ SELECT count(*) FILTER (WHERE w.active) AS active,
 FROM webhooks w
 LEFT JOIN LATERAL (
     SELECT e.occurred_at FROM events e
-    WHERE w.active AND e.position > w.cursor AND e.position < {:feed_horizon} AND e.type = ANY(w.event_types)
+    WHERE w.active AND {:awaited_by_webhook}
     ORDER BY e.position LIMIT 1
 ) waiting ON true
