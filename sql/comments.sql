@@ -17,9 +17,8 @@ LIMIT %(limit)s
 -- The comment, when the incident exists, with its history entry and feed event; after the
 -- incident's turn (see wait_for_incident in the change_feed migration), so that the version
 -- its feed event shows follows the incident's changes in feed order (and read after the turn:
--- incident_now). PERF: one statement, one
--- round trip, where checking the incident, inserting and recording took three and a
--- transaction.
+-- incident_now). PERF: one statement, one round trip, where checking the incident, inserting
+-- and recording took three and a transaction.
 WITH inserted AS (
     INSERT INTO comments (incident_id, author_id, content)
     SELECT %(incident_id)s, %(author_id)s, %(content)s

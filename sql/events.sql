@@ -17,9 +17,9 @@ json_build_object('id', i.id, 'title', i.title, 'description', i.description, 's
 -- clause. Position: the transaction's id (taken when the executor gets here, after any turn
 -- the statement waited for: transaction_feed_base) times 2^20 plus the event's ordinal in the
 -- transaction (after any event an earlier statement of it wrote). PERF: writers take no lock
--- for it; readers wait for older transactions instead (read_feed). POST /incidents ran at 0.90
--- of its throughput without the feed, against 0.50 with a counter row locked until commit
--- (bench/results/feed_cost.md).
+-- for it; readers wait for older transactions instead (read_feed). POST /incidents ran at
+-- 0.88-0.90 of its throughput without the feed, against 0.50-0.62 with a counter row locked
+-- until commit (bench/results/feed_cost.md).
 transaction_base AS (
     SELECT transaction_feed_base() AS base
 ), published AS (
