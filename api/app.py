@@ -86,16 +86,29 @@ def nesting(value):
 
 class ConnectionPerRequest:
     """Every query of a request runs on one pooled connection, checked out only if the request
-    touches the database (a 404 or a /docs asset never does) and returned when it ends."""
+    touches the database (a 404 or a /docs asset never does) and returned when it ends. With a
+    replica, the primary notes how far the WAL had got once a caller's write committed, before
+    the response goes out (read-your-writes: api/replica.py)."""
 
-    def __init__(self, db):
+    def __init__(self, db, queries):
         self._db = db
+        self._queries = queries
 
     async def process_request(self, req, resp):
         req.context.db_scope = self._db.begin_request()
 
     async def process_response(self, req, resp, resource, req_succeeded):
-        await self._db.end_request(req.context.db_scope)
+        scope, user = req.context.db_scope, req.context.get("user")
+        if scope.wrote and user is not None and self._db.replica is not None:
+            await self._mark_write(user["id"])
+        await self._db.end_request(scope)
+
+    async def _mark_write(self, user_id):
+        try:
+            async with self._db.read() as conn:
+                await self._queries.mark_write(conn, user_id=user_id)
+        except psycopg.Error as ex:  # the write is committed: its answer stands
+            log.warning("could not note a write for read-your-writes: %s", type(ex).__name__)
 
 
 class WakeDelivery:
@@ -160,6 +173,8 @@ class Lifespan:
         ]
         if self._pool_figures is not None:
             self._tasks.append(asyncio.create_task(self._pool_figures.refresh_every()))
+        if self._db.replica is not None:
+            self._tasks.append(asyncio.create_task(self._db.replica.watch(self._db, self._queries)))
 
     async def process_shutdown(self, scope, event):
         for task in self._tasks:
@@ -231,7 +246,7 @@ def create_app(db, lifespan=False):
         *counting,
         SecurityHeaders(),
         wake_delivery,
-        ConnectionPerRequest(db),
+        ConnectionPerRequest(db, queries),
         AuthMiddleware(db, queries),
     ]
     app = falcon.asgi.App(middleware=[server, *middleware] if lifespan else middleware)

@@ -83,7 +83,10 @@ class AuthMiddleware:
     but those `is_public`. For the methods a resource lists
     in `authenticates_in_query`, the middleware only checks the header: the responder's own
     query looks the token up too (PERF: one round trip instead of two) and calls `authenticated()`.
-    Such a method declares no roles: its caller is known only once its query ran."""
+    Such a method declares no roles: its caller is known only once its query ran.
+    With a replica, the methods a resource lists in `replica_methods` check the token on the
+    primary, which also tells how far the caller's last write got, and then read from the
+    replica (api/replica.py)."""
 
     def __init__(self, db, queries):
         self._db = db
@@ -96,10 +99,16 @@ class AuthMiddleware:
         if not token:
             raise unauthorized("Send 'Authorization: Bearer <token>'; get a token from POST /auth/tokens.")
         req.context.token_hash = hash_token(token)
-        if req.method in getattr(resource, "authenticates_in_query", ()):
+        on_replica = self._db.replica is not None and req.method in getattr(resource, "replica_methods", ())
+        if req.method in getattr(resource, "authenticates_in_query", ()) and not on_replica:
             return
         async with self._db.read() as conn:
-            user = await self._queries.get_user_by_token(conn, token_hash=req.context.token_hash)
+            if on_replica:  # the token checked on the primary, the rest read from the replica
+                user = await self._queries.get_reader_by_token(conn, token_hash=req.context.token_hash)
+                if user is not None:
+                    self._db.allow_replica(user.pop("written_up_to"))
+            else:
+                user = await self._queries.get_user_by_token(conn, token_hash=req.context.token_hash)
         req.context.user = caller(user)
 
 

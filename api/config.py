@@ -22,6 +22,8 @@ class Config:
     database_pooler: str = ""  # "transaction": DATABASE_URL is a pooler in transaction mode
     delivery_database_url: str = ""  # the delivery worker's, when not DATABASE_URL (see api/delivery.py)
     metrics_token: str | None = None  # GET /metrics answers 404 while unset
+    database_replica_url: str = ""  # a streaming replica that lists, search, stats... may read from
+    replica_max_lag: float = 5.0  # seconds; a replica further behind is skipped
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -49,6 +51,8 @@ class Config:
             database_pooler=_pooler(env),
             delivery_database_url=env.get("DELIVERY_DATABASE_URL", ""),
             metrics_token=_metrics_token(env),
+            database_replica_url=env.get("DATABASE_REPLICA_URL", ""),
+            replica_max_lag=_replica_max_lag(env),
         )
 
 
@@ -103,6 +107,17 @@ def _pooler(env):
     if value not in ("", "transaction"):
         raise ConfigError(f"DATABASE_POOLER must be unset or 'transaction', not {value!r}")
     return value
+
+
+def _replica_max_lag(env):
+    text = env.get("REPLICA_MAX_LAG", str(Config.replica_max_lag))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0.5 <= seconds <= 86400:  # NOTE: the lag is measured every 0.25 s (api/replica.py)
+        raise ConfigError(f"REPLICA_MAX_LAG must be 0.5 to 86400 seconds, not {text!r}")
+    return seconds
 
 
 MIN_METRICS_TOKEN_LENGTH = 16

@@ -13,6 +13,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from api import metrics
+from api.replica import Replica
+
 # NOTE: a request that waited the whole pool timeout while the database is down would hold its
 # client that long, and every request behind it. So a request stops waiting as soon as the pool
 # fails to open a new connection (checked every WAIT_SLICE); then requests fail at once for
@@ -43,7 +46,9 @@ class Database:
     startup, after gunicorn forked it, on the worker's own event loop.
 
     A request (begin_request() to end_request()) holds one connection: read() gives it in
-    autocommit, write() gives it inside the request's one transaction."""
+    autocommit, write() gives it inside the request's one transaction. With a streaming
+    replica (DATABASE_REPLICA_URL), a request that allow_replica() let may take a second
+    connection, to the replica, that its read()s give instead."""
 
     def __init__(self, config):
         self.config = config
@@ -51,6 +56,9 @@ class Database:
         self._down_at = None  # time.monotonic() when the database was last found unreachable
         self._request = contextvars.ContextVar("request", default=None)
         self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
+        self.replica = None
+        if config.database_replica_url:
+            self.replica = Replica(config, connection_kwargs(config), decode_json_with_orjson)
 
     async def open(self, timeout=10.0):
         """A new pool, opened on the running event loop (so a closed Database may open again)."""
@@ -67,6 +75,8 @@ class Database:
             kwargs=connection_kwargs(config),
         )
         await self._pool.open(wait=True, timeout=timeout)
+        if self.replica is not None:
+            await self.replica.open()
         if config.database_pooler:
             try:
                 async with self._pool.connection() as conn:
@@ -77,6 +87,8 @@ class Database:
 
     async def close(self):
         await self._pool.close()
+        if self.replica is not None:
+            await self.replica.close()
 
     def pool_stats(self):
         """psycopg_pool's figures of the open pool (pool_size, pool_available, requests_waiting,
@@ -95,6 +107,14 @@ class Database:
         self._request.reset(scope.token)
         if scope.conn is not None:
             await self._putconn(scope.conn)
+        if scope.replica_conn is not None:
+            await self.replica.putconn(scope.replica_conn)
+
+    def allow_replica(self, written_up_to):
+        """Lets this request's reads go to the replica if, when it first reads, the replica is
+        up, within REPLICA_MAX_LAG and has replayed the WAL up to `written_up_to` (the caller's
+        own last write). Only for a request that writes nothing."""
+        self._request.get().replica_after = written_up_to
 
     @contextlib.asynccontextmanager
     async def background(self):
@@ -109,10 +129,29 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self):
-        """The request's connection. In autocommit, each statement sees its own snapshot;
-        inside a write() block, it reads in that block's transaction."""
-        async with self._connection() as conn:
-            yield conn
+        """The request's connection (its replica connection, if allow_replica() let it take one).
+        In autocommit, each statement sees its own snapshot; inside a write() block, it reads in
+        that block's transaction."""
+        scope = self._request.get()
+        if scope.replica_after is not None:
+            await self._choose_server(scope)
+        if scope.replica_conn is None:
+            async with self._connection() as conn:
+                yield conn
+            return
+        try:
+            yield scope.replica_conn
+        except psycopg.OperationalError:
+            if scope.replica_conn.broken:
+                self.replica.down()
+            raise
+
+    async def _choose_server(self, scope):
+        """Once per request: the replica if it serves the request's reads, else the primary."""
+        if self.replica.serves(scope.replica_after):
+            scope.replica_conn = await self.replica.getconn()
+        scope.replica_after = None
+        metrics.REPLICA_READS.labels("primary" if scope.replica_conn is None else "replica").inc()
 
     @contextlib.asynccontextmanager
     async def write(self, one_statement=False):
@@ -126,6 +165,7 @@ class Database:
             else:
                 async with conn.transaction():
                     yield conn
+        self._request.get().wrote = True
 
     @contextlib.asynccontextmanager
     async def _connection(self):
@@ -194,6 +234,9 @@ class RequestScope:
 
     conn = None
     token = None
+    replica_conn = None
+    replica_after = None  # set by allow_replica() until the first read()
+    wrote = False  # whether a write() block of the request completed
 
 
 @contextlib.asynccontextmanager

@@ -68,6 +68,20 @@ WEBHOOK_DELIVERY_LAG = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livemostrecent",
 )
+REPLICA_READS = Counter(
+    "incidents_replica_reads_total",
+    "Requests that may read from the replica (DATABASE_REPLICA_URL), by the server that served "
+    "their reads: replica, or primary (the replica down, too far behind, or without the caller's "
+    "own last write yet)",
+    ["served_by"],
+    registry=REGISTRY,
+)
+REPLICA_LAG = Gauge(
+    "incidents_replica_lag_seconds",
+    "At most how far the replica is behind the primary, as the last probe found",
+    registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
+)
 # The pool's own figures (psycopg_pool's get_stats()), added up over the workers alive.
 POOL_GAUGES = {
     name: Gauge(metric, text, registry=REGISTRY, multiprocess_mode="livesum")

@@ -89,6 +89,24 @@ class Cluster:
         if self.running():
             self.run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
 
+    def replica(self, datadir, sockdir):
+        """A streaming replica of this running cluster in `datadir` (pg_basebackup -R: it
+        follows this cluster's socket), not started yet."""
+        replica = Cluster(datadir, sockdir)
+        _own(replica.datadir)
+        self.run(
+            "pg_basebackup",
+            "-D",
+            replica.datadir,
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+            "-d",
+            f"host={self.sockdir} user=postgres",
+        )
+        return replica
+
     def running(self):
         if not (self.datadir / "PG_VERSION").exists():
             return False

@@ -41,6 +41,8 @@ STATS_PARAMETERS = {
 
 
 class Search(Resource):
+    replica_methods = {"GET"}
+
     @operation("Search incidents", response=page_of(SEARCH_ITEM), query=SEARCH_PARAMETERS, required=["query"])
     async def on_get(self, req, resp):
         limit, after, args = requested(req.context.args, [rank, positive_id])
@@ -68,6 +70,8 @@ def rank(value):
 
 
 class Stats(Resource):
+    replica_methods = {"GET"}
+
     @operation("Incident statistics", response=STATS, query=STATS_PARAMETERS)
     async def on_get(self, req, resp):
         async with self._db.read() as conn:

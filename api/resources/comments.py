@@ -10,6 +10,8 @@ BEFORE_ALL = (datetime.datetime.min.replace(tzinfo=datetime.UTC), 0)
 
 
 class Collection(Resource):
+    replica_methods = {"GET"}
+
     @operation("List an incident's comments", response=page_of(COMMENT), query=params.PAGE)
     async def on_get(self, req, resp, incident_id):
         limit, after, _ = requested(req.context.args, [params.timestamp, positive_id])

@@ -36,6 +36,8 @@ def present(row):
 
 
 class Feed(Resource):
+    replica_methods = {"GET"}
+
     @operation("Read the change feed", response=EVENT_PAGE, query=FILTERS, errors=[410])
     async def on_get(self, req, resp):
         args = req.context.args

@@ -5,6 +5,8 @@ from api.schemas import HISTORY_ENTRY, page_of
 
 
 class History(Resource):
+    replica_methods = {"GET"}
+
     @operation("List an incident's history", response=page_of(HISTORY_ENTRY), query=params.PAGE)
     async def on_get(self, req, resp, incident_id):
         async with self._db.read() as conn:

@@ -35,6 +35,7 @@ def respond_with(resp, incident, user):
 
 
 class Collection(Resource):
+    replica_methods = {"GET"}
     authenticates_in_query = {"GET"}
 
     def __init__(self, db, queries, lists):

@@ -38,6 +38,7 @@ class Collection(Resource):
             )
             await self._queries.forget_login_failures(conn, pair_key=keys["pair_key"], attempt_id=attempt_id)
         del login["password_hash"]
+        req.context.user = login  # the caller from now on: read-your-writes covers the new token
         created(resp, "/auth/tokens/current", {"token": token, **issued, "user": login})
 
     async def _count_attempt(self, keys):

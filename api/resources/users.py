@@ -156,6 +156,7 @@ class Item(Resource):
 
 
 class Incidents(Resource):
+    replica_methods = {"GET"}
     authenticates_in_query = {"GET"}
 
     def __init__(self, db, queries, lists):

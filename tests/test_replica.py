@@ -1,0 +1,190 @@
+"""A streaming replica and failover, on loopback: a primary, a replica made from it with
+`pg_basebackup -R`, and real gunicorn. Lists read from the replica but a writer sees its own
+writes; a replica that falls behind, or is killed, is skipped and then used again; when the
+primary dies, writes answer 503 at once and resume by themselves once the replica is promoted."""
+
+import time
+import urllib.request
+
+import pytest
+
+from api.auth import new_token
+from api.cli import migrate, pgcluster
+from api.config import Config, ConfigError
+from api.db import connect
+from api.sql import load_queries
+from tests.fix_server import call, gunicorn, wait_until
+from tests.test_metrics import samples, value
+
+METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
+MAX_LAG = 3.0
+
+
+def user_with_token(url, username, role):
+    queries = load_queries()
+    with connect(url) as conn:
+        user = queries.create_user(
+            conn,
+            username=username,
+            email=f"{username}@example.com",
+            role=role,
+            active=True,
+            password_hash=None,
+        )
+        token, token_hash = new_token()
+        queries.create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=30)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def replicated():
+    """A migrated primary with two users (headers by name), and its running replica."""
+    with pgcluster.throwaway_cluster() as primary:
+        migrate.apply(primary.url())
+        users = {"alice": user_with_token(primary.url(), "alice", "responder")}
+        users["bob"] = user_with_token(primary.url(), "bob", "reporter")
+        base = primary.datadir.parent
+        replica = primary.replica(base / "replica", base / "replica-sock")
+        replica.start(*pgcluster.FAST)
+        try:
+            yield primary, replica, users
+        finally:
+            replica.stop("immediate")
+
+
+@pytest.fixture(scope="module")
+def served(replicated, tmp_path_factory):
+    primary, replica, users = replicated
+    log = tmp_path_factory.mktemp("replica") / "gunicorn.log"
+    settings = {
+        "DATABASE_REPLICA_URL": replica.url(),
+        "REPLICA_MAX_LAG": MAX_LAG,
+        "METRICS_TOKEN": METRICS_TOKEN,
+    }
+    with gunicorn(primary.url(), log, **settings) as (base, _):
+        yield base
+
+
+def titles(base, headers):
+    reply = call("GET", base + "/incidents?limit=100", headers=headers)
+    assert reply.status == 200, reply.body
+    return {incident["title"] for incident in reply.body["items"]}
+
+
+def reads_served_by(base, server):
+    scrape = urllib.request.Request(base + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(scrape, timeout=10) as response:
+        scraped = samples(response.read().decode())
+    return value(scraped, "incidents_replica_reads_total", served_by=server)
+
+
+def serves_from(base, headers, server):
+    """Whether a list request now reads from `server` (replica or primary)."""
+    before = reads_served_by(base, server)
+    titles(base, headers)
+    return reads_served_by(base, server) > before
+
+
+def replay(replica, action):
+    with connect(replica.url()) as conn:
+        conn.execute(f"SELECT pg_wal_replay_{action}()")  # a constant: pause or resume
+
+
+def has_incident(cluster, incident_id):
+    with connect(cluster.url()) as conn:
+        return conn.execute("SELECT 1 FROM incidents WHERE id = %s", [incident_id]).fetchone() is not None
+
+
+def report(base, headers, title, **extra):
+    reply = call("POST", base + "/incidents", {"title": title}, {**headers, **extra})
+    assert reply.status == 201, reply.body
+    return reply.body
+
+
+def test_others_read_the_replica_while_the_writer_reads_its_own_writes(replicated, served):
+    _, replica, users = replicated
+    alice, bob = users["alice"], users["bob"]
+    wait_until(lambda: serves_from(served, alice, "replica"), 10, "lists never read from the replica")
+    replay(replica, "pause")
+    try:
+        written = time.monotonic()
+        report(served, bob, "written while replay is paused")
+        assert "written while replay is paused" not in titles(served, alice)
+        assert "written while replay is paused" in titles(served, bob)
+        assert serves_from(served, alice, "replica")
+        assert serves_from(served, bob, "primary")
+        time.sleep(max(0.0, written + MAX_LAG + 1.0 - time.monotonic()))
+        assert "written while replay is paused" in titles(served, alice)  # too far behind: skipped
+        assert serves_from(served, alice, "primary")
+    finally:
+        replay(replica, "resume")
+    wait_until(lambda: serves_from(served, alice, "replica"), 10, "the replica never caught up")
+    assert "written while replay is paused" in titles(served, alice)
+
+
+def test_a_killed_replica_is_skipped_and_used_again_once_back(replicated, served):
+    _, replica, users = replicated
+    alice, bob = users["alice"], users["bob"]
+    wait_until(lambda: serves_from(served, alice, "replica"), 10, "lists never read from the replica")
+    replica.stop("immediate")
+    try:
+        report(served, bob, "written while the replica is down")
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # every read answers, from the primary
+            assert "written while the replica is down" in titles(served, alice)
+        assert serves_from(served, alice, "primary")
+    finally:
+        replica.start(*pgcluster.FAST)
+    wait_until(lambda: serves_from(served, alice, "replica"), 15, "the replica was not used again")
+
+
+def test_config_reads_the_replica_settings():
+    config = Config.from_env({"DATABASE_URL": "postgresql:///x", "DATABASE_REPLICA_URL": "postgresql:///y"})
+    assert (config.database_replica_url, config.replica_max_lag) == ("postgresql:///y", 5.0)
+    for wrong in ("0.1", "soon", "-1"):
+        with pytest.raises(ConfigError, match="REPLICA_MAX_LAG"):
+            Config.from_env({"DATABASE_URL": "postgresql:///x", "REPLICA_MAX_LAG": wrong})
+
+
+def test_writes_fail_fast_while_the_primary_is_down_and_resume_after_promotion(tmp_path):
+    with pgcluster.throwaway_cluster() as primary:
+        migrate.apply(primary.url())
+        alice = user_with_token(primary.url(), "alice", "responder")
+        base = primary.datadir.parent
+        replica = primary.replica(base / "replica", base / "replica-sock")
+        replica.start(*pgcluster.FAST)
+        try:
+            url = (
+                f"postgresql://postgres@/incidents?host={primary.sockdir},{replica.sockdir}"
+                "&target_session_attrs=read-write"
+            )
+            with gunicorn(url, tmp_path / "gunicorn.log", POOL_TIMEOUT=2) as (base, process):
+                first = report(base, alice, "before the failover")
+                wait_until(
+                    lambda: has_incident(replica, first["id"]), 10, "the replica did not get the write"
+                )
+                primary.stop("immediate")
+                key = {"Idempotency-Key": "failover-retry"}
+                for _ in range(5):
+                    reply = call(
+                        "POST", base + "/incidents", {"title": "during the failover"}, {**alice, **key}
+                    )
+                    assert reply.status == 503 and reply.headers.get("retry-after"), reply.body
+                    assert reply.seconds < 2.0
+                replica.run("pg_ctl", "-D", replica.datadir, "-w", "promote")
+                wait_until(
+                    lambda: (
+                        call(
+                            "POST", base + "/incidents", {"title": "during the failover"}, {**alice, **key}
+                        ).status
+                        == 201
+                    ),
+                    15,
+                    "writes did not resume after the promotion",
+                )
+                again = call("POST", base + "/incidents", {"title": "during the failover"}, {**alice, **key})
+                assert again.status == 201 and again.headers.get("idempotent-replayed") == "true"
+                assert process.poll() is None  # the same server, not restarted
+                assert call("GET", f"{base}/incidents/{first['id']}", headers=alice).status == 200
+        finally:
+            replica.stop("immediate")
