@@ -55,12 +55,13 @@ def _version_key(path):
 
 
 class Cluster:
-    def __init__(self, datadir, sockdir):
+    def __init__(self, datadir, sockdir, port=5432):
         self.datadir = pathlib.Path(datadir)
         self.sockdir = pathlib.Path(sockdir)
+        self.port = port  # also names the socket: several clusters may share a folder
 
     def url(self, dbname=DATABASE_NAME):
-        return f"postgresql://postgres@/{dbname}?host={self.sockdir}"
+        return f"postgresql://postgres@/{dbname}?host={self.sockdir}&port={self.port}"
 
     def start(self, *settings):
         """Initialise the cluster if needed, start it if stopped, create the app database."""
@@ -79,7 +80,7 @@ class Cluster:
                 "--locale=C.UTF-8",
             )
         if not self.running():
-            options = " ".join(["-c listen_addresses=''", f"-k {self.sockdir}", *settings])
+            options = " ".join(["-c listen_addresses=''", f"-k {self.sockdir}", f"-p {self.port}", *settings])
             self.run(
                 "pg_ctl", "-D", self.datadir, "-l", self.datadir / "server.log", "-o", options, "-w", "start"
             )
