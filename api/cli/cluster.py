@@ -87,6 +87,12 @@ class Layout:
     def apps(self):
         return {f"app-{port}": port for port in self.app_ports}
 
+    def pidfile(self, name):
+        """Where a part's pid is: PostgreSQL's and PgBouncer's own files, else one of ours."""
+        if name in ("primary", "replica"):
+            return self.base / name / "postmaster.pid"
+        return self.base / ("pgbouncer/pgbouncer.pid" if name == "pgbouncer" else f"{name}.pid")
+
 
 def start(layout, bootstrap):
     """Starts what does not run yet; `bootstrap(url)` migrates the primary and creates the admin."""
@@ -153,7 +159,7 @@ def _base_backup(replica, layout):
 
 def _start_pgbouncer(layout):
     folder = layout.base / "pgbouncer"
-    if _running_pid(folder / "pgbouncer.pid"):
+    if _running_pid(layout.pidfile("pgbouncer")):
         return
     _own(folder)
     primary = f"host=127.0.0.1 port={layout.primary_port} dbname={DATABASE_NAME}"
@@ -171,7 +177,7 @@ def _start_pgbouncer(layout):
         "admin_users = postgres",
         "pool_mode = transaction",
         f"logfile = {folder / 'pgbouncer.log'}",
-        f"pidfile = {folder / 'pgbouncer.pid'}",
+        f"pidfile = {layout.pidfile('pgbouncer')}",
         *(f"{name} = {value}" for name, value in PGBOUNCER_SETTINGS.items()),
     ]
     (folder / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
@@ -212,7 +218,7 @@ def _gunicorn():
 def _spawn(layout, name, command, port=None):
     """Starts `command` in a session of its own (no terminal, no signal from the shell that ran
     `start`), its output appended to CLUSTER_DIR/<name>.log; records it in <name>.pid."""
-    if _running_pid(layout.base / f"{name}.pid"):
+    if _running_pid(layout.pidfile(name)):
         return
     with open(layout.base / f"{name}.log", "ab") as log:
         process = subprocess.Popen(
@@ -224,7 +230,7 @@ def _spawn(layout, name, command, port=None):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    (layout.base / f"{name}.pid").write_text(f"{process.pid} {_stat(process.pid)[1]}\n")
+    layout.pidfile(name).write_text(f"{process.pid} {_stat(process.pid)[1]}\n")
 
 
 def _app_env(layout, port):
@@ -245,7 +251,7 @@ def _app_env(layout, port):
 def _wait_until_ready(layout, name, port):
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
-        if not _running_pid(layout.base / f"{name}.pid"):
+        if not _running_pid(layout.pidfile(name)):
             break
         # NOTE: urlopen raises (an OSError) for a 503; it returns only for the 200.
         with (
@@ -266,11 +272,9 @@ def _tail(path, lines=20):
 
 def stop(layout):
     """Stops the gunicorns and the worker, then PgBouncer, then the replica and the primary."""
-    stopped = _terminate(
-        {name: layout.base / f"{name}.pid" for name in [*layout.apps(), "deliver"]}, signal.SIGTERM
-    )
+    stopped = _terminate(layout, [*layout.apps(), "deliver"], signal.SIGTERM)
     # NOTE: SIGINT is PgBouncer's safe shutdown; its clients are gone by now.
-    stopped += _terminate({"pgbouncer": layout.base / "pgbouncer" / "pgbouncer.pid"}, signal.SIGINT)
+    stopped += _terminate(layout, ["pgbouncer"], signal.SIGINT)
     for name in ("replica", "primary"):
         node = layout.node(name)
         if node.running():
@@ -281,8 +285,8 @@ def stop(layout):
     print(f"stopped {', '.join(stopped)}" if stopped else "nothing of the cluster was running")
 
 
-def _terminate(pidfiles, signum):
-    running = {name: pid for name, path in pidfiles.items() if (pid := _running_pid(path))}
+def _terminate(layout, names, signum):
+    running = {name: pid for name in names if (pid := _running_pid(layout.pidfile(name)))}
     for pid in running.values():
         os.kill(pid, signum)
     deadline = time.monotonic() + STOP_SECONDS
@@ -292,8 +296,8 @@ def _terminate(pidfiles, signum):
         time.sleep(0.05)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
-    for path in pidfiles.values():
-        path.unlink(missing_ok=True)
+    for name in names:
+        layout.pidfile(name).unlink(missing_ok=True)
     return list(running)
 
 
@@ -311,31 +315,32 @@ def _running_pid(path):
     Our own pid files also hold the start time: a pid reused since by another process is not ours."""
     try:
         pid, *started = path.read_text().splitlines()[0].split()
-    except (OSError, IndexError):
+        state, start = _stat(int(pid))
+    except (OSError, IndexError, ValueError):
         return None
-    state, start = _stat(int(pid))
     return int(pid) if state not in (None, "Z") and started in ([], [start]) else None
 
 
 def parts(layout):
     """(row of the status table, pid or None) of every part."""
-    base, pgb = layout.base, layout.base / "pgbouncer"
+    pgbouncer = layout.base / "pgbouncer"
     rows = [
-        ((name, f"http://127.0.0.1:{port}", "-", base / f"{name}.log"), base / f"{name}.pid")
+        (name, f"http://127.0.0.1:{port}", "-", layout.base / f"{name}.log")
         for name, port in layout.apps().items()
     ]
     rows += [
-        (("deliver", "-", "-", base / "deliver.log"), base / "deliver.pid"),
-        (("pgbouncer", f"127.0.0.1:{layout.pgbouncer_port}", pgb / "pgbouncer.ini", pgb / "pgbouncer.log"),
-         pgb / "pgbouncer.pid"),
-    ]  # fmt: skip
+        ("deliver", "-", "-", layout.base / "deliver.log"),
+        (
+            "pgbouncer",
+            f"127.0.0.1:{layout.pgbouncer_port}",
+            pgbouncer / "pgbouncer.ini",
+            pgbouncer / "pgbouncer.log",
+        ),
+    ]
     for name in ("primary", "replica"):
         node = layout.node(name)
-        rows.append(
-            ((name, f"127.0.0.1:{node.port}", node.datadir, node.datadir / "server.log"),
-             node.datadir / "postmaster.pid")
-        )  # fmt: skip
-    return [(row, _running_pid(pidfile)) for row, pidfile in rows]
+        rows.append((name, f"127.0.0.1:{node.port}", node.datadir, node.datadir / "server.log"))
+    return [(row, _running_pid(layout.pidfile(row[0]))) for row in rows]
 
 
 def status(layout):
@@ -344,11 +349,11 @@ def status(layout):
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    print(f"password of postgres: {layout.base / 'password'}")
+    print(f"password of postgres: {_short(layout.base / 'password')}")
 
 
 def _short(value):
-    path = pathlib.Path(str(value))
-    with contextlib.suppress(ValueError):
-        return str(path.relative_to(pathlib.Path.cwd())) if path.is_absolute() else str(value)
+    """A path below the working directory relative to it; anything else as it is."""
+    if isinstance(value, pathlib.Path) and value.is_relative_to(pathlib.Path.cwd()):
+        return str(value.relative_to(pathlib.Path.cwd()))
     return str(value)
