@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from api.cli import PROJECT_ROOT
-from api.cli.pgcluster import DATABASE_NAME, Cluster, ClusterError, _own
+from api.cli.pgcluster import DATABASE_NAME, Cluster, ClusterError, as_postgres, own_folder
 
 REPLICATOR = "replicator"  # the role the replica streams as
 SLOT = "replica"  # its physical replication slot: the primary keeps the WAL the replica still needs
@@ -98,7 +98,8 @@ def start(layout, bootstrap):
     """Starts what does not run yet; `bootstrap(url)` migrates the primary and creates the admin."""
     if all(pid for _, pid in parts(layout)):
         print("The cluster is already running.")
-        return status(layout)
+        status(layout)
+        return
     layout.base.mkdir(parents=True, exist_ok=True)
     layout.save()
     settings = _server_settings(layout)
@@ -150,7 +151,7 @@ def _prepare_primary(primary, password):
 def _base_backup(replica, layout):
     """The replica's data: a copy of the primary streamed by pg_basebackup; -R makes it a standby
     that follows the primary through the slot (standby.signal, primary_conninfo)."""
-    _own(replica.datadir)
+    own_folder(replica.datadir)
     source = f"host=127.0.0.1 port={layout.primary_port} user={REPLICATOR} password={layout.password()}"
     replica.run(
         "pg_basebackup", "-D", replica.datadir, "-d", source, "-R", "-S", SLOT, "-X", "stream", "-c", "fast"
@@ -161,7 +162,7 @@ def _start_pgbouncer(layout):
     folder = layout.base / "pgbouncer"
     if _running_pid(layout.pidfile("pgbouncer")):
         return
-    _own(folder)
+    own_folder(folder)
     primary = f"host=127.0.0.1 port={layout.primary_port} dbname={DATABASE_NAME}"
     replica = f"host=127.0.0.1 port={layout.replica_port} dbname={DATABASE_NAME}"
     lines = [
@@ -187,9 +188,7 @@ def _start_pgbouncer(layout):
     if os.geteuid() == 0:
         for path in folder.iterdir():
             shutil.chown(path, "postgres", "postgres")
-    command = [_pgbouncer(), "-d", str(folder / "pgbouncer.ini")]
-    if os.geteuid() == 0:
-        command = ["runuser", "-u", "postgres", "--", *command]
+    command = as_postgres([_pgbouncer(), "-d", str(folder / "pgbouncer.ini")])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0 or not _listens(layout.pgbouncer_port):
         raise ClusterError(f"pgbouncer did not start:\n{result.stderr}{_tail(folder / 'pgbouncer.log')}")
