@@ -1,5 +1,6 @@
 # Everything runs from .venv. Without DATABASE_URL, a private PostgreSQL cluster under
 # .pgdata/ (socket in /tmp) is started for run/migrate/admin/psql/report/diagram.
+# `make cluster` runs a scaled-out topology under .cluster/ instead; `make stop` stops both.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +18,7 @@ else
 DB := db-start
 endif
 
-.PHONY: run test migrate rollback admin psql backup restore restore-file report diagram insomnia bench loadtest db-start stop clean
+.PHONY: run cluster test migrate rollback admin psql backup restore restore-file report diagram insomnia bench loadtest db-start stop clean
 
 run: $(DB) migrate
 	@$(PY) -m api create-admin --if-empty --username $(ADMIN_USERNAME) --email $(ADMIN_EMAIL)
@@ -26,6 +27,9 @@ run: $(DB) migrate
 	$(PY) -m api deliver & deliver=$$!; \
 	trap 'kill $$deliver 2>/dev/null; wait $$deliver' EXIT; \
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py api.asgi:app
+
+cluster: $(VENV)/.installed
+	ADMIN_USERNAME=$(ADMIN_USERNAME) ADMIN_EMAIL=$(ADMIN_EMAIL) $(PY) -m api cluster start
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -75,10 +79,11 @@ db-start: $(VENV)/.installed
 	@$(PY) -m api db-start
 
 stop: $(VENV)/.installed
+	$(PY) -m api cluster stop
 	$(PY) -m api db-stop
 
 clean: stop
-	rm -rf .pgdata $(VENV)
+	rm -rf .pgdata .cluster $(VENV)
 
 $(VENV)/.installed: requirements.txt requirements-assets.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed" if sys.version_info < (3, 11) else 0)'

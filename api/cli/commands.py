@@ -1,6 +1,7 @@
-"""Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url|backup|restore|report|diagram|insomnia|deliver`."""
+"""Command line: `python -m api migrate|rollback|create-admin|db-start|db-stop|db-url|backup|restore|report|diagram|insomnia|deliver|cluster`."""
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import sys
@@ -9,7 +10,7 @@ import psycopg
 
 from api import delivery
 from api.auth import new_token
-from api.cli import backup, diagram, insomnia, migrate, pgcluster
+from api.cli import backup, cluster, diagram, insomnia, migrate, pgcluster
 from api.config import Config, ConfigError
 from api.db import connect, save_session_defaults
 from api.sql import load_queries
@@ -110,6 +111,25 @@ def cmd_deliver(args, config):
     delivery.main(config, load_queries())
 
 
+def cmd_cluster(args, config):
+    layout = cluster.Layout.from_env()
+    if args.action == "start":
+        cluster.start(layout, lambda url: _bootstrap(dataclasses.replace(config, database_url=url)))
+    else:
+        getattr(cluster, args.action)(layout)
+
+
+def _bootstrap(config):
+    """What `make run` does to its database: migrate, and create the first admin if there is none."""
+    migrate_with_defaults(config)
+    admin = argparse.Namespace(
+        username=os.environ.get("ADMIN_USERNAME", "admin"),
+        email=os.environ.get("ADMIN_EMAIL", "admin@example.com"),
+        if_empty=True,
+    )
+    cmd_create_admin(admin, config)
+
+
 def parser():
     root = argparse.ArgumentParser(prog="python -m api")
     commands = root.add_subparsers(dest="command", required=True)
@@ -148,6 +168,11 @@ def parser():
     erd.add_argument("--page", default=diagram.PAGE, help="the Markdown page with the erd markers")
     erd.set_defaults(run=cmd_diagram)
     commands.add_parser("deliver", help="run the webhook delivery worker").set_defaults(run=cmd_deliver)
+    topology = commands.add_parser(
+        "cluster", help="two gunicorns, PgBouncer, a primary and its replica, in the background"
+    )
+    topology.add_argument("action", choices=["start", "stop", "status"])
+    topology.set_defaults(run=cmd_cluster)
     collection = commands.add_parser("insomnia", help="write docs/insomnia.json, an Insomnia collection")
     collection.add_argument("--out", type=pathlib.Path, default=insomnia.OUTPUT, help="where to write it")
     collection.set_defaults(run=cmd_insomnia)

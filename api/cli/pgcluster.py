@@ -55,18 +55,19 @@ def _version_key(path):
 
 
 class Cluster:
-    def __init__(self, datadir, sockdir):
+    def __init__(self, datadir, sockdir, port=5432):
         self.datadir = pathlib.Path(datadir)
         self.sockdir = pathlib.Path(sockdir)
+        self.port = port  # also names the socket: several clusters may share a folder
 
     def url(self, dbname=DATABASE_NAME):
-        return f"postgresql://postgres@/{dbname}?host={self.sockdir}"
+        return f"postgresql://postgres@/{dbname}?host={self.sockdir}&port={self.port}"
 
     def start(self, *settings):
         """Initialise the cluster if needed, start it if stopped, create the app database."""
-        _own(self.sockdir)
+        own_folder(self.sockdir)
         if not (self.datadir / "PG_VERSION").exists():
-            _own(self.datadir)
+            own_folder(self.datadir)
             self.run(
                 "initdb",
                 "-D",
@@ -79,7 +80,7 @@ class Cluster:
                 "--locale=C.UTF-8",
             )
         if not self.running():
-            options = " ".join(["-c listen_addresses=''", f"-k {self.sockdir}", *settings])
+            options = " ".join(["-c listen_addresses=''", f"-k {self.sockdir}", f"-p {self.port}", *settings])
             self.run(
                 "pg_ctl", "-D", self.datadir, "-l", self.datadir / "server.log", "-o", options, "-w", "start"
             )
@@ -119,8 +120,7 @@ class Cluster:
                 conn.execute(f"CREATE DATABASE {DATABASE_NAME}")  # a constant, not input
 
     def _command(self, tool, *args):
-        command = [os.path.join(find_bindir(), tool), *map(str, args)]
-        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+        return as_postgres([os.path.join(find_bindir(), tool), *map(str, args)])
 
     def run(self, tool, *args):
         """Runs one of PostgreSQL's tools (as the `postgres` user when root); raises on failure."""
@@ -129,7 +129,13 @@ class Cluster:
             raise ClusterError(f"{tool} failed:\n{result.stdout}{result.stderr}")
 
 
-def _own(path):
+def as_postgres(command):
+    """`command`, run as the `postgres` user when root (PostgreSQL and PgBouncer refuse root)."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def own_folder(path):
+    """Makes `path` a folder only its owner enters: `postgres` when root."""
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
     if os.geteuid() == 0:
@@ -163,7 +169,7 @@ FAST = ("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
 def throwaway_cluster(settings=FAST):
     """A disposable cluster for tests, by default fast (no fsync); removed on exit."""
     base = pathlib.Path(tempfile.mkdtemp(prefix="incidents-test-"))
-    _own(base)
+    own_folder(base)
     cluster = Cluster(base / "data", base / "sock")
     try:
         cluster.start(*settings)
