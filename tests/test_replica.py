@@ -36,6 +36,13 @@ def user_with_token(url, username, role):
     return {"Authorization": f"Bearer {token}"}
 
 
+def replica_of(primary, datadir, sockdir):
+    replica = pgcluster.Cluster(datadir, sockdir)
+    replica.base_backup(f"host={primary.sockdir} port={primary.port} user=postgres")
+    replica.start(*pgcluster.FAST)
+    return replica
+
+
 @pytest.fixture(scope="module")
 def replicated():
     """A migrated primary with two users (headers by name), and its running replica."""
@@ -44,8 +51,7 @@ def replicated():
         users = {"alice": user_with_token(primary.url(), "alice", "responder")}
         users["bob"] = user_with_token(primary.url(), "bob", "reporter")
         base = primary.datadir.parent
-        replica = primary.replica(base / "replica", base / "replica-sock")
-        replica.start(*pgcluster.FAST)
+        replica = replica_of(primary, base / "replica", base / "replica-sock")
         try:
             yield primary, replica, users
         finally:
@@ -151,8 +157,7 @@ def test_writes_fail_fast_while_the_primary_is_down_and_resume_after_promotion(t
         migrate.apply(primary.url())
         alice = user_with_token(primary.url(), "alice", "responder")
         base = primary.datadir.parent
-        replica = primary.replica(base / "replica", base / "replica-sock")
-        replica.start(*pgcluster.FAST)
+        replica = replica_of(primary, base / "replica", base / "replica-sock")
         try:
             url = (
                 f"postgresql://postgres@/incidents?host={primary.sockdir},{replica.sockdir}"

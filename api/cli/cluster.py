@@ -149,12 +149,11 @@ def _prepare_primary(primary, password):
 
 
 def _base_backup(replica, layout):
-    """The replica's data: a copy of the primary streamed by pg_basebackup; -R makes it a standby
-    that follows the primary through the slot (standby.signal, primary_conninfo)."""
-    own_folder(replica.datadir)
-    source = f"host=127.0.0.1 port={layout.primary_port} user={REPLICATOR} password={layout.password()}"
-    replica.run(
-        "pg_basebackup", "-D", replica.datadir, "-d", source, "-R", "-S", SLOT, "-X", "stream", "-c", "fast"
+    """The replica's data, following the primary through the slot."""
+    replica.base_backup(
+        f"host=127.0.0.1 port={layout.primary_port} user={REPLICATOR} password={layout.password()}",
+        "-S",
+        SLOT,
     )
 
 

@@ -90,23 +90,14 @@ class Cluster:
         if self.running():
             self.run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
 
-    def replica(self, datadir, sockdir):
-        """A streaming replica of this running cluster in `datadir` (pg_basebackup -R: it
-        follows this cluster's socket), not started yet."""
-        replica = Cluster(datadir, sockdir)
-        _own(replica.datadir)
+    def base_backup(self, source, *options):
+        """Makes this cluster, not created yet, a streaming replica of the running one at the
+        libpq conninfo `source`: pg_basebackup copies its data, and -R makes this a standby that
+        follows it (standby.signal, primary_conninfo)."""
+        own_folder(self.datadir)
         self.run(
-            "pg_basebackup",
-            "-D",
-            replica.datadir,
-            "-R",
-            "-X",
-            "stream",
-            "--checkpoint=fast",
-            "-d",
-            f"host={self.sockdir} user=postgres",
+            "pg_basebackup", "-D", self.datadir, "-d", source, "-R", "-X", "stream", "-c", "fast", *options
         )
-        return replica
 
     def running(self):
         if not (self.datadir / "PG_VERSION").exists():
