@@ -39,22 +39,39 @@ def require_pgbouncer():
 @contextlib.contextmanager
 def pgbouncer(server_url, **settings):
     """PgBouncer in front of `server_url`'s server, with `settings` over FAIL_FAST; yields a
-    function that gives the pooled URL of a database."""
+    Bouncer: called with a database's name, it gives that database's pooled URL."""
     folder = _folder()
     port = free_port()
-    ini = folder / "pgbouncer.ini"
-    ini.write_text(_ini(server_url, folder, port, {**FAIL_FAST, **settings}))
+    (folder / "pgbouncer.ini").write_text(_ini(server_url, folder, port, {**FAIL_FAST, **settings}))
     (folder / "userlist.txt").write_text(f'"{_user(server_url)}" ""\n')
     _hand_over(folder)
-    process = subprocess.Popen(
-        _as_postgres([PGBOUNCER, str(ini)]), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
+    bouncer = Bouncer(folder, port, _user(server_url))
+    bouncer.start()
     try:
-        _wait_for_port(port, process, folder / "pgbouncer.log")
-        yield lambda dbname: f"postgresql://{_user(server_url)}@127.0.0.1:{port}/{dbname}"
+        yield bouncer
     finally:
-        _stop(process, folder / "pgbouncer.pid")
+        bouncer.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class Bouncer:
+    def __init__(self, folder, port, user):
+        self.folder, self.port, self.user = folder, port, user
+        self._process = None
+
+    def __call__(self, dbname):
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def start(self):
+        self._process = subprocess.Popen(
+            _as_postgres([PGBOUNCER, str(self.folder / "pgbouncer.ini")]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for_port(self.port, self._process, self.folder / "pgbouncer.log")
+
+    def stop(self):
+        _stop(self._process, self.folder / "pgbouncer.pid")
 
 
 def _ini(server_url, folder, port, settings):

@@ -218,7 +218,7 @@ def outage_cluster():
             save_session_defaults(conn, pooled(url))
             headers = admin_headers(conn)
         with pgbouncer(cluster.url("postgres")) as bouncer:
-            yield cluster, bouncer(pgcluster.DATABASE_NAME), headers
+            yield cluster, bouncer, headers
 
 
 def admin_headers(conn):
@@ -232,20 +232,38 @@ def admin_headers(conn):
 
 
 def test_postgres_down_behind_the_pooler_is_a_quick_503_and_heals(outage_cluster):
-    cluster, url, headers = outage_cluster
-    with client_of(pooled(url)) as client:
+    cluster, bouncer, headers = outage_cluster
+    with client_of(pooled(bouncer(pgcluster.DATABASE_NAME))) as client:
         assert client.simulate_get("/incidents", headers=headers).status_code == 200
         cluster.stop(mode="immediate")
-        replies = [timed(client.simulate_get, "/incidents", headers) for _ in range(30)]
-        assert all(r.status_code == 503 and int(r.headers["retry-after"]) > 0 for r, _ in replies)
-        seconds = sorted(s for _, s in replies)
-        assert seconds[-1] < 3 and seconds[len(seconds) // 2] < 0.1, seconds
+        assert_quick_503s(client, headers)
         cluster.start(*CRASH_SAFE)
-        wait_until(
-            lambda: client.simulate_get("/incidents", headers=headers).status_code == 200,
-            10,
-            "the app did not reconnect by itself",
-        )
+        assert_heals(client, headers)
+
+
+def test_pgbouncer_restarted_is_a_quick_503_and_heals(outage_cluster):
+    _, bouncer, headers = outage_cluster
+    with client_of(pooled(bouncer(pgcluster.DATABASE_NAME))) as client:
+        assert client.simulate_get("/incidents", headers=headers).status_code == 200
+        bouncer.stop()
+        assert_quick_503s(client, headers)
+        bouncer.start()
+        assert_heals(client, headers)
+
+
+def assert_quick_503s(client, headers):
+    replies = [timed(client.simulate_get, "/incidents", headers) for _ in range(30)]
+    assert all(r.status_code == 503 and int(r.headers["retry-after"]) > 0 for r, _ in replies)
+    seconds = sorted(s for _, s in replies)
+    assert seconds[-1] < 3 and seconds[len(seconds) // 2] < 0.1, seconds
+
+
+def assert_heals(client, headers):
+    wait_until(
+        lambda: client.simulate_get("/incidents", headers=headers).status_code == 200,
+        10,
+        "the app did not reconnect by itself",
+    )
 
 
 def timed(get, path, headers):
