@@ -2,6 +2,7 @@
 
 import contextlib
 import contextvars
+import select
 import time
 import weakref
 
@@ -27,8 +28,9 @@ PROBE_TIMEOUT = 0.5
 # request start a fresh attempt, so the service is back within seconds of the database.
 RECONNECT_TIMEOUT = 2.0
 # PERF: a connection is pinged before use only when it sat idle this long (a restart or an idle
-# timeout may have closed it meanwhile); pinging on every checkout cost a round trip per request.
-# One in steady use that breaks fails its request with a 503 and is replaced.
+# timeout may have closed it meanwhile) or the server left something on its socket (see
+# CheckBeforeUse); pinging on every checkout cost a round trip per request. One in steady use
+# that breaks unannounced fails its request with a 503 and is replaced.
 IDLE_CHECK_SECONDS = 1.0
 
 
@@ -55,10 +57,12 @@ class Database:
         self._pool = None
         self._down_at = None  # time.monotonic() when the database was last found unreachable
         self._request = contextvars.ContextVar("request", default=None)
-        self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
+        self._check = CheckBeforeUse()
         self.replica = None
         if config.database_replica_url:
-            self.replica = Replica(config, connection_kwargs(config), decode_json_with_orjson)
+            self.replica = Replica(
+                config, connection_kwargs(config), decode_json_with_orjson, CheckBeforeUse()
+            )
 
     async def open(self, timeout=10.0):
         """A new pool, opened on the running event loop (so a closed Database may open again)."""
@@ -69,7 +73,7 @@ class Database:
             max_size=config.pool_max_size,
             timeout=config.pool_timeout,
             reconnect_timeout=RECONNECT_TIMEOUT,
-            check=self._check_if_idle,
+            check=self._check,
             configure=decode_json_with_orjson,
             open=False,
             kwargs=connection_kwargs(config),
@@ -190,12 +194,8 @@ class Database:
         return conn
 
     async def _putconn(self, conn):
-        self._returned_at[conn] = time.monotonic()
+        self._check.returned(conn)
         await self._pool.putconn(conn)
-
-    async def _check_if_idle(self, conn):
-        if time.monotonic() - self._returned_at.get(conn, 0.0) >= IDLE_CHECK_SECONDS:
-            await AsyncConnectionPool.check_connection(conn)
 
     async def _getconn(self, timeout):
         """A connection within `timeout`, or PoolTimeout: sooner, and the database counts as
@@ -221,6 +221,24 @@ class Database:
                     if all_busy:
                         raise PoolBusy("every connection stayed busy for the pool timeout") from None
                     raise
+
+
+class CheckBeforeUse:
+    """A pool's `check`: pings a connection before use only when it sat idle IDLE_CHECK_SECONDS,
+    or when its socket has something to read. An idle connection gets nothing unasked, except
+    a server's goodbye: one that was shut down or killed is found out before a request runs on
+    it, without a round trip (one select() on the socket)."""
+
+    def __init__(self):
+        self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
+
+    def returned(self, conn):
+        self._returned_at[conn] = time.monotonic()
+
+    async def __call__(self, conn):
+        idle = time.monotonic() - self._returned_at.get(conn, 0.0) >= IDLE_CHECK_SECONDS
+        if idle or select.select([conn.pgconn.socket], [], [], 0)[0]:
+            await AsyncConnectionPool.check_connection(conn)
 
 
 async def decode_json_with_orjson(conn):

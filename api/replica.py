@@ -17,9 +17,7 @@ writer's next request reads from the replica only once the replica has replayed 
 import asyncio
 import collections
 import logging
-import select
 import time
-import weakref
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -27,18 +25,20 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from api import metrics
 
 PROBE_SECONDS = 0.25
+# NOTE: a probe waits longer than a read for a replica connection (reads may hold them all, and a
+# new one takes a while on a busy machine): the replica counts as down only when none comes.
+PROBE_TIMEOUT = 1.0
 # NOTE: while every replica connection is busy, a read goes to the primary after this wait
 # rather than queueing: the primary has spare connections more often than not.
 CHECKOUT_SECONDS = 0.1
 RECONNECT_SECONDS = 2.0
-IDLE_CHECK_SECONDS = 1.0
 log = logging.getLogger("api")
 
 
 class Replica:
     """A pool of connections to the replica and what the probes found out about it."""
 
-    def __init__(self, config, connection_kwargs, configure):
+    def __init__(self, config, connection_kwargs, configure, check):
         self.max_lag = config.replica_max_lag
         self._pool = AsyncConnectionPool(
             config.database_replica_url,
@@ -46,7 +46,7 @@ class Replica:
             max_size=config.pool_max_size,
             timeout=CHECKOUT_SECONDS,
             reconnect_timeout=RECONNECT_SECONDS,
-            check=self._check,
+            check=check,
             configure=configure,
             open=False,
             kwargs=connection_kwargs,
@@ -54,7 +54,7 @@ class Replica:
         self.replayed = None  # the WAL position (an int) the replica had replayed at the last probe
         self._fresh_at = None  # time.monotonic() of the newest primary position the replica holds
         self._unreplayed = collections.deque(maxlen=1000)  # (time, primary position), oldest first
-        self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
+        self._check = check
 
     async def open(self):
         # NOTE: a replica that is down at startup must not keep the service from starting.
@@ -81,7 +81,7 @@ class Replica:
             return None
 
     async def putconn(self, conn):
-        self._returned_at[conn] = time.monotonic()
+        self._check.returned(conn)
         await self._pool.putconn(conn)
 
     def down(self):
@@ -91,7 +91,7 @@ class Replica:
         """Notes the primary's position (on the `primary` connection), then the replica's."""
         self._unreplayed.append((time.monotonic(), await queries.primary_position(primary)))
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=PROBE_TIMEOUT) as conn:
                 replayed = await queries.replayed_position(conn)
         except (psycopg.Error, PoolTimeout):
             replayed = None
@@ -114,12 +114,3 @@ class Replica:
             except psycopg.Error as ex:
                 log.warning("could not read the primary's WAL position: %s", type(ex).__name__)
             await asyncio.sleep(PROBE_SECONDS)
-
-    async def _check(self, conn):
-        """PERF: a round trip to check a connection only when it sat idle or its socket has
-        something to read (a server that went away left its goodbye there): a killed replica's
-        connections are found out before a request runs on them, and the request reads from
-        the primary instead."""
-        idle = time.monotonic() - self._returned_at.get(conn, 0.0) >= IDLE_CHECK_SECONDS
-        if idle or select.select([conn.pgconn.socket], [], [], 0)[0]:
-            await AsyncConnectionPool.check_connection(conn)
