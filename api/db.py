@@ -32,6 +32,9 @@ RECONNECT_TIMEOUT = 2.0
 # CheckBeforeUse); pinging on every checkout cost a round trip per request. One in steady use
 # that breaks unannounced fails its request with a 503 and is replaced.
 IDLE_CHECK_SECONDS = 1.0
+# NOTE: while every replica connection is busy, a read goes to the primary after this wait
+# rather than queueing: the primary has spare connections more often than not.
+REPLICA_CHECKOUT_SECONDS = 0.1
 
 
 class DatabaseUnavailable(psycopg.OperationalError):
@@ -58,29 +61,13 @@ class Database:
         self._down_at = None  # time.monotonic() when the database was last found unreachable
         self._request = contextvars.ContextVar("request", default=None)
         self._check = CheckBeforeUse()
-        self.replica = None
-        if config.database_replica_url:
-            self.replica = Replica(
-                config, connection_kwargs(config), decode_json_with_orjson, CheckBeforeUse()
-            )
+        self.replica = None  # a Replica while open with DATABASE_REPLICA_URL
 
     async def open(self, timeout=10.0):
-        """A new pool, opened on the running event loop (so a closed Database may open again)."""
+        """New pools, opened on the running event loop (so a closed Database may open again)."""
         config = self.config
-        self._pool = AsyncConnectionPool(
-            config.database_url,
-            min_size=config.pool_min_size,
-            max_size=config.pool_max_size,
-            timeout=config.pool_timeout,
-            reconnect_timeout=RECONNECT_TIMEOUT,
-            check=self._check,
-            configure=decode_json_with_orjson,
-            open=False,
-            kwargs=connection_kwargs(config),
-        )
+        self._pool = new_pool(config, config.database_url, config.pool_timeout, self._check)
         await self._pool.open(wait=True, timeout=timeout)
-        if self.replica is not None:
-            await self.replica.open()
         if config.database_pooler:
             try:
                 async with self._pool.connection() as conn:
@@ -88,11 +75,17 @@ class Database:
             except SessionDefaultsMissing:
                 await self._pool.close()
                 raise
+        if config.database_replica_url:
+            check = CheckBeforeUse()
+            replica_pool = new_pool(config, config.database_replica_url, REPLICA_CHECKOUT_SECONDS, check)
+            self.replica = Replica(replica_pool, config.replica_max_lag, check)
+            await self.replica.open()
 
     async def close(self):
         await self._pool.close()
         if self.replica is not None:
             await self.replica.close()
+            self.replica = None
 
     def pool_stats(self):
         """psycopg_pool's figures of the open pool (pool_size, pool_available, requests_waiting,
@@ -239,6 +232,21 @@ class CheckBeforeUse:
         idle = time.monotonic() - self._returned_at.get(conn, 0.0) >= IDLE_CHECK_SECONDS
         if idle or select.select([conn.pgconn.socket], [], [], 0)[0]:
             await AsyncConnectionPool.check_connection(conn)
+
+
+def new_pool(config, url, timeout, check):
+    """An AsyncConnectionPool of the app's connections to `url`, not yet open."""
+    return AsyncConnectionPool(
+        url,
+        min_size=config.pool_min_size,
+        max_size=config.pool_max_size,
+        timeout=timeout,
+        reconnect_timeout=RECONNECT_TIMEOUT,
+        check=check,
+        configure=decode_json_with_orjson,
+        open=False,
+        kwargs=connection_kwargs(config),
+    )
 
 
 async def decode_json_with_orjson(conn):

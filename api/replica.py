@@ -20,7 +20,7 @@ import logging
 import time
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from api import metrics
 
@@ -28,33 +28,20 @@ PROBE_SECONDS = 0.25
 # NOTE: a probe waits longer than a read for a replica connection (reads may hold them all, and a
 # new one takes a while on a busy machine): the replica counts as down only when none comes.
 PROBE_TIMEOUT = 1.0
-# NOTE: while every replica connection is busy, a read goes to the primary after this wait
-# rather than queueing: the primary has spare connections more often than not.
-CHECKOUT_SECONDS = 0.1
-RECONNECT_SECONDS = 2.0
 log = logging.getLogger("api")
 
 
 class Replica:
-    """A pool of connections to the replica and what the probes found out about it."""
+    """A pool of connections to the replica (with its `check`, told when a connection comes back)
+    and what the probes found out about the replica."""
 
-    def __init__(self, config, connection_kwargs, configure, check):
-        self.max_lag = config.replica_max_lag
-        self._pool = AsyncConnectionPool(
-            config.database_replica_url,
-            min_size=config.pool_min_size,
-            max_size=config.pool_max_size,
-            timeout=CHECKOUT_SECONDS,
-            reconnect_timeout=RECONNECT_SECONDS,
-            check=check,
-            configure=configure,
-            open=False,
-            kwargs=connection_kwargs,
-        )
+    def __init__(self, pool, max_lag, check):
+        self.max_lag = max_lag
+        self._pool = pool
+        self._check = check
         self.replayed = None  # the WAL position (an int) the replica had replayed at the last probe
         self._fresh_at = None  # time.monotonic() of the newest primary position the replica holds
         self._unreplayed = collections.deque(maxlen=1000)  # (time, primary position), oldest first
-        self._check = check
 
     async def open(self):
         # NOTE: a replica that is down at startup must not keep the service from starting.
@@ -73,7 +60,7 @@ class Replica:
         return lag is not None and lag <= self.max_lag and self.replayed >= written_up_to
 
     async def getconn(self):
-        """A replica connection, or None when none can be had within CHECKOUT_SECONDS (a
+        """A replica connection, or None when none comes within the pool's timeout (a
         replica that went down counts as down from the next probe on)."""
         try:
             return await self._pool.getconn()
