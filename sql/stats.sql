@@ -8,9 +8,9 @@ day AS (
 ),
 window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
 
--- name: stats_workload_and_daily :fragment
--- The workload and daily columns of both stats queries, for the incidents matching the filters
--- (all NULL for incident_stats_all, whose custom plan then drops the conditions).
+-- name: stats_workload :fragment
+-- The open workload per assignee, busiest first, of the incidents matching the filters.
+-- PERF: an index-only scan of open and in-progress incidents (migration 24).
 (SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
                                                 'open', w.open, 'in_progress', w.in_progress)
                               ORDER BY w.open + w.in_progress DESC, u.id), '[]')
@@ -21,8 +21,11 @@ window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
            WHERE {:incident_filters}
              AND i.status IN ('open', 'in_progress') AND i.assignee_id IS NOT NULL
            GROUP BY i.assignee_id) AS w
-     JOIN users u ON u.id = w.assignee_id) AS workload,
-    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
+     JOIN users u ON u.id = w.assignee_id)
+
+-- name: stats_daily :fragment
+-- Opened and resolved per UTC day of the incidents matching the filters, from the incidents.
+(SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
                                        'resolved', coalesce(r.n, 0)) ORDER BY day.day)
      FROM day
      LEFT JOIN (SELECT (i.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
@@ -32,7 +35,7 @@ window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
      LEFT JOIN (SELECT (i.resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
                 FROM incidents i, window_start
                 WHERE {:incident_filters} AND i.resolved_at >= window_start.at
-                GROUP BY 1) AS r ON r.day = day.day) AS daily
+                GROUP BY 1) AS r ON r.day = day.day)
 
 -- name: incident_stats :one :custom_plan
 -- For the incidents matching the filters: counts by status and severity (every value, zeros
@@ -73,31 +76,85 @@ SELECT
     json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2], 'by_severity',
         (SELECT json_object_agg(severity, json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2])
                                 ORDER BY severity) FROM by_severity)) AS mttr_seconds,
-{:stats_workload_and_daily}
+{:stats_workload} AS workload,
+{:stats_daily} AS daily
 FROM overall
 
--- name: incident_stats_all :one :custom_plan
--- incident_stats for every incident (no filter), the same figures without reading them all.
--- PERF: counts come from an index-only scan of (severity, status); means from the duration
--- histogram that a trigger keeps (migration 09); each exact percentile finds the bucket holding
--- its rank from the histogram's running counts and reads the value, and the next one, from the
--- duration index, skipping only the entries before it within that bucket. Interpolation is
--- percentile_cont's: lower + (position - floor(position)) * (upper - lower), in float8.
-WITH counts AS (
-    SELECT status, severity, count(*) AS n FROM incidents GROUP BY status, severity
-),
-bucket AS (
-    SELECT metric, severity::text AS scope, lower, n, total,
-           sum(n) OVER (PARTITION BY metric, severity ORDER BY lower) - n AS before
-    FROM incident_duration_buckets
-    WHERE n > 0
+-- name: stats_rollup_filters :fragment
+-- The stats filters on a row `r` of the rollups of migration 24 (created_on: a day, or a
+-- month's first day): the whole UTC months from %(months_from)s to before %(months_to)s
+-- (NULL: unbounded; none if %(months)s is FALSE), and the status, severity, source and
+-- unassigned filters of incident_filters.
+%(months)s
+  AND (%(months_from)s::date IS NULL OR r.created_on >= %(months_from)s::date)
+  AND (%(months_to)s::date IS NULL OR r.created_on < %(months_to)s::date)
+  AND (%(status)s::incident_status[] IS NULL OR r.status = ANY(%(status)s::incident_status[]))
+  AND (%(severity)s::incident_severity[] IS NULL OR r.severity = ANY(%(severity)s::incident_severity[]))
+  AND (%(source)s::text[] IS NULL OR r.source = ANY(%(source)s::text[]))
+  AND (NOT %(unassigned)s OR r.unassigned)
+
+-- name: stats_selection :fragment
+-- The incidents matching the filters (status, severity, source, unassigned, created_at range),
+-- never read one by one in bulk. Resolved and closed ones created in whole months come from the
+-- rollups; those of the partial months at the ends of the range (created_at in
+-- [edge_from, edge_to) and [edge2_from, edge2_to); NULL: no such end) from an index-only scan;
+-- open and in-progress ones (few: they do not stay so) from another. `counted` has one row
+-- per (created_on, resolved_on, status, severity) with its count n; `duration` one per (metric,
+-- severity, bucket lower bound) with its count n and exact total (of migration 24's buckets).
+edge AS (
+    SELECT i.created_at, i.resolved_at, i.status, i.severity, i.ack_seconds, i.res_seconds
+    FROM incidents i
+    WHERE i.status IN ('resolved', 'closed') AND {:incident_filters}
+      AND i.created_at >= %(edge_from)s::timestamptz AND i.created_at < %(edge_to)s::timestamptz
     UNION ALL
-    SELECT metric, 'all', lower, sum(n), sum(total),
-           sum(sum(n)) OVER (PARTITION BY metric ORDER BY lower) - sum(n)
-    FROM incident_duration_buckets
-    WHERE n > 0
-    GROUP BY metric, lower
+    SELECT i.created_at, i.resolved_at, i.status, i.severity, i.ack_seconds, i.res_seconds
+    FROM incidents i
+    WHERE i.status IN ('resolved', 'closed') AND {:incident_filters}
+      AND i.created_at >= %(edge2_from)s::timestamptz AND i.created_at < %(edge2_to)s::timestamptz
 ),
+active AS (
+    SELECT i.created_at, i.status, i.severity, i.ack_seconds
+    FROM incidents i
+    WHERE i.status IN ('open', 'in_progress') AND {:incident_filters}
+),
+counted AS (
+    SELECT r.created_on, r.resolved_on, r.status, r.severity, r.n
+    FROM incident_stats_days r
+    WHERE {:stats_rollup_filters}
+    UNION ALL
+    SELECT (e.created_at AT TIME ZONE 'UTC')::date, coalesce((e.resolved_at AT TIME ZONE 'UTC')::date, 'infinity'),
+           e.status, e.severity, count(*)
+    FROM edge e GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT (a.created_at AT TIME ZONE 'UTC')::date, 'infinity'::date, a.status, a.severity, count(*)
+    FROM active a GROUP BY 1, 2, 3, 4
+),
+duration AS (
+    SELECT r.metric, r.severity, r.lower, r.n, r.total
+    FROM incident_stats_durations r
+    WHERE {:stats_rollup_filters}
+    UNION ALL
+    SELECT d.metric, e.severity, b.bounds[width_bucket(d.seconds, b.bounds)], count(*), sum(d.seconds::numeric)
+    FROM (SELECT severity, ack_seconds, res_seconds FROM edge
+          UNION ALL
+          SELECT severity, ack_seconds, NULL FROM active) AS e
+    CROSS JOIN (SELECT array_agg(lower ORDER BY lower) AS bounds FROM incident_stats_bounds) AS b
+    CROSS JOIN LATERAL (VALUES ('ack', e.ack_seconds), ('res', e.res_seconds)) AS d(metric, seconds)
+    WHERE d.seconds IS NOT NULL
+    GROUP BY 1, 2, 3
+),
+counts AS (
+    SELECT status, severity, sum(n) AS n FROM counted GROUP BY status, severity
+)
+
+-- name: stats_percentiles :fragment
+-- MTTA and MTTR figures (`metric`: one row per metric) from `bucket`: per metric and scope
+-- (a severity or 'all'), each bucket's lower bound, count n, exact total and the count
+-- `before` it, for the incidents matching the filters. The means are total / n; each exact
+-- percentile finds the bucket holding its rank and reads the value, and the next one, from a
+-- duration index, skipping the matching entries before it within that bucket (PERF: the
+-- indexes cover the filters, so that is an index-only scan of one bucket). Interpolation is
+-- percentile_cont's: lower + (position - floor(position)) * (upper - lower), in float8.
 summary AS (
     SELECT metric, scope, sum(n) AS n, (sum(total) / sum(n))::float8 AS mean
     FROM bucket GROUP BY metric, scope
@@ -117,16 +174,18 @@ percentile AS (
                  AND r.first_row >= b.before AND r.first_row < b.before + b.n
     CROSS JOIN LATERAL (SELECT CASE
         WHEN r.metric = 'ack' AND r.scope = 'all' THEN ARRAY(
-            SELECT i.ack_seconds FROM incidents i WHERE i.ack_seconds >= b.lower
+            SELECT i.ack_seconds FROM incidents i WHERE i.ack_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.ack_seconds OFFSET r.first_row - b.before LIMIT 2)
         WHEN r.metric = 'ack' THEN ARRAY(
-            SELECT i.ack_seconds FROM incidents i WHERE i.severity = r.scope::incident_severity AND i.ack_seconds >= b.lower
+            SELECT i.ack_seconds FROM incidents i
+            WHERE i.severity = r.scope::incident_severity AND i.ack_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.ack_seconds OFFSET r.first_row - b.before LIMIT 2)
         WHEN r.scope = 'all' THEN ARRAY(
-            SELECT i.res_seconds FROM incidents i WHERE i.res_seconds >= b.lower
+            SELECT i.res_seconds FROM incidents i WHERE i.res_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.res_seconds OFFSET r.first_row - b.before LIMIT 2)
         ELSE ARRAY(
-            SELECT i.res_seconds FROM incidents i WHERE i.severity = r.scope::incident_severity AND i.res_seconds >= b.lower
+            SELECT i.res_seconds FROM incidents i
+            WHERE i.severity = r.scope::incident_severity AND i.res_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.res_seconds OFFSET r.first_row - b.before LIMIT 2)
         END AS pair) AS v
 ),
@@ -144,8 +203,11 @@ metric AS (
                                 ORDER BY f.scope::incident_severity)
          FROM figures f WHERE f.metric = a.metric AND f.scope <> 'all')) AS figures
     FROM figures a WHERE a.scope = 'all'
-),
-{:stats_days}
+)
+
+-- name: stats_document :fragment
+-- The stats document from `counts` (status, severity, n), `metric`, `counted` and the days.
+-- PERF: the daily series sums rollup rows (a day of every incident is ~40 rows), not incidents.
 SELECT
     (SELECT json_object_agg(s.status, coalesce((SELECT sum(n) FROM counts c WHERE c.status = s.status), 0)
                             ORDER BY s.status)
@@ -155,7 +217,60 @@ SELECT
      FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)) AS by_severity,
     (SELECT figures FROM metric WHERE metric = 'ack') AS mtta_seconds,
     (SELECT figures FROM metric WHERE metric = 'res') AS mttr_seconds,
-{:stats_workload_and_daily}
+    {:stats_workload} AS workload,
+    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
+                                       'resolved', coalesce(r.n, 0)) ORDER BY day.day)
+     FROM day
+     LEFT JOIN (SELECT created_on AS day, sum(n) AS n FROM counted
+                WHERE created_on >= (SELECT min(day) FROM day) GROUP BY 1) AS o ON o.day = day.day
+     LEFT JOIN (SELECT resolved_on AS day, sum(n) AS n FROM counted
+                WHERE resolved_on >= (SELECT min(day) FROM day) AND resolved_on < 'infinity'
+                GROUP BY 1) AS r ON r.day = day.day) AS daily
+
+-- name: incident_stats_all :one :custom_plan
+-- incident_stats for every incident (no filter), the same figures without reading them all.
+-- The durations come from migration 09's histogram (per severity, buckets 2 % wide, so an
+-- exact percentile reads few index entries), the counts and days from incident_stats_rollup's
+-- selection, with every filter NULL.
+WITH {:stats_selection},
+bucket AS (
+    SELECT metric, severity::text AS scope, lower, n, total,
+           sum(n) OVER (PARTITION BY metric, severity ORDER BY lower) - n AS before
+    FROM incident_duration_buckets
+    WHERE n > 0
+    UNION ALL
+    SELECT metric, 'all', lower, sum(n), sum(total),
+           sum(sum(n)) OVER (PARTITION BY metric ORDER BY lower) - sum(n)
+    FROM incident_duration_buckets
+    WHERE n > 0
+    GROUP BY metric, lower
+),
+{:stats_percentiles},
+{:stats_days}
+{:stats_document}
+
+-- name: incident_stats_rollup :one :custom_plan
+-- incident_stats for filters on status, severity, source, assignee_id=none and the created_at
+-- range only (the others are NULL), without a pass over the matching incidents: see
+-- stats_selection. PERF: the worst of them took 5.3 s through incident_stats at a million
+-- incidents (docs/decisions.md).
+WITH {:stats_selection},
+bucket AS (
+    SELECT metric, severity::text AS scope, lower, sum(n) AS n, sum(total) AS total,
+           sum(sum(n)) OVER (PARTITION BY metric, severity ORDER BY lower) - sum(n) AS before
+    FROM duration
+    GROUP BY metric, severity, lower
+    HAVING sum(n) > 0
+    UNION ALL
+    SELECT metric, 'all', lower, sum(n), sum(total),
+           sum(sum(n)) OVER (PARTITION BY metric ORDER BY lower) - sum(n)
+    FROM duration
+    GROUP BY metric, lower
+    HAVING sum(n) > 0
+),
+{:stats_percentiles},
+{:stats_days}
+{:stats_document}
 
 -- name: stats_dates_match_all :scalar
 -- Whether the created_after/created_before filters (NULL: none) leave no incident out, so

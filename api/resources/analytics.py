@@ -1,5 +1,7 @@
 """GET /incidents/search and GET /incidents/stats."""
 
+import datetime
+
 from api import params
 from api.db import snapshot
 from api.incident_rules import present
@@ -80,13 +82,53 @@ async def incident_stats(queries, conn, args):
     days = args.pop("days", 30)
     narrowing = narrowing_filters(args)
     if not narrowing:  # PERF: every incident: from the duration histogram, not a pass over them all
-        return await queries.incident_stats_all(conn, **incident_filters({}), days=days)
-    if narrowing.keys() - DATE_FILTERS:
+        return await queries.incident_stats_all(conn, **stats_span({}), days=days)
+    if not rolled_up(narrowing):
         return await queries.incident_stats(conn, **incident_filters(narrowing), days=days)
     async with snapshot(conn):  # the check and the figures see the same incidents
-        if await queries.stats_dates_match_all(conn, **{**dict.fromkeys(DATE_FILTERS), **narrowing}):
-            return await queries.incident_stats_all(conn, **incident_filters({}), days=days)
-        return await queries.incident_stats(conn, **incident_filters(narrowing), days=days)
+        if narrowing.keys() <= DATE_FILTERS and await queries.stats_dates_match_all(
+            conn, **{**dict.fromkeys(DATE_FILTERS), **narrowing}
+        ):
+            return await queries.incident_stats_all(conn, **stats_span({}), days=days)
+        return await queries.incident_stats_rollup(conn, **stats_span(narrowing), days=days)
+
+
+ROLLUP_FILTERS = {"status", "severity", "source", "created_after", "created_before"}
+
+
+def rolled_up(filters):
+    """Whether incident_stats_rollup takes these filters: those its rollups are keyed by."""
+    return filters.keys() - {"assignee_id"} <= ROLLUP_FILTERS and filters.get("assignee_id") is None
+
+
+def stats_span(filters):
+    """incident_filters' parameters and the created_at range split for the rollups: the whole
+    UTC months inside it (months_from to before months_to, None: unbounded) and the partial
+    months at its ends, [edge_from, edge_to) and [edge2_from, edge2_to) (None: no such end)."""
+    after, before = filters.get("created_after"), filters.get("created_before")
+    first = None if after is None else month_ceiling(after)
+    last = None if before is None else month_floor(before)
+    span = {"months": True, "months_from": first, "months_to": last}
+    span |= {"edge_from": None, "edge_to": None, "edge2_from": None, "edge2_to": None}
+    if first is not None and last is not None and first >= last:
+        span |= {"months": False, "edge_from": after, "edge_to": before}
+    else:
+        if after is not None and after < first:
+            span |= {"edge_from": after, "edge_to": first}
+        if before is not None and last < before:
+            span |= {"edge2_from": last, "edge2_to": before}
+    return {**incident_filters(filters), **span}
+
+
+def month_floor(moment):
+    return moment.astimezone(datetime.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_ceiling(moment):
+    floor = month_floor(moment)
+    if floor == moment:
+        return floor
+    return floor.replace(year=floor.year + floor.month // 12, month=floor.month % 12 + 1)
 
 
 DATE_FILTERS = {"created_after", "created_before"}
