@@ -81,66 +81,94 @@ SELECT
 FROM overall
 
 -- name: stats_rollup_filters :fragment
--- The stats filters on a row `r` of the rollups of migration 24 (created_on: a day, or a
--- month's first day): the whole UTC months from %(months_from)s to before %(months_to)s
--- (NULL: unbounded; none if %(months)s is FALSE), and the status, severity, source and
--- unassigned filters of incident_filters.
-%(months)s
-  AND (%(months_from)s::date IS NULL OR r.created_on >= %(months_from)s::date)
-  AND (%(months_to)s::date IS NULL OR r.created_on < %(months_to)s::date)
-  AND (%(status)s::incident_status[] IS NULL OR r.status = ANY(%(status)s::incident_status[]))
+-- incident_filters' status, severity, source and unassigned filters on a row `r` of the
+-- rollups of migration 24.
+(%(status)s::incident_status[] IS NULL OR r.status = ANY(%(status)s::incident_status[]))
   AND (%(severity)s::incident_severity[] IS NULL OR r.severity = ANY(%(severity)s::incident_severity[]))
   AND (%(source)s::text[] IS NULL OR r.source = ANY(%(source)s::text[]))
   AND (NOT %(unassigned)s OR r.unassigned)
 
+-- name: stats_row_filters :fragment
+-- The same filters on an incident `i`.
+(%(status)s::incident_status[] IS NULL OR i.status = ANY(%(status)s::incident_status[]))
+  AND (%(severity)s::incident_severity[] IS NULL OR i.severity = ANY(%(severity)s::incident_severity[]))
+  AND (%(source)s::text[] IS NULL OR i.source = ANY(%(source)s::text[]))
+  AND (NOT %(unassigned)s OR i.assignee_id IS NULL)
+
 -- name: stats_selection :fragment
--- The incidents matching the filters (status, severity, source, unassigned, created_at range),
--- never read one by one in bulk. Resolved and closed ones created in whole months come from the
--- rollups; those of the partial months at the ends of the range (created_at in
--- [edge_from, edge_to) and [edge2_from, edge2_to); NULL: no such end) from an index-only scan;
--- open and in-progress ones (few: they do not stay so) from another. `counted` has one row
--- per (created_on, resolved_on, status, severity) with its count n; `duration` one per (metric,
--- severity, bucket lower bound) with its count n and exact total (of migration 24's buckets).
-edge AS (
-    SELECT i.created_at, i.resolved_at, i.status, i.severity, i.ack_seconds, i.res_seconds
+-- The incidents matching the filters (status, severity, source, unassigned, created_at range:
+-- the others are NULL), never read one by one in bulk. Open and in-progress ones (`active`:
+-- few, since incidents do not stay so) come from an index-only scan; resolved and closed ones
+-- from the rollups, whose whole units inside the range stats_span (api/resources/analytics.py)
+-- computes, and the incidents of the rest, read through an index-only scan:
+-- * counts by day: the whole UTC days from days_from to before days_to (none if not days_any;
+--   NULL: unbounded) and the incidents created in [day_edge_from, day_edge_to) and
+--   [day_edge2_from, day_edge2_to), less than a day at either end;
+-- * durations by month: the months from months_from to before months_to, corrected by the
+--   incidents created in [month_edge_from, month_edge_to) and [month_edge2_from, month_edge2_to),
+--   added (sign 1) or taken away (-1): each end is rounded to the nearest month, so each
+--   correction is at most half a month.
+-- `counted` has one row per (created_on, resolved_on, status, severity) with its count n;
+-- `duration` one per (metric, severity, bucket lower bound) with its count n and total.
+day_edge AS (
+    SELECT i.created_at, i.resolved_at, i.status, i.severity
     FROM incidents i
-    WHERE i.status IN ('resolved', 'closed') AND {:incident_filters}
-      AND i.created_at >= %(edge_from)s::timestamptz AND i.created_at < %(edge_to)s::timestamptz
+    WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters}
+      AND i.created_at >= %(day_edge_from)s::timestamptz AND i.created_at < %(day_edge_to)s::timestamptz
     UNION ALL
-    SELECT i.created_at, i.resolved_at, i.status, i.severity, i.ack_seconds, i.res_seconds
+    SELECT i.created_at, i.resolved_at, i.status, i.severity
     FROM incidents i
-    WHERE i.status IN ('resolved', 'closed') AND {:incident_filters}
-      AND i.created_at >= %(edge2_from)s::timestamptz AND i.created_at < %(edge2_to)s::timestamptz
+    WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters}
+      AND i.created_at >= %(day_edge2_from)s::timestamptz AND i.created_at < %(day_edge2_to)s::timestamptz
+),
+month_edge AS (
+    SELECT %(month_edge_sign)s::int AS n, i.severity, i.ack_seconds, i.res_seconds
+    FROM incidents i
+    WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters}
+      AND i.created_at >= %(month_edge_from)s::timestamptz AND i.created_at < %(month_edge_to)s::timestamptz
+    UNION ALL
+    SELECT %(month_edge2_sign)s::int, i.severity, i.ack_seconds, i.res_seconds
+    FROM incidents i
+    WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters}
+      AND i.created_at >= %(month_edge2_from)s::timestamptz AND i.created_at < %(month_edge2_to)s::timestamptz
 ),
 active AS (
-    SELECT i.created_at, i.status, i.severity, i.ack_seconds
+    SELECT i.created_at, i.status, i.severity, i.ack_seconds, i.assignee_id
     FROM incidents i
     WHERE i.status IN ('open', 'in_progress') AND {:incident_filters}
 ),
 counted AS (
     SELECT r.created_on, r.resolved_on, r.status, r.severity, r.n
     FROM incident_stats_days r
-    WHERE {:stats_rollup_filters}
+    WHERE %(days_any)s AND {:stats_rollup_filters}
+      AND (%(days_from)s::date IS NULL OR r.created_on >= %(days_from)s::date)
+      AND (%(days_to)s::date IS NULL OR r.created_on < %(days_to)s::date)
     UNION ALL
     SELECT (e.created_at AT TIME ZONE 'UTC')::date, coalesce((e.resolved_at AT TIME ZONE 'UTC')::date, 'infinity'),
            e.status, e.severity, count(*)
-    FROM edge e GROUP BY 1, 2, 3, 4
+    FROM day_edge e GROUP BY 1, 2, 3, 4
     UNION ALL
-    SELECT (a.created_at AT TIME ZONE 'UTC')::date, 'infinity'::date, a.status, a.severity, count(*)
-    FROM active a GROUP BY 1, 2, 3, 4
+    SELECT CASE WHEN a.created_at >= w.at THEN (a.created_at AT TIME ZONE 'UTC')::date END, 'infinity'::date,
+           a.status, a.severity, count(*)  -- the day only where the daily series needs it
+    FROM active a, window_start w GROUP BY 1, 2, 3, 4
 ),
+bounds AS (SELECT array_agg(lower ORDER BY lower) AS bounds FROM incident_stats_bounds),
 duration AS (
     SELECT r.metric, r.severity, r.lower, r.n, r.total
     FROM incident_stats_durations r
-    WHERE {:stats_rollup_filters}
+    WHERE %(months_any)s AND {:stats_rollup_filters}
+      AND (%(months_from)s::date IS NULL OR r.created_on >= %(months_from)s::date)
+      AND (%(months_to)s::date IS NULL OR r.created_on < %(months_to)s::date)
     UNION ALL
-    SELECT d.metric, e.severity, b.bounds[width_bucket(d.seconds, b.bounds)], count(*), sum(d.seconds::numeric)
-    FROM (SELECT severity, ack_seconds, res_seconds FROM edge
-          UNION ALL
-          SELECT severity, ack_seconds, NULL FROM active) AS e
-    CROSS JOIN (SELECT array_agg(lower ORDER BY lower) AS bounds FROM incident_stats_bounds) AS b
-    CROSS JOIN LATERAL (VALUES ('ack', e.ack_seconds), ('res', e.res_seconds)) AS d(metric, seconds)
-    WHERE d.seconds IS NOT NULL
+    SELECT 'ack', e.severity, b.bounds[width_bucket(e.ack_seconds, b.bounds)], sum(e.n), sum(e.n * e.ack_seconds)::numeric
+    FROM (SELECT n, severity, ack_seconds FROM month_edge UNION ALL SELECT 1, severity, ack_seconds FROM active) AS e,
+         bounds b
+    WHERE e.ack_seconds IS NOT NULL
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'res', e.severity, b.bounds[width_bucket(e.res_seconds, b.bounds)], sum(e.n), sum(e.n * e.res_seconds)::numeric
+    FROM month_edge e, bounds b
+    WHERE e.res_seconds IS NOT NULL
     GROUP BY 1, 2, 3
 ),
 counts AS (
@@ -187,7 +215,7 @@ percentile AS (
             SELECT i.res_seconds FROM incidents i
             WHERE i.severity = r.scope::incident_severity AND i.res_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.res_seconds OFFSET r.first_row - b.before LIMIT 2)
-        END AS pair) AS v
+        END AS pair OFFSET 0) AS v  -- OFFSET 0: one lookup, not one for each use of `pair`
 ),
 figures AS (
     SELECT m.metric, scope.scope, s.mean, p50.value AS p50, p90.value AS p90
@@ -217,7 +245,13 @@ SELECT
      FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)) AS by_severity,
     (SELECT figures FROM metric WHERE metric = 'ack') AS mtta_seconds,
     (SELECT figures FROM metric WHERE metric = 'res') AS mttr_seconds,
-    {:stats_workload} AS workload,
+    (SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
+                                                'open', w.open, 'in_progress', w.in_progress)
+                              ORDER BY w.open + w.in_progress DESC, u.id), '[]')
+     FROM (SELECT assignee_id, count(*) FILTER (WHERE status = 'open') AS open,
+                  count(*) FILTER (WHERE status = 'in_progress') AS in_progress
+           FROM active WHERE assignee_id IS NOT NULL GROUP BY assignee_id) AS w
+     JOIN users u ON u.id = w.assignee_id) AS workload,
     (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
                                        'resolved', coalesce(r.n, 0)) ORDER BY day.day)
      FROM day
@@ -232,7 +266,8 @@ SELECT
 -- The durations come from migration 09's histogram (per severity, buckets 2 % wide, so an
 -- exact percentile reads few index entries), the counts and days from incident_stats_rollup's
 -- selection, with every filter NULL.
-WITH {:stats_selection},
+WITH {:stats_days},
+{:stats_selection},
 bucket AS (
     SELECT metric, severity::text AS scope, lower, n, total,
            sum(n) OVER (PARTITION BY metric, severity ORDER BY lower) - n AS before
@@ -245,8 +280,7 @@ bucket AS (
     WHERE n > 0
     GROUP BY metric, lower
 ),
-{:stats_percentiles},
-{:stats_days}
+{:stats_percentiles}
 {:stats_document}
 
 -- name: incident_stats_rollup :one :custom_plan
@@ -254,22 +288,23 @@ bucket AS (
 -- range only (the others are NULL), without a pass over the matching incidents: see
 -- stats_selection. PERF: the worst of them took 5.3 s through incident_stats at a million
 -- incidents (docs/decisions.md).
-WITH {:stats_selection},
+WITH {:stats_days},
+{:stats_selection},
+by_bucket AS (
+    SELECT metric, severity, lower, sum(n) AS n, sum(total) AS total
+    FROM duration GROUP BY metric, severity, lower HAVING sum(n) > 0
+),
 bucket AS (
-    SELECT metric, severity::text AS scope, lower, sum(n) AS n, sum(total) AS total,
-           sum(sum(n)) OVER (PARTITION BY metric, severity ORDER BY lower) - sum(n) AS before
-    FROM duration
-    GROUP BY metric, severity, lower
-    HAVING sum(n) > 0
+    SELECT metric, severity::text AS scope, lower, n, total,
+           sum(n) OVER (PARTITION BY metric, severity ORDER BY lower) - n AS before
+    FROM by_bucket
     UNION ALL
     SELECT metric, 'all', lower, sum(n), sum(total),
            sum(sum(n)) OVER (PARTITION BY metric ORDER BY lower) - sum(n)
-    FROM duration
+    FROM by_bucket
     GROUP BY metric, lower
-    HAVING sum(n) > 0
 ),
-{:stats_percentiles},
-{:stats_days}
+{:stats_percentiles}
 {:stats_document}
 
 -- name: stats_dates_match_all :scalar

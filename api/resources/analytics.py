@@ -102,33 +102,62 @@ def rolled_up(filters):
 
 
 def stats_span(filters):
-    """incident_filters' parameters and the created_at range split for the rollups: the whole
-    UTC months inside it (months_from to before months_to, None: unbounded) and the partial
-    months at its ends, [edge_from, edge_to) and [edge2_from, edge2_to) (None: no such end)."""
+    """incident_stats_rollup's parameters: incident_filters' and how the created_at range splits
+    into whole units of the rollups and the incidents read at its ends (see stats_selection)."""
     after, before = filters.get("created_after"), filters.get("created_before")
-    first = None if after is None else month_ceiling(after)
-    last = None if before is None else month_floor(before)
-    span = {"months": True, "months_from": first, "months_to": last}
-    span |= {"edge_from": None, "edge_to": None, "edge2_from": None, "edge2_to": None}
+    days = split(after, before, day_floor, datetime.timedelta(days=1), ("up", "down"))
+    months = split(after, before, month_floor, None, ("nearest", "nearest"))
+    return {**incident_filters(filters), **span_parameters("day", days), **span_parameters("month", months)}
+
+
+def split(after, before, floor, step, directions):
+    """(any, first, last, [(start, end, sign)]): the units (days or months) from `first` to
+    before `last` (None: unbounded; none at all unless `any`) and the created_at ranges to add
+    (sign 1) or take away (-1) so that they make [after, before). Each end moves to a unit
+    boundary in its direction ("up", "down" or "nearest"); `step` is a unit (None: a month)."""
+    first = None if after is None else boundary(after, floor, step, directions[0])
+    last = None if before is None else boundary(before, floor, step, directions[1])
     if first is not None and last is not None and first >= last:
-        span |= {"months": False, "edge_from": after, "edge_to": before}
-    else:
-        if after is not None and after < first:
-            span |= {"edge_from": after, "edge_to": first}
-        if before is not None and last < before:
-            span |= {"edge2_from": last, "edge2_to": before}
-    return {**incident_filters(filters), **span}
+        return False, None, None, [(after, before, 1)]
+    ends = []
+    if first is not None and first != after:
+        ends.append((after, first, 1) if after < first else (first, after, -1))
+    if last is not None and last != before:
+        ends.append((last, before, 1) if last < before else (before, last, -1))
+    return True, first, last, ends
+
+
+def boundary(moment, floor, step, direction):
+    below = floor(moment)
+    if below == moment or direction == "down":
+        return below
+    above = below + step if step else next_month(below)
+    if direction == "up":
+        return above
+    return below if moment - below <= above - moment else above
+
+
+def span_parameters(unit, split_range):
+    units, first, last, ends = split_range
+    ends = ends + [(None, None, 0)] * (2 - len(ends))
+    parameters = {f"{unit}s_any": units, f"{unit}s_from": first and first.date(), f"{unit}s_to": last and last.date()}
+    for suffix, (start, end, sign) in zip(("", "2"), ends, strict=True):
+        parameters |= {f"{unit}_edge{suffix}_from": start, f"{unit}_edge{suffix}_to": end}
+        if unit == "month":
+            parameters[f"{unit}_edge{suffix}_sign"] = sign
+    return parameters
+
+
+def day_floor(moment):
+    return moment.astimezone(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def month_floor(moment):
-    return moment.astimezone(datetime.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return day_floor(moment).replace(day=1)
 
 
-def month_ceiling(moment):
-    floor = month_floor(moment)
-    if floor == moment:
-        return floor
-    return floor.replace(year=floor.year + floor.month // 12, month=floor.month % 12 + 1)
+def next_month(first_day):
+    return first_day.replace(year=first_day.year + first_day.month // 12, month=first_day.month % 12 + 1)
 
 
 DATE_FILTERS = {"created_after", "created_before"}
