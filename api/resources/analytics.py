@@ -140,7 +140,11 @@ def boundary(moment, floor, step, direction):
 def span_parameters(unit, split_range):
     units, first, last, ends = split_range
     ends = ends + [(None, None, 0)] * (2 - len(ends))
-    parameters = {f"{unit}s_any": units, f"{unit}s_from": first and first.date(), f"{unit}s_to": last and last.date()}
+    parameters = {
+        f"{unit}s_any": units,
+        f"{unit}s_from": first and first.date(),
+        f"{unit}s_to": last and last.date(),
+    }
     for suffix, (start, end, sign) in zip(("", "2"), ends, strict=True):
         parameters |= {f"{unit}_edge{suffix}_from": start, f"{unit}_edge{suffix}_to": end}
         if unit == "month":
