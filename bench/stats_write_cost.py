@@ -10,7 +10,10 @@ bench/results/stats_write_cost.md; the databases (stats_cost_*) are dropped at t
 
 import contextlib
 import os
+import pathlib
 import statistics
+import subprocess
+import sys
 import tempfile
 
 from api.auth import hash_password, new_token
@@ -18,7 +21,7 @@ from api.cli import pgcluster
 from api.db import connect
 from api.sql import load_queries
 from bench.feed_cost import ROOT, database_url, drop, export, gunicorn, recreate
-from bench.load import run_wrk
+from bench.load import cpu_seconds, run_wrk
 
 RESULT = ROOT / "bench" / "results" / "stats_write_cost.md"
 BASE = os.environ.get("STATS_COST_BASE", "f183e58")  # the last commit before the rollups
@@ -30,6 +33,13 @@ WITHOUT = "without rollups"
 CONFIGS = {WITHOUT: (BASE, "stats_cost_without"), "rollups (this tree)": (None, "stats_cost_rollups")}
 JSON = 'wrk.headers["Content-Type"] = "application/json"\n'
 SEVERITIES = '{"low", "medium", "high", "critical"}'
+STATEMENTS = 2000  # per batch of the SQL rounds
+SQL = {  # the row writes themselves, without what the endpoints add (history, feed, notifications)
+    "INSERT an open incident": "INSERT INTO incidents (title, reporter_id, severity) VALUES ('sql', 1, 'high')",
+    "UPDATE the severity of a resolved one": "UPDATE incidents SET severity = (ARRAY['low', 'medium', 'high',"
+    " 'critical'])[1 + %(n)s %% 4]::incident_severity, updated_at = now(), version = version + 1"
+    " WHERE id = 1 + %(n)s %% " + str(INCIDENTS),
+}
 SCENARIOS = {
     "POST /incidents": JSON + 'return wrk.format("POST", "/incidents", nil, '
     '\'{"title": "Stats cost incident", "description": "made by bench.stats_write_cost", "severity": "high"}\')',
@@ -42,9 +52,6 @@ SCENARIOS = {
 
 def prepare(tree, url):
     """Migrated by the tree's own code, a responder with a token, INCIDENTS resolved incidents."""
-    import subprocess
-    import sys
-
     subprocess.run(
         [sys.executable, "-m", "api", "migrate"],
         cwd=tree,
@@ -61,12 +68,16 @@ def prepare(tree, url):
             active=True,
             password_hash=hash_password("not used by wrk"),
         )
-        conn.execute("INSERT INTO api_tokens (token_hash, user_id) VALUES (%s, %s)", [token_hash, user["id"]])
+        conn.execute(
+            "INSERT INTO api_tokens (token_hash, user_id, expires_at) VALUES (%s, %s, now() + interval '1 day')",
+            [token_hash, user["id"]],
+        )
         conn.execute(
             "INSERT INTO incidents (title, reporter_id, status, created_at, acknowledged_at, resolved_at)"
-            " SELECT 'seed ' || n, %s, 'resolved', now() - n * interval '1 hour',"
-            " now() - n * interval '1 hour' + interval '5 minutes', now() - n * interval '1 hour' + interval '50 minutes'"
-            " FROM generate_series(1, %s) n",
+            " SELECT 'seed ' || n, %s, 'resolved', created, created + ack, created + ack + res"
+            " FROM generate_series(1, %s) n,"
+            " LATERAL (SELECT now() - n * interval '1 hour' AS created, random() * interval '1 hour' AS ack,"
+            " random() * interval '1 day' AS res) AS d",
             [user["id"], INCIDENTS],
         )
         conn.execute("VACUUM ANALYZE incidents")
@@ -88,12 +99,16 @@ def main():
             for _, name in CONFIGS.values():
                 recreate(server_url, name, MARKER)
             tokens = {config: prepare(trees[config], urls[config]) for config in CONFIGS}
+            cpu = sql_rounds(urls)
             ports = {config: stack.enter_context(gunicorn(trees[config], urls[config])) for config in CONFIGS}
             for n in range(1, ROUNDS + 1):
                 order = list(CONFIGS) if n % 2 else list(reversed(CONFIGS))
                 for scenario, lua in SCENARIOS.items():
                     for config in order:
+                        pids = server_pids()
+                        before = cpu_seconds(pids)
                         result = run_wrk(ports[config], lua, tokens[config], seconds=SECONDS)
+                        result["pg_cpu_us"] = (cpu_seconds(pids) - before) / result["requests"] * 1e6
                         rows.append({"round": n, "scenario": scenario, "config": config, **result})
                 print(
                     f"round {n}: "
@@ -109,8 +124,69 @@ def main():
             for _, name in CONFIGS.values():
                 drop(server_url, name)
     RESULT.parent.mkdir(exist_ok=True)
-    RESULT.write_text(report(rows, consistent))
+    RESULT.write_text(report(rows, consistent) + cpu_report(cpu))
     print(f"wrote {RESULT}")
+
+
+def server_pids():
+    """The processes of the configured PostgreSQL server (children of its postmaster): CPU time
+    spent there, per request, is what the writes cost the database, whatever else runs."""
+    with connect(pgcluster.database_url()) as conn:
+        data_directory = conn.execute("SHOW data_directory").fetchone()["data_directory"]
+    postmaster = int(pathlib.Path(data_directory, "postmaster.pid").read_text().split()[0])
+    children = []
+    for proc in pathlib.Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            if (
+                proc.name.isdigit()
+                and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster
+            ):
+                children.append(int(proc.name))
+    return children
+
+
+def sql_rounds(urls):
+    """{(statement, config): [PostgreSQL CPU µs per statement, one per round]}: each statement
+    STATEMENTS times on one connection per database, the order alternating per round. CPU time
+    of the server process, not wall time, so that load from elsewhere on the machine weighs less."""
+    cpu = {}
+    with contextlib.ExitStack() as stack:
+        conns = {config: stack.enter_context(connect(url)) for config, url in urls.items()}
+        pids = {
+            config: conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+            for config, conn in conns.items()
+        }
+        for n in range(ROUNDS):
+            for name, statement in SQL.items():
+                for config in list(CONFIGS) if n % 2 else list(reversed(CONFIGS)):
+                    before = cpu_seconds([pids[config]])
+                    for k in range(STATEMENTS):
+                        conns[config].execute(statement, {"n": n * STATEMENTS + k})
+                    spent = (cpu_seconds([pids[config]]) - before) / STATEMENTS * 1e6
+                    cpu.setdefault((name, config), []).append(spent)
+            print(
+                f"sql round {n + 1}: " + ", ".join(f"{k[0]} {k[1]} {v[-1]:.0f} µs" for k, v in cpu.items()),
+                flush=True,
+            )
+    return cpu
+
+
+def cpu_report(cpu):
+    lines = [
+        "PostgreSQL CPU per statement, the row write alone (µs; medians over rounds, ratio: median of the",
+        f"per-round ratios, range in brackets; {STATEMENTS:,} statements per round on one connection):",
+        "",
+        "| statement | " + " | ".join(CONFIGS) + " | ratio |",
+        "|---|" + "---:|" * (len(CONFIGS) + 1),
+    ]
+    for name in SQL:
+        base, mine = cpu[name, WITHOUT], cpu[name, list(CONFIGS)[1]]
+        each = [b / a for a, b in zip(base, mine, strict=True)]
+        lines.append(
+            f"| {name} | {statistics.median(base):.0f} | {statistics.median(mine):.0f} | "
+            f"{statistics.median(each):.3f} ({min(each):.2f}–{max(each):.2f}) |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def rollups_consistent(url):
@@ -133,8 +209,8 @@ def report(rows, consistent):
     def median(scenario, config, field):
         return statistics.median(by[n, scenario, config][field] for n in rounds)
 
-    def ratios(scenario, config):
-        return [by[n, scenario, config]["rps"] / by[n, scenario, WITHOUT]["rps"] for n in rounds]
+    def ratios(scenario, config, field="rps"):
+        return [by[n, scenario, config][field] / by[n, scenario, WITHOUT][field] for n in rounds]
 
     lines = [
         "# What the stats rollups cost writers",
@@ -145,15 +221,16 @@ def report(rows, consistent):
         f"{len(rounds)} rounds, the order of the servers alternating. Medians over rounds; a ratio is the "
         "median of the per-round ratios to the server without the rollups (their range in brackets).",
         "",
-        "| request | server | req/s | ratio | p50 ms | p99 ms | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| request | server | req/s | ratio | PostgreSQL CPU µs/request | ratio | p50 ms | p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in SCENARIOS:
         for config in CONFIGS:
-            each = ratios(scenario, config)
+            each, cpu = ratios(scenario, config), ratios(scenario, config, "pg_cpu_us")
             lines.append(
                 f"| {scenario} | {config} | {median(scenario, config, 'rps'):.0f} | "
                 f"{statistics.median(each):.3f} ({min(each):.2f}–{max(each):.2f}) | "
+                f"{median(scenario, config, 'pg_cpu_us'):.0f} | {statistics.median(cpu):.3f} ({min(cpu):.2f}–{max(cpu):.2f}) | "
                 f"{median(scenario, config, 'p50_ms'):.2f} | {median(scenario, config, 'p99_ms'):.2f} | "
                 f"{median(scenario, config, 'errors'):.0f} |"
             )

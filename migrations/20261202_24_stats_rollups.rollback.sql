@@ -7,6 +7,7 @@ CREATE INDEX incidents_severity_ack_seconds_idx ON incidents (severity, ack_seco
 CREATE INDEX incidents_res_seconds_idx ON incidents (res_seconds) WHERE res_seconds IS NOT NULL;
 CREATE INDEX incidents_severity_res_seconds_idx ON incidents (severity, res_seconds) WHERE res_seconds IS NOT NULL;
 DROP INDEX incidents_active_stats_idx;
+CREATE INDEX incidents_active_idx ON incidents (assignee_id) WHERE status IN ('open', 'in_progress');
 CREATE INDEX incidents_workload_idx ON incidents (assignee_id, status)
     WHERE status IN ('open', 'in_progress') AND assignee_id IS NOT NULL;
 DROP INDEX incidents_done_stats_idx;
