@@ -1,3 +1,4 @@
+CREATE INDEX incidents_severity_status_idx ON incidents (severity, status);
 DROP INDEX incidents_severity_res_stats_idx;
 DROP INDEX incidents_res_stats_idx;
 DROP INDEX incidents_severity_ack_stats_idx;

@@ -42,18 +42,20 @@ CREATE TABLE incident_stats_durations (
 -- (two transactions never lock the same rows in opposite orders); what cancels out is no change.
 CREATE FUNCTION incident_stats_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO incident_stats_days AS d (created_on, resolved_on, status, severity, source, unassigned, n)
-    SELECT (r.created_at AT TIME ZONE 'UTC')::date, coalesce((r.resolved_at AT TIME ZONE 'UTC')::date, 'infinity'),
-           r.status, r.severity, r.source, r.unassigned, sum(r.n)
-    FROM (VALUES (OLD.created_at, OLD.resolved_at, OLD.status, OLD.severity, OLD.source, OLD.assignee_id IS NULL, -1),
-                 (NEW.created_at, NEW.resolved_at, NEW.status, NEW.severity, NEW.source, NEW.assignee_id IS NULL, 1))
-         AS r(created_at, resolved_at, status, severity, source, unassigned, n)
-    WHERE r.status IN ('resolved', 'closed')
-    GROUP BY 1, 2, 3, 4, 5, 6
-    HAVING sum(r.n) <> 0
-    ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (created_on, resolved_on, status, severity, source, unassigned) DO UPDATE SET n = d.n + excluded.n;
-
+    -- PERF: one statement, not two (a trigger's statement costs ~0.1 ms to run)
+    WITH days AS (
+        INSERT INTO incident_stats_days AS d (created_on, resolved_on, status, severity, source, unassigned, n)
+        SELECT (r.created_at AT TIME ZONE 'UTC')::date, coalesce((r.resolved_at AT TIME ZONE 'UTC')::date, 'infinity'),
+               r.status, r.severity, r.source, r.unassigned, sum(r.n)
+        FROM (VALUES (OLD.created_at, OLD.resolved_at, OLD.status, OLD.severity, OLD.source, OLD.assignee_id IS NULL, -1),
+                     (NEW.created_at, NEW.resolved_at, NEW.status, NEW.severity, NEW.source, NEW.assignee_id IS NULL, 1))
+             AS r(created_at, resolved_at, status, severity, source, unassigned, n)
+        WHERE r.status IN ('resolved', 'closed')
+        GROUP BY 1, 2, 3, 4, 5, 6
+        HAVING sum(r.n) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (created_on, resolved_on, status, severity, source, unassigned) DO UPDATE SET n = d.n + excluded.n
+    )
     INSERT INTO incident_stats_durations AS h (metric, created_on, status, severity, source, unassigned, lower, n, total)
     SELECT r.metric, date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date, r.status, r.severity, r.source,
            r.unassigned, bound.lower, sum(r.n), sum(r.n * r.seconds::numeric)
@@ -149,5 +151,9 @@ CREATE INDEX incidents_res_stats_idx ON incidents (res_seconds)
     INCLUDE (severity, status, source, assignee_id, created_at) WHERE res_seconds IS NOT NULL;
 CREATE INDEX incidents_severity_res_stats_idx ON incidents (severity, res_seconds)
     INCLUDE (status, source, assignee_id, created_at) WHERE res_seconds IS NOT NULL;
+
+-- Counts by status and severity come from the rollups and the active incidents now: the index
+-- migration 09 made for them would only cost writes.
+DROP INDEX incidents_severity_status_idx;
 
 DO $$ BEGIN PERFORM incident_stats_refill(); END $$;
