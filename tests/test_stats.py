@@ -2,9 +2,11 @@
 
 import datetime
 import random
+import threading
 
 import pytest
 
+from api.db import connect
 from api.lists import incident_filters
 from api.resources.analytics import STATS_PARAMETERS, split, stats_span
 
@@ -188,7 +190,10 @@ def rollups(db_conn):
         ).fetchall()
         for table, key in [
             ("incident_stats_days", "created_on, resolved_on::text, status, severity, source, unassigned"),
-            ("incident_stats_durations", "metric, created_on, status, severity, source, unassigned, lower, total"),
+            (
+                "incident_stats_durations",
+                "metric, created_on, status, severity, source, unassigned, lower, total",
+            ),
         ]
     ]
 
@@ -556,3 +561,35 @@ def test_a_range_splits_into_whole_units_and_exact_ends():
     one_day = stats_span({"created_after": at(2025, 1, 10, 5), "created_before": at(2025, 1, 10, 7)})
     assert (one_day["days_any"], one_day["months_any"]) == (False, False)
     assert (one_day["day_edge_from"], one_day["day_edge_to"]) == (at(2025, 1, 10, 5), at(2025, 1, 10, 7))
+
+
+def test_rollups_stay_exact_under_concurrent_changes(queries, db_conn, database_url, spread):
+    """Transactions moving resolved and closed incidents between the same rollup rows at once
+    (each upsert waits for the row's other writer) leave the rollups equal to a rebuild."""
+    ids = [
+        row["id"]
+        for row in db_conn.execute("SELECT id FROM incidents WHERE status IN ('resolved', 'closed')")
+    ]
+    before, failures = rollups(db_conn), []
+
+    def change(seed):
+        rng = random.Random(seed)
+        try:
+            with connect(database_url) as conn:
+                for _ in range(40):
+                    with conn.transaction():
+                        conn.execute(
+                            "UPDATE incidents SET severity = %s, assignee_id = NULL WHERE id = %s",
+                            [rng.choice(SEVERITIES), rng.choice(ids)],
+                        )
+        except Exception as failure:  # noqa: BLE001 (reported below, from the test's thread)
+            failures.append(failure)
+
+    workers = [threading.Thread(target=change, args=(seed,)) for seed in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert rollups(db_conn) != before
+    assert_consistent(queries, db_conn)
