@@ -44,7 +44,8 @@ window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
 -- assignee, busiest first; opened and resolved per UTC day for the last `days` days.
 -- PERF: the figures take one pass over the selection (the percentiles sort each severity's
 -- durations and then all of them); workload and the daily series read only the rows they
--- need, through their own partial indexes. Requests without filters take incident_stats_all.
+-- need, through their own partial indexes. Requests without filters take incident_stats_all,
+-- and those filtering only on what the rollups are keyed by incident_stats_rollup.
 WITH figures AS (
     SELECT i.severity, GROUPING(i.severity) = 1 AS overall, count(*) AS n,
            count(*) FILTER (WHERE i.status = 'open') AS open,
