@@ -486,7 +486,14 @@ def ranges(starts, midnights, inside):
             starts[4] - datetime.timedelta(days=3),
             starts[4] + datetime.timedelta(days=3),
         ),  # across a month start
+        (LAST_DAY, None),  # no unit boundary after these within what a datetime holds
+        (None, LAST_DAY),
+        (FIRST_DAY, LAST_DAY),
     ]
+
+
+LAST_DAY = datetime.datetime(9999, 12, 31, 23, tzinfo=datetime.UTC)
+FIRST_DAY = datetime.datetime(1, 1, 1, 1, tzinfo=datetime.UTC)
 
 
 ROLLUP_FILTERS = [

@@ -117,7 +117,7 @@ def split(after, before, floor, step, directions):
     boundary in its direction ("up", "down" or "nearest"); `step` is a unit (None: a month)."""
     first = None if after is None else boundary(after, floor, step, directions[0])
     last = None if before is None else boundary(before, floor, step, directions[1])
-    if first is not None and last is not None and first >= last:
+    if first is not None and last is not None and first >= last or first is LATEST:
         return False, None, None, [(after, before, 1)]
     ends = []
     if first is not None and first != after:
@@ -128,13 +128,21 @@ def split(after, before, floor, step, directions):
 
 
 def boundary(moment, floor, step, direction):
+    """The unit boundary at or next to `moment` in `direction`; LATEST if it would be past the
+    last day a datetime holds (rounding `nearest` then goes down)."""
     below = floor(moment)
     if below == moment or direction == "down":
         return below
-    above = below + step if step else next_month(below)
+    try:
+        above = below + step if step else next_month(below)
+    except (OverflowError, ValueError):
+        return LATEST if direction == "up" else below
     if direction == "up":
         return above
     return below if moment - below <= above - moment else above
+
+
+LATEST = object()  # rounding up went past datetime.max: no whole unit starts after the moment
 
 
 def span_parameters(unit, split_range):
