@@ -13,7 +13,7 @@ from psycopg import sql
 
 from api.db import connect
 from api.lists import IncidentLists, incident_filters
-from api.resources.analytics import SEARCH_CANDIDATES
+from api.resources.analytics import SEARCH_CANDIDATES, stats_span
 from api.sql import load_queries, numbered
 from bench import database, indexes
 
@@ -133,13 +133,28 @@ def cases(queries, ids, page_two_after):
             "GET /incidents/stats",
             "incident_stats_all",
             queries.incident_stats_all.text,
-            {**incident_filters({}), "days": 30},
+            {**stats_span({}), "days": 30},
         ),
         (
             "GET /incidents/stats?days=3660",
             "incident_stats_all",
             queries.incident_stats_all.text,
-            {**incident_filters({}), "days": 3660},
+            {**stats_span({}), "days": 3660},
+        ),
+        (
+            "GET /incidents/stats?status=resolved,closed&severity=low,medium,high&created_after=<700 days ago>",
+            "incident_stats_rollup",
+            queries.incident_stats_rollup.text,
+            {
+                **stats_span(
+                    {
+                        "status": ["resolved", "closed"],
+                        "severity": ["low", "medium", "high"],
+                        "created_after": datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=700),
+                    }
+                ),
+                "days": 3660,
+            },
         ),
         (
             "GET /incidents/stats (general query, no filter)",

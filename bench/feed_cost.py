@@ -59,17 +59,19 @@ def database_url(server_url, name):
     return urllib.parse.urlunsplit(urllib.parse.urlsplit(server_url)._replace(path="/" + name))
 
 
-def recreate(server_url, name):
+def recreate(server_url, name, marker=MARKER):
     with connect(server_url) as conn:
         comment = conn.execute(
             "SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = %s", [name]
         ).fetchone()
-        if comment is not None and comment["c"] != MARKER:
-            raise SystemExit(f"Refusing to touch database {name!r}: bench.feed_cost did not create it.")
+        if comment is not None and comment["c"] != marker:
+            raise SystemExit(
+                f"Refusing to touch database {name!r}: {marker.split(' by ')[-1]} did not create it."
+            )
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         conn.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(MARKER))
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(marker))
         )
 
 

@@ -113,22 +113,26 @@ def query_string(raw):
 
 async def time_cases(url, raw_cases, runs=RUNS):
     """[(query string, median ms, fastest ms, slowest ms)] over `runs` warm runs of each case
-    (after one untimed run), each run a fresh call of the endpoint's function."""
+    (after one untimed run), each run a fresh call of the endpoint's function. The runs go
+    round the cases (every case once per round), so that a burst of load from elsewhere on the
+    machine falls on many cases once rather than on one case every time."""
     queries = load_queries()
-    results = []
+    every = [parsed(raw) for raw in raw_cases]
+    timings = [[] for _ in raw_cases]
     async with await psycopg.AsyncConnection.connect(
         url, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC -c jit=off"
     ) as conn:
-        for raw in raw_cases:
-            args = parsed(raw)
+        for args in every:
             await incident_stats(queries, conn, args)
-            timings = []
-            for _ in range(runs):
+        for _ in range(runs):
+            for args, spent in zip(every, timings, strict=True):
                 started = time.perf_counter()
                 await incident_stats(queries, conn, args)
-                timings.append((time.perf_counter() - started) * 1000)
-            results.append((query_string(raw), statistics.median(timings), min(timings), max(timings)))
-    return results
+                spent.append((time.perf_counter() - started) * 1000)
+    return [
+        (query_string(raw), statistics.median(spent), min(spent), max(spent))
+        for raw, spent in zip(raw_cases, timings, strict=True)
+    ]
 
 
 def report(results, counts):
@@ -141,9 +145,10 @@ def report(results, counts):
         f"{sum(r[1] >= BUDGET_MS for r in results)} of {len(results)} cases over it.",
         "",
         f"Written by `python -m bench.stats_filters` on {datetime.date.today()} against "
-        f"{counts['incidents']:,} incidents ({counts['version'].split(' on ')[0]}). Each case is the "
+        f"{counts['incidents']:,} incidents ({counts['version'].split(' on ')[0]}), the machine's load "
+        f"average {counts.get('load', 0):.1f} on {os.cpu_count()} cores as it started. Each case is the "
         f"endpoint's own database work (`incident_stats` in api/resources/analytics.py, round trips "
-        f"included), run once untimed and then {RUNS} times: the median, fastest and slowest run in ms, "
+        f"included), run once untimed and then {RUNS} times, round the cases: the median, fastest and slowest run in ms, "
         "slowest case first. Ids are the busiest reporter and assignee and the most common and "
         "rarest category; dates are relative to the run.",
         "",
@@ -163,6 +168,7 @@ def main():
         counts = conn.execute(
             "SELECT (SELECT count(*) FROM incidents) AS incidents, version() AS version"
         ).fetchone()
+    counts["load"] = os.getloadavg()[0]
     results = asyncio.run(time_cases(url, cases(ids, datetime.datetime.now(datetime.UTC))))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report(results, counts))

@@ -8,9 +8,9 @@ day AS (
 ),
 window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
 
--- name: stats_workload_and_daily :fragment
--- The workload and daily columns of both stats queries, for the incidents matching the filters
--- (all NULL for incident_stats_all, whose custom plan then drops the conditions).
+-- name: stats_workload :fragment
+-- The open workload per assignee, busiest first, of the incidents matching the filters.
+-- PERF: an index-only scan of open and in-progress incidents (migration 24).
 (SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
                                                 'open', w.open, 'in_progress', w.in_progress)
                               ORDER BY w.open + w.in_progress DESC, u.id), '[]')
@@ -21,8 +21,11 @@ window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
            WHERE {:incident_filters}
              AND i.status IN ('open', 'in_progress') AND i.assignee_id IS NOT NULL
            GROUP BY i.assignee_id) AS w
-     JOIN users u ON u.id = w.assignee_id) AS workload,
-    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
+     JOIN users u ON u.id = w.assignee_id)
+
+-- name: stats_daily :fragment
+-- Opened and resolved per UTC day of the incidents matching the filters, from the incidents.
+(SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
                                        'resolved', coalesce(r.n, 0)) ORDER BY day.day)
      FROM day
      LEFT JOIN (SELECT (i.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
@@ -32,7 +35,7 @@ window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
      LEFT JOIN (SELECT (i.resolved_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
                 FROM incidents i, window_start
                 WHERE {:incident_filters} AND i.resolved_at >= window_start.at
-                GROUP BY 1) AS r ON r.day = day.day) AS daily
+                GROUP BY 1) AS r ON r.day = day.day)
 
 -- name: incident_stats :one :custom_plan
 -- For the incidents matching the filters: counts by status and severity (every value, zeros
@@ -41,7 +44,8 @@ window_start AS (SELECT (min(day)::timestamp AT TIME ZONE 'UTC') AS at FROM day)
 -- assignee, busiest first; opened and resolved per UTC day for the last `days` days.
 -- PERF: the figures take one pass over the selection (the percentiles sort each severity's
 -- durations and then all of them); workload and the daily series read only the rows they
--- need, through their own partial indexes. Requests without filters take incident_stats_all.
+-- need, through their own partial indexes. Requests without filters take incident_stats_all,
+-- and those filtering only on what the rollups are keyed by incident_stats_rollup.
 WITH figures AS (
     SELECT i.severity, GROUPING(i.severity) = 1 AS overall, count(*) AS n,
            count(*) FILTER (WHERE i.status = 'open') AS open,
@@ -73,31 +77,119 @@ SELECT
     json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2], 'by_severity',
         (SELECT json_object_agg(severity, json_build_object('mean', res_mean, 'p50', res_p[1], 'p90', res_p[2])
                                 ORDER BY severity) FROM by_severity)) AS mttr_seconds,
-{:stats_workload_and_daily}
+{:stats_workload} AS workload,
+{:stats_daily} AS daily
 FROM overall
 
--- name: incident_stats_all :one :custom_plan
--- incident_stats for every incident (no filter), the same figures without reading them all.
--- PERF: counts come from an index-only scan of (severity, status); means from the duration
--- histogram that a trigger keeps (migration 09); each exact percentile finds the bucket holding
--- its rank from the histogram's running counts and reads the value, and the next one, from the
--- duration index, skipping only the entries before it within that bucket. Interpolation is
--- percentile_cont's: lower + (position - floor(position)) * (upper - lower), in float8.
-WITH counts AS (
-    SELECT status, severity, count(*) AS n FROM incidents GROUP BY status, severity
-),
-bucket AS (
-    SELECT metric, severity::text AS scope, lower, n, total,
-           sum(n) OVER (PARTITION BY metric, severity ORDER BY lower) - n AS before
-    FROM incident_duration_buckets
-    WHERE n > 0
+-- name: stats_rollup_filters :fragment
+-- incident_filters' status, severity, source and unassigned filters on a row `r` of the
+-- rollups of migration 24.
+(%(status)s::incident_status[] IS NULL OR r.status = ANY(%(status)s::incident_status[]))
+  AND (%(severity)s::incident_severity[] IS NULL OR r.severity = ANY(%(severity)s::incident_severity[]))
+  AND (%(source)s::text[] IS NULL OR r.source = ANY(%(source)s::text[]))
+  AND (NOT %(unassigned)s OR r.unassigned)
+
+-- name: stats_row_filters :fragment
+-- The same filters on an incident `i`.
+(%(status)s::incident_status[] IS NULL OR i.status = ANY(%(status)s::incident_status[]))
+  AND (%(severity)s::incident_severity[] IS NULL OR i.severity = ANY(%(severity)s::incident_severity[]))
+  AND (%(source)s::text[] IS NULL OR i.source = ANY(%(source)s::text[]))
+  AND (NOT %(unassigned)s OR i.assignee_id IS NULL)
+
+-- name: stats_done_wanted :fragment
+-- Whether the status filter wants resolved or closed incidents at all (a constant: PERF: the
+-- plan then skips a scan it would have filtered to nothing, as the active one does below).
+(%(status)s::incident_status[] IS NULL OR %(status)s::incident_status[] && ARRAY['resolved', 'closed']::incident_status[])
+
+-- name: stats_selection :fragment
+-- The incidents matching the filters (status, severity, source, unassigned, created_at range:
+-- the others are NULL), never read one by one in bulk. Open and in-progress ones (`active`:
+-- few, since incidents do not stay so) come from an index-only scan; resolved and closed ones
+-- from the rollups, whose whole units inside the range stats_span (api/resources/analytics.py)
+-- computes, and the incidents of the rest, read through an index-only scan:
+-- * counts by day: the whole UTC days from days_from to before days_to (none if not days_any;
+--   NULL: unbounded) and the incidents created in [day_edge_from, day_edge_to) and
+--   [day_edge2_from, day_edge2_to), less than a day at either end;
+-- * durations by month: the months from months_from to before months_to, corrected by the
+--   incidents created in [month_edge_from, month_edge_to) and [month_edge2_from, month_edge2_to),
+--   added (sign 1) or taken away (-1): each end is rounded to the nearest month, so each
+--   correction is at most half a month.
+-- `counted` has one row per (created_on, resolved_on, status, severity) with its count n;
+-- `duration` one per (metric, severity, bucket lower bound) with its count n and total.
+day_edge AS (
+    SELECT i.created_at, i.resolved_at, i.status, i.severity
+    FROM incidents i
+    WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters} AND {:stats_done_wanted}
+      AND i.created_at >= %(day_edge_from)s::timestamptz AND i.created_at < %(day_edge_to)s::timestamptz
     UNION ALL
-    SELECT metric, 'all', lower, sum(n), sum(total),
-           sum(sum(n)) OVER (PARTITION BY metric ORDER BY lower) - sum(n)
-    FROM incident_duration_buckets
-    WHERE n > 0
-    GROUP BY metric, lower
+    SELECT i.created_at, i.resolved_at, i.status, i.severity
+    FROM incidents i
+    WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters} AND {:stats_done_wanted}
+      AND i.created_at >= %(day_edge2_from)s::timestamptz AND i.created_at < %(day_edge2_to)s::timestamptz
 ),
+month_edge AS (
+    SELECT %(month_edge_sign)s::int AS n, i.severity, i.ack_seconds, i.res_seconds
+    FROM incidents i
+    WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters} AND {:stats_done_wanted}
+      AND i.created_at >= %(month_edge_from)s::timestamptz AND i.created_at < %(month_edge_to)s::timestamptz
+    UNION ALL
+    SELECT %(month_edge2_sign)s::int, i.severity, i.ack_seconds, i.res_seconds
+    FROM incidents i
+    WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters} AND {:stats_done_wanted}
+      AND i.created_at >= %(month_edge2_from)s::timestamptz AND i.created_at < %(month_edge2_to)s::timestamptz
+),
+active AS (
+    SELECT i.created_at, i.status, i.severity, i.ack_seconds, i.assignee_id
+    FROM incidents i
+    WHERE i.status IN ('open', 'in_progress') AND {:incident_filters}
+      AND (%(status)s::incident_status[] IS NULL OR %(status)s::incident_status[] && ARRAY['open', 'in_progress']::incident_status[])
+),
+counted AS (
+    SELECT r.created_on, r.resolved_on, r.status, r.severity, r.n
+    FROM incident_stats_days r
+    WHERE %(days_any)s AND {:stats_rollup_filters}
+      AND (%(days_from)s::date IS NULL OR r.created_on >= %(days_from)s::date)
+      AND (%(days_to)s::date IS NULL OR r.created_on < %(days_to)s::date)
+    UNION ALL
+    SELECT (e.created_at AT TIME ZONE 'UTC')::date, coalesce((e.resolved_at AT TIME ZONE 'UTC')::date, 'infinity'),
+           e.status, e.severity, count(*)
+    FROM day_edge e GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT CASE WHEN a.created_at >= w.at THEN (a.created_at AT TIME ZONE 'UTC')::date END, 'infinity'::date,
+           a.status, a.severity, count(*)  -- the day only where the daily series needs it
+    FROM active a, window_start w GROUP BY 1, 2, 3, 4
+),
+bounds AS (SELECT array_agg(lower ORDER BY lower) AS bounds FROM incident_stats_bounds),
+duration AS (
+    SELECT r.metric, r.severity, r.lower, r.n, r.total
+    FROM incident_stats_durations r
+    WHERE %(months_any)s AND {:stats_rollup_filters}
+      AND (%(months_from)s::date IS NULL OR r.created_on >= %(months_from)s::date)
+      AND (%(months_to)s::date IS NULL OR r.created_on < %(months_to)s::date)
+    UNION ALL
+    SELECT 'ack', e.severity, b.bounds[width_bucket(e.ack_seconds, b.bounds)], sum(e.n), sum(e.n * e.ack_seconds)::numeric
+    FROM (SELECT n, severity, ack_seconds FROM month_edge UNION ALL SELECT 1, severity, ack_seconds FROM active) AS e,
+         bounds b
+    WHERE e.ack_seconds IS NOT NULL
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'res', e.severity, b.bounds[width_bucket(e.res_seconds, b.bounds)], sum(e.n), sum(e.n * e.res_seconds)::numeric
+    FROM month_edge e, bounds b
+    WHERE e.res_seconds IS NOT NULL
+    GROUP BY 1, 2, 3
+),
+counts AS (
+    SELECT status, severity, sum(n) AS n FROM counted GROUP BY status, severity
+)
+
+-- name: stats_percentiles :fragment
+-- MTTA and MTTR figures (`metric`: one row per metric) from `bucket`: per metric and scope
+-- (a severity or 'all'), each bucket's lower bound, count n, exact total and the count
+-- `before` it, for the incidents matching the filters. The means are total / n; each exact
+-- percentile finds the bucket holding its rank and reads the value, and the next one, from a
+-- duration index, skipping the matching entries before it within that bucket (PERF: the
+-- indexes cover the filters, so that is an index-only scan of one bucket). Interpolation is
+-- percentile_cont's: lower + (position - floor(position)) * (upper - lower), in float8.
 summary AS (
     SELECT metric, scope, sum(n) AS n, (sum(total) / sum(n))::float8 AS mean
     FROM bucket GROUP BY metric, scope
@@ -117,18 +209,20 @@ percentile AS (
                  AND r.first_row >= b.before AND r.first_row < b.before + b.n
     CROSS JOIN LATERAL (SELECT CASE
         WHEN r.metric = 'ack' AND r.scope = 'all' THEN ARRAY(
-            SELECT i.ack_seconds FROM incidents i WHERE i.ack_seconds >= b.lower
+            SELECT i.ack_seconds FROM incidents i WHERE i.ack_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.ack_seconds OFFSET r.first_row - b.before LIMIT 2)
         WHEN r.metric = 'ack' THEN ARRAY(
-            SELECT i.ack_seconds FROM incidents i WHERE i.severity = r.scope::incident_severity AND i.ack_seconds >= b.lower
+            SELECT i.ack_seconds FROM incidents i
+            WHERE i.severity = r.scope::incident_severity AND i.ack_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.ack_seconds OFFSET r.first_row - b.before LIMIT 2)
         WHEN r.scope = 'all' THEN ARRAY(
-            SELECT i.res_seconds FROM incidents i WHERE i.res_seconds >= b.lower
+            SELECT i.res_seconds FROM incidents i WHERE i.res_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.res_seconds OFFSET r.first_row - b.before LIMIT 2)
         ELSE ARRAY(
-            SELECT i.res_seconds FROM incidents i WHERE i.severity = r.scope::incident_severity AND i.res_seconds >= b.lower
+            SELECT i.res_seconds FROM incidents i
+            WHERE i.severity = r.scope::incident_severity AND i.res_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.res_seconds OFFSET r.first_row - b.before LIMIT 2)
-        END AS pair) AS v
+        END AS pair OFFSET 0) AS v  -- OFFSET 0: one lookup, not one for each use of `pair`
 ),
 figures AS (
     SELECT m.metric, scope.scope, s.mean, p50.value AS p50, p90.value AS p90
@@ -144,8 +238,11 @@ metric AS (
                                 ORDER BY f.scope::incident_severity)
          FROM figures f WHERE f.metric = a.metric AND f.scope <> 'all')) AS figures
     FROM figures a WHERE a.scope = 'all'
-),
-{:stats_days}
+)
+
+-- name: stats_document :fragment
+-- The stats document from `counts` (status, severity, n), `metric`, `counted` and the days.
+-- PERF: the daily series sums rollup rows (a day of every incident is ~40 rows), not incidents.
 SELECT
     (SELECT json_object_agg(s.status, coalesce((SELECT sum(n) FROM counts c WHERE c.status = s.status), 0)
                             ORDER BY s.status)
@@ -155,7 +252,67 @@ SELECT
      FROM unnest(enum_range(NULL::incident_severity)) AS s(severity)) AS by_severity,
     (SELECT figures FROM metric WHERE metric = 'ack') AS mtta_seconds,
     (SELECT figures FROM metric WHERE metric = 'res') AS mttr_seconds,
-{:stats_workload_and_daily}
+    (SELECT coalesce(json_agg(json_build_object('user_id', u.id, 'username', u.username,
+                                                'open', w.open, 'in_progress', w.in_progress)
+                              ORDER BY w.open + w.in_progress DESC, u.id), '[]')
+     FROM (SELECT assignee_id, count(*) FILTER (WHERE status = 'open') AS open,
+                  count(*) FILTER (WHERE status = 'in_progress') AS in_progress
+           FROM active WHERE assignee_id IS NOT NULL GROUP BY assignee_id) AS w
+     JOIN users u ON u.id = w.assignee_id) AS workload,
+    (SELECT json_agg(json_build_object('date', day.day, 'opened', coalesce(o.n, 0),
+                                       'resolved', coalesce(r.n, 0)) ORDER BY day.day)
+     FROM day
+     LEFT JOIN (SELECT created_on AS day, sum(n) AS n FROM counted
+                WHERE created_on >= (SELECT min(day) FROM day) GROUP BY 1) AS o ON o.day = day.day
+     LEFT JOIN (SELECT resolved_on AS day, sum(n) AS n FROM counted
+                WHERE resolved_on >= (SELECT min(day) FROM day) AND resolved_on < 'infinity'
+                GROUP BY 1) AS r ON r.day = day.day) AS daily
+
+-- name: incident_stats_all :one :custom_plan
+-- incident_stats for every incident (no filter), the same figures without reading them all.
+-- The durations come from migration 09's histogram (per severity, buckets 2 % wide, so an
+-- exact percentile reads few index entries), the counts and days from incident_stats_rollup's
+-- selection, with every filter NULL.
+WITH {:stats_days},
+{:stats_selection},
+bucket AS (
+    SELECT metric, severity::text AS scope, lower, n, total,
+           sum(n) OVER (PARTITION BY metric, severity ORDER BY lower) - n AS before
+    FROM incident_duration_buckets
+    WHERE n > 0
+    UNION ALL
+    SELECT metric, 'all', lower, sum(n), sum(total),
+           sum(sum(n)) OVER (PARTITION BY metric ORDER BY lower) - sum(n)
+    FROM incident_duration_buckets
+    WHERE n > 0
+    GROUP BY metric, lower
+),
+{:stats_percentiles}
+{:stats_document}
+
+-- name: incident_stats_rollup :one :custom_plan
+-- incident_stats for filters on status, severity, source, assignee_id=none and the created_at
+-- range only (the others are NULL), without a pass over the matching incidents: see
+-- stats_selection. PERF: the worst of them took 5.3 s through incident_stats at a million
+-- incidents (docs/decisions.md).
+WITH {:stats_days},
+{:stats_selection},
+by_bucket AS (
+    SELECT metric, severity, lower, sum(n) AS n, sum(total) AS total
+    FROM duration GROUP BY metric, severity, lower HAVING sum(n) > 0
+),
+bucket AS (
+    SELECT metric, severity::text AS scope, lower, n, total,
+           sum(n) OVER (PARTITION BY metric, severity ORDER BY lower) - n AS before
+    FROM by_bucket
+    UNION ALL
+    SELECT metric, 'all', lower, sum(n), sum(total),
+           sum(sum(n)) OVER (PARTITION BY metric ORDER BY lower) - sum(n)
+    FROM by_bucket
+    GROUP BY metric, lower
+),
+{:stats_percentiles}
+{:stats_document}
 
 -- name: stats_dates_match_all :scalar
 -- Whether the created_after/created_before filters (NULL: none) leave no incident out, so

@@ -2,11 +2,13 @@
 
 import datetime
 import random
+import threading
 
 import pytest
 
+from api.db import connect
 from api.lists import incident_filters
-from api.resources.analytics import STATS_PARAMETERS
+from api.resources.analytics import STATS_PARAMETERS, split, stats_span
 
 SEVERITIES = ["low", "medium", "high", "critical"]
 
@@ -156,7 +158,7 @@ def test_bad_parameters_are_400(client, reporter, qs):
 
 def both_paths(queries, db_conn, days=30):
     general = queries.incident_stats(db_conn, **incident_filters({}), days=days)
-    return general, queries.incident_stats_all(db_conn, **incident_filters({}), days=days)
+    return general, queries.incident_stats_all(db_conn, **stats_span({}), days=days)
 
 
 def assert_same(general, fast, path="stats"):
@@ -181,12 +183,30 @@ def histogram(db_conn):
     ).fetchall()
 
 
+def rollups(db_conn):
+    return [
+        db_conn.execute(
+            f"SELECT {key}, n FROM {table} WHERE n <> 0 ORDER BY {key}"  # noqa: S608 (constants)
+        ).fetchall()
+        for table, key in [
+            ("incident_stats_days", "created_on, resolved_on::text, status, severity, source, unassigned"),
+            (
+                "incident_stats_durations",
+                "metric, created_on, status, severity, source, unassigned, lower, total",
+            ),
+        ]
+    ]
+
+
 def assert_consistent(queries, db_conn):
-    """The histogram is what a rebuild from the incidents gives, and both paths agree."""
-    kept = histogram(db_conn)
+    """The histogram and the rollups are what a rebuild from the incidents gives, and both
+    paths agree."""
+    kept, kept_rollups = histogram(db_conn), rollups(db_conn)
     with db_conn.transaction(force_rollback=True):
         db_conn.execute("SELECT incident_duration_buckets_refill()")
+        db_conn.execute("SELECT incident_stats_refill()")
         assert kept == histogram(db_conn)
+        assert kept_rollups == rollups(db_conn)
     general, fast = both_paths(queries, db_conn)
     assert_same(general, fast)
     return fast
@@ -386,3 +406,197 @@ def test_filters_that_match_every_incident_say_what_no_filter_says(
     for case in FILTERED_CASES[2], FILTERED_CASES[11], FILTERED_CASES[13]:
         assert stats(client, reporter, as_query_string(now, filtered, case)) == everything
     assert sum(stats(client, reporter, "created_after=2100-01-01T00:00:00Z")["by_status"].values()) == 0
+
+
+# Filtered stats from the rollups (incident_stats_rollup): resolved and closed incidents counted
+# per day and their durations per month, the ends of a created_at range read from the
+# incidents. Incidents sit on and around day and month boundaries, and the ranges start and
+# end inside days, on midnights and on month starts, near the start and the end of a month
+# (rounded down with incidents taken away, or up with incidents added), so a unit counted twice
+# or left out changes a figure.
+
+
+def boundaries(now):
+    """Month starts and midnights of the last five months, and moments inside their days."""
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    starts = []
+    for _ in range(5):
+        starts.append(month)
+        month = (month - datetime.timedelta(days=1)).replace(day=1)
+    midnights = [
+        now.replace(hour=0, minute=0, second=0, microsecond=0) - datetime.timedelta(days=d)
+        for d in (1, 9, 40)
+    ]
+    inside = [
+        start + datetime.timedelta(days=d, hours=13, minutes=37, seconds=12.345678)
+        for start in starts[1:]
+        for d in (2, 20)
+    ]
+    return starts, midnights, inside
+
+
+@pytest.fixture
+def spread(db_conn, reporter, make_user, now):
+    """varied_incidents over five months, and resolved or closed ones created on, just before
+    and just after each boundary, some unassigned."""
+    assignees = [make_user("responder")["id"] for _ in range(2)]
+    varied_incidents(db_conn, reporter["id"], assignees, now, count=300)
+    db_conn.execute(
+        "UPDATE incidents SET created_at = created_at - (id % 150) * interval '1 day',"
+        " acknowledged_at = acknowledged_at - (id % 150) * interval '1 day',"
+        " resolved_at = resolved_at - (id % 150) * interval '1 day'"
+    )
+    starts, midnights, inside = boundaries(now)
+    rows = []
+    for n, moment in enumerate(starts + midnights + inside):
+        for offset, status in ((-1, "closed"), (0, "resolved"), (1, "closed")):
+            created = moment + datetime.timedelta(microseconds=offset)
+            acknowledged = created + datetime.timedelta(seconds=30 * (n + 1))
+            resolved = acknowledged + datetime.timedelta(hours=n + offset + 2)
+            assignee = None if (n + offset) % 2 else assignees[0]
+            rows.append(
+                (SEVERITIES[n % 4], status, reporter["id"], assignee, created, acknowledged, resolved)
+            )
+    with db_conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO incidents (title, severity, status, reporter_id, assignee_id, created_at, acknowledged_at,"
+            " resolved_at) VALUES ('t', %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+    return starts, midnights, inside
+
+
+def ranges(starts, midnights, inside):
+    """created_after/created_before pairs (None: no bound) over the spread incidents."""
+    late_in_month = starts[2] + datetime.timedelta(days=25, hours=3)
+    return [
+        (inside[0], None),  # early in a month: rounded down, the start of that month taken away
+        (inside[1], None),  # late in a month: rounded up, its end added
+        (None, inside[2]),
+        (None, inside[3]),
+        (starts[3], starts[1]),  # whole months
+        (starts[3] + datetime.timedelta(microseconds=1), starts[1] - datetime.timedelta(microseconds=1)),
+        (midnights[2], midnights[0]),  # whole days
+        (midnights[1] + datetime.timedelta(hours=5), midnights[1] + datetime.timedelta(hours=20)),  # one day
+        (inside[4], inside[5]),  # inside one month
+        (inside[3], late_in_month),
+        (inside[1], inside[4]),
+        (inside[0], inside[6]),
+        (
+            starts[4] - datetime.timedelta(days=3),
+            starts[4] + datetime.timedelta(days=3),
+        ),  # across a month start
+        (LAST_DAY, None),  # no unit boundary after these within what a datetime holds
+        (None, LAST_DAY),
+        (FIRST_DAY, LAST_DAY),
+    ]
+
+
+LAST_DAY = datetime.datetime(9999, 12, 31, 23, tzinfo=datetime.UTC)
+FIRST_DAY = datetime.datetime(1, 1, 1, 1, tzinfo=datetime.UTC)
+
+
+ROLLUP_FILTERS = [
+    {},
+    {"status": ["resolved", "closed"]},
+    {"status": ["closed"], "severity": ["low", "critical"]},
+    {"status": ["open", "in_progress"]},
+    {"severity": ["medium"], "assignee_id": None},
+    {"source": ["api"], "status": ["resolved", "in_progress"]},
+    {"source": ["alertmanager"]},
+]
+
+
+@pytest.mark.parametrize("filters", ROLLUP_FILTERS, ids=str)
+def test_rollups_say_what_the_general_query_says(queries, db_conn, spread, filters):
+    for after, before in [(None, None), *ranges(*spread)]:
+        args = {**filters, "created_after": after, "created_before": before}
+        args = {name: value for name, value in args.items() if value is not None or name == "assignee_id"}
+        for days in (1, 45, 3660):
+            general = queries.incident_stats(db_conn, **incident_filters(args), days=days)
+            rolled = queries.incident_stats_rollup(db_conn, **stats_span(args), days=days)
+            assert_same(general, rolled, f"{args} days={days}")
+    assert sum(general["by_status"].values()) > 0 or filters == {"source": ["alertmanager"]}
+
+
+def test_rollups_follow_every_change(queries, db_conn, spread):
+    """Resolving, closing, reopening, reassigning, moving and deleting incidents keeps the
+    rollups equal to a rebuild (assert_consistent), and the figures equal to the general query's."""
+    changes = [
+        "UPDATE incidents SET status = 'resolved', resolved_at = acknowledged_at + interval '1 hour'"
+        " WHERE status = 'in_progress' AND id % 2 = 0",
+        "UPDATE incidents SET status = 'closed' WHERE status = 'resolved' AND id % 3 = 0",
+        "UPDATE incidents SET status = 'open', resolved_at = NULL WHERE status = 'closed' AND id % 5 = 1",
+        "UPDATE incidents SET assignee_id = NULL WHERE id % 4 = 1",
+        "UPDATE incidents SET severity = 'critical', source = 'alerts' WHERE id % 6 = 0",
+        "UPDATE incidents SET created_at = created_at - interval '20 days',"
+        " acknowledged_at = acknowledged_at - interval '20 days' WHERE id % 7 = 0",
+        "DELETE FROM incidents WHERE id % 8 = 3",
+    ]
+    starts, midnights, inside = spread
+    for statement in changes:
+        db_conn.execute(statement)
+        assert_consistent(queries, db_conn)
+        for args in ({"status": ["resolved", "closed"], "created_after": inside[1]}, {"assignee_id": None}):
+            general = queries.incident_stats(db_conn, **incident_filters(args), days=90)
+            assert_same(general, queries.incident_stats_rollup(db_conn, **stats_span(args), days=90))
+
+
+def test_a_range_splits_into_whole_units_and_exact_ends():
+    utc = datetime.UTC
+    at = lambda *parts: datetime.datetime(*parts, tzinfo=utc)  # noqa: E731
+    month = stats_span({"created_after": at(2025, 1, 20, 5), "created_before": at(2025, 3, 4)})
+    assert (month["months_from"], month["months_to"]) == (
+        datetime.date(2025, 2, 1),
+        datetime.date(2025, 3, 1),
+    )
+    assert (month["month_edge_from"], month["month_edge_to"], month["month_edge_sign"]) == (
+        at(2025, 1, 20, 5),
+        at(2025, 2, 1),
+        1,
+    )
+    assert (month["month_edge2_from"], month["month_edge2_to"], month["month_edge2_sign"]) == (
+        at(2025, 3, 1),
+        at(2025, 3, 4),
+        1,
+    )
+    assert (month["days_from"], month["days_to"]) == (datetime.date(2025, 1, 21), datetime.date(2025, 3, 4))
+    assert (month["day_edge_from"], month["day_edge_to"]) == (at(2025, 1, 20, 5), at(2025, 1, 21))
+    assert month["day_edge2_from"] is None
+    rounded_up = split(None, at(2025, 12, 20), lambda t: t.replace(day=1), None, ("nearest", "nearest"))
+    assert rounded_up == (True, None, at(2026, 1, 1), [(at(2025, 12, 20), at(2026, 1, 1), -1)])
+    one_day = stats_span({"created_after": at(2025, 1, 10, 5), "created_before": at(2025, 1, 10, 7)})
+    assert (one_day["days_any"], one_day["months_any"]) == (False, False)
+    assert (one_day["day_edge_from"], one_day["day_edge_to"]) == (at(2025, 1, 10, 5), at(2025, 1, 10, 7))
+
+
+def test_rollups_stay_exact_under_concurrent_changes(queries, db_conn, database_url, spread):
+    """Transactions moving resolved and closed incidents between the same rollup rows at once
+    (each upsert waits for the row's other writer) leave the rollups equal to a rebuild."""
+    ids = [
+        row["id"]
+        for row in db_conn.execute("SELECT id FROM incidents WHERE status IN ('resolved', 'closed')")
+    ]
+    before, failures = rollups(db_conn), []
+
+    def change(seed):
+        rng = random.Random(seed)
+        try:
+            with connect(database_url) as conn:
+                for _ in range(40):
+                    with conn.transaction():
+                        conn.execute(
+                            "UPDATE incidents SET severity = %s, assignee_id = NULL WHERE id = %s",
+                            [rng.choice(SEVERITIES), rng.choice(ids)],
+                        )
+        except Exception as failure:  # noqa: BLE001 (reported below, from the test's thread)
+            failures.append(failure)
+
+    workers = [threading.Thread(target=change, args=(seed,)) for seed in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert rollups(db_conn) != before
+    assert_consistent(queries, db_conn)

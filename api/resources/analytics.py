@@ -1,5 +1,7 @@
 """GET /incidents/search and GET /incidents/stats."""
 
+import datetime
+
 from api import params
 from api.db import snapshot
 from api.incident_rules import present
@@ -84,13 +86,94 @@ async def incident_stats(queries, conn, args):
     days = args.pop("days", 30)
     narrowing = narrowing_filters(args)
     if not narrowing:  # PERF: every incident: from the duration histogram, not a pass over them all
-        return await queries.incident_stats_all(conn, **incident_filters({}), days=days)
-    if narrowing.keys() - DATE_FILTERS:
+        return await queries.incident_stats_all(conn, **stats_span({}), days=days)
+    if not rolled_up(narrowing):
         return await queries.incident_stats(conn, **incident_filters(narrowing), days=days)
     async with snapshot(conn):  # the check and the figures see the same incidents
-        if await queries.stats_dates_match_all(conn, **{**dict.fromkeys(DATE_FILTERS), **narrowing}):
-            return await queries.incident_stats_all(conn, **incident_filters({}), days=days)
-        return await queries.incident_stats(conn, **incident_filters(narrowing), days=days)
+        if narrowing.keys() <= DATE_FILTERS and await queries.stats_dates_match_all(
+            conn, **{**dict.fromkeys(DATE_FILTERS), **narrowing}
+        ):
+            return await queries.incident_stats_all(conn, **stats_span({}), days=days)
+        return await queries.incident_stats_rollup(conn, **stats_span(narrowing), days=days)
+
+
+ROLLUP_FILTERS = {"status", "severity", "source", "created_after", "created_before"}
+
+
+def rolled_up(filters):
+    """Whether incident_stats_rollup takes these filters: those its rollups are keyed by."""
+    return filters.keys() - {"assignee_id"} <= ROLLUP_FILTERS and filters.get("assignee_id") is None
+
+
+def stats_span(filters):
+    """incident_stats_rollup's parameters: incident_filters' and how the created_at range splits
+    into whole units of the rollups and the incidents read at its ends (see stats_selection)."""
+    after, before = filters.get("created_after"), filters.get("created_before")
+    days = split(after, before, day_floor, datetime.timedelta(days=1), ("up", "down"))
+    months = split(after, before, month_floor, None, ("nearest", "nearest"))
+    return {**incident_filters(filters), **span_parameters("day", days), **span_parameters("month", months)}
+
+
+def split(after, before, floor, step, directions):
+    """(any, first, last, [(start, end, sign)]): the units (days or months) from `first` to
+    before `last` (None: unbounded; none at all unless `any`) and the created_at ranges to add
+    (sign 1) or take away (-1) so that they make [after, before). Each end moves to a unit
+    boundary in its direction ("up", "down" or "nearest"); `step` is a unit (None: a month)."""
+    first = None if after is None else boundary(after, floor, step, directions[0])
+    last = None if before is None else boundary(before, floor, step, directions[1])
+    if first is not None and last is not None and first >= last or first is LATEST:
+        return False, None, None, [(after, before, 1)]
+    ends = []
+    if first is not None and first != after:
+        ends.append((after, first, 1) if after < first else (first, after, -1))
+    if last is not None and last != before:
+        ends.append((last, before, 1) if last < before else (before, last, -1))
+    return True, first, last, ends
+
+
+def boundary(moment, floor, step, direction):
+    """The unit boundary at or next to `moment` in `direction`; LATEST if it would be past the
+    last day a datetime holds (rounding `nearest` then goes down)."""
+    below = floor(moment)
+    if below == moment or direction == "down":
+        return below
+    try:
+        above = below + step if step else next_month(below)
+    except (OverflowError, ValueError):
+        return LATEST if direction == "up" else below
+    if direction == "up":
+        return above
+    return below if moment - below <= above - moment else above
+
+
+LATEST = object()  # rounding up went past datetime.max: no whole unit starts after the moment
+
+
+def span_parameters(unit, split_range):
+    units, first, last, ends = split_range
+    ends = ends + [(None, None, 0)] * (2 - len(ends))
+    parameters = {
+        f"{unit}s_any": units,
+        f"{unit}s_from": first and first.date(),
+        f"{unit}s_to": last and last.date(),
+    }
+    for suffix, (start, end, sign) in zip(("", "2"), ends, strict=True):
+        parameters |= {f"{unit}_edge{suffix}_from": start, f"{unit}_edge{suffix}_to": end}
+        if unit == "month":
+            parameters[f"{unit}_edge{suffix}_sign"] = sign
+    return parameters
+
+
+def day_floor(moment):
+    return moment.astimezone(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_floor(moment):
+    return day_floor(moment).replace(day=1)
+
+
+def next_month(first_day):
+    return first_day.replace(year=first_day.year + first_day.month // 12, month=first_day.month % 12 + 1)
 
 
 DATE_FILTERS = {"created_after", "created_before"}

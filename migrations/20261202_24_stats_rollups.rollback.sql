@@ -1,0 +1,24 @@
+CREATE INDEX incidents_severity_status_idx ON incidents (severity, status);
+DROP INDEX incidents_severity_res_stats_idx;
+DROP INDEX incidents_res_stats_idx;
+DROP INDEX incidents_severity_ack_stats_idx;
+DROP INDEX incidents_ack_stats_idx;
+CREATE INDEX incidents_ack_seconds_idx ON incidents (ack_seconds) WHERE ack_seconds IS NOT NULL;
+CREATE INDEX incidents_severity_ack_seconds_idx ON incidents (severity, ack_seconds) WHERE ack_seconds IS NOT NULL;
+CREATE INDEX incidents_res_seconds_idx ON incidents (res_seconds) WHERE res_seconds IS NOT NULL;
+CREATE INDEX incidents_severity_res_seconds_idx ON incidents (severity, res_seconds) WHERE res_seconds IS NOT NULL;
+DROP INDEX incidents_active_stats_idx;
+CREATE INDEX incidents_active_idx ON incidents (assignee_id) WHERE status IN ('open', 'in_progress');
+CREATE INDEX incidents_workload_idx ON incidents (assignee_id, status)
+    WHERE status IN ('open', 'in_progress') AND assignee_id IS NOT NULL;
+DROP INDEX incidents_done_stats_idx;
+DROP TRIGGER incidents_stats_on_truncate ON incidents;
+DROP TRIGGER incidents_stats_on_delete ON incidents;
+DROP TRIGGER incidents_stats_on_update ON incidents;
+DROP TRIGGER incidents_stats_on_insert ON incidents;
+DROP FUNCTION incident_stats_empty();
+DROP FUNCTION incident_stats_refill();
+DROP FUNCTION incident_stats_sync();
+DROP TABLE incident_stats_durations;
+DROP TABLE incident_stats_days;
+DROP TABLE incident_stats_bounds;
