@@ -14,4 +14,5 @@ BEGIN
     RETURN pg_current_xact_id()::text::bigint * 1048576;
 END $$;
 
+ALTER TABLE events ALTER COLUMN position DROP DEFAULT;
 DROP FUNCTION next_feed_position();

@@ -2,11 +2,11 @@
 -- composite type incident_document (typed values, put together without a lookup per field)
 -- instead of JSON, with the changes and the comment in columns of their own; readers build
 -- the JSON (event_data in sql/events.sql). And an event's position (its transaction's id times
--- 2^20 plus its ordinal in the transaction) is taken by one call per event, the transaction's
--- last position kept in a transaction-local setting, instead of by a CTE that called
--- transaction_feed_base(), a probe of the primary key for the transaction's earlier events and
--- a window function. Building the JSON was about half of what the event cost POST /incidents
--- in the database, those plan nodes about a fifth (see docs/decisions.md).
+-- 2^20 plus its ordinal in the transaction) is the column's default, one call per event that
+-- keeps the transaction's last position in a transaction-local setting, instead of a CTE that
+-- called transaction_feed_base(), a probe of the primary key for the transaction's earlier
+-- events and a window function. Building the JSON was about half of what the event cost
+-- POST /incidents in the database, those plan nodes about a third (see docs/decisions.md).
 -- depends: 20261202_23_feed_after_turns
 
 -- The next feed position of this transaction: after its earlier events (of this statement or
@@ -26,6 +26,10 @@ BEGIN
     END IF;
     RETURN set_config('feed.last_position', (last + 1)::text, true)::bigint;
 END $$;
+
+-- PERF: a default, not a value of the INSERT's SELECT, where the volatile call kept the
+-- planner from merging the SELECT into the INSERT (one plan node more per statement).
+ALTER TABLE events ALTER COLUMN position SET DEFAULT next_feed_position();
 
 DROP FUNCTION transaction_feed_base();
 
