@@ -5,8 +5,9 @@
 -- 2^20 plus its ordinal in the transaction) is the column's default, one call per event that
 -- keeps the transaction's last position in a transaction-local setting, instead of a CTE that
 -- called transaction_feed_base(), a probe of the primary key for the transaction's earlier
--- events and a window function. Building the JSON was about half of what the event cost
--- POST /incidents in the database, those plan nodes about a third (see docs/decisions.md).
+-- events and a window function. Building the JSON was a third of what the event cost
+-- POST /incidents in the database, those plan nodes (with a category lookup) a quarter (see
+-- docs/decisions.md).
 -- depends: 20261202_23_feed_after_turns
 
 -- The next feed position of this transaction: after its earlier events (of this statement or
