@@ -13,6 +13,7 @@ WITH incident AS (
     DO UPDATE SET alert_count = incidents.alert_count + 1, last_alert_at = now()
     RETURNING *
 ),
+{:created_with_categories},
 {:incident_created}
 SELECT id, alert_count = 1 AS created FROM incident
 

@@ -82,19 +82,36 @@ ORDER BY {order_by}
 LIMIT %(limit)s
 
 -- name: create_incident :one
--- A new incident with its 'created' history entry, notifications and feed event, in one
--- statement (PERF: one round trip, and no BEGIN and COMMIT: the statement commits or fails
--- whole). The event shows the categories `category_ids` names, which the caller links next, in
--- the same transaction (a missing one fails the request). Returns the incident as
--- incident_details shows it, before any category is linked.
+-- A new incident without categories, with its 'created' history entry, notifications and feed
+-- event, in one statement (PERF: one round trip, and no BEGIN and COMMIT: the statement commits
+-- or fails whole). Returns the incident as incident_details shows it. PERF: most incidents are
+-- created without categories, and a query that looks none up sets up no plan nodes for it.
+WITH incident AS (
+    {:insert_incident}
+    RETURNING *
+), created AS (
+    SELECT incident.*, '[]'::json AS categories FROM incident
+),
+{:incident_created}
+SELECT {:new_incident_columns} FROM incident
+
+-- name: create_categorized_incident :one
+-- create_incident for an incident with categories: the event shows those `category_ids` names,
+-- which the caller links next, in the same transaction (a missing one fails the request).
+-- Returns the incident as incident_details shows it, before any category is linked.
 WITH incident AS (
     {:insert_incident}
     RETURNING *
 ),
+{:created_with_categories},
 {:incident_created}
-SELECT id, title, description, status, severity, reporter_id, assignee_id, '[]'::json AS categories,
+SELECT {:new_incident_columns} FROM incident
+
+-- name: new_incident_columns :fragment
+-- The columns of a new incident (a row of INSERT INTO incidents ... RETURNING *) as
+-- incident_details shows them, before any category is linked.
+id, title, description, status, severity, reporter_id, assignee_id, '[]'::json AS categories,
        created_at, updated_at, acknowledged_at, resolved_at, resolution, version, dedup_key, source
-FROM incident
 
 -- name: insert_incident :fragment
 -- The INSERT of a new incident, reported by the actor (create_incident, open_alert_incident);
@@ -105,17 +122,23 @@ VALUES (%(title)s, %(description)s, %(severity)s, %(actor_id)s, %(assignee_id)s,
         %(dedup_key)s, CASE WHEN %(dedup_key)s::text IS NULL THEN 0 ELSE 1 END,
         CASE WHEN %(dedup_key)s::text IS NULL THEN NULL ELSE now() END)
 
--- name: incident_created :fragment
--- The 'created' history entry, notifications and feed event of the rows of a CTE named
--- `incident` (inserted incidents: RETURNING *) that are new: an alert incident that counted
--- one more alert (alert_count above 1) is none. CTEs for a WITH clause.
+-- name: created_with_categories :fragment
+-- The CTE `created`: the rows of a CTE named `incident` (inserted incidents: RETURNING *) that
+-- are new (an alert incident that counted one more alert, alert_count above 1, is none), with
+-- the categories `category_ids` names as incident_details shows them.
 created AS (
     SELECT incident.*,
            coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id)
                      FROM categories c WHERE c.id = ANY(%(category_ids)s::bigint[])), '[]') AS categories
     FROM incident
     WHERE incident.alert_count <= 1
-), event AS (
+)
+
+-- name: incident_created :fragment
+-- The 'created' history entry, notifications and feed event of each row of a CTE named
+-- `created` (new incidents, with their categories as incident_details shows them). CTEs for a
+-- WITH clause.
+event AS (
     SELECT i.id AS incident_id, request.*, {:incident_document} AS incident,
            i.version AS incident_version, NULL::json AS comment
     FROM created i, ({:event_of_request}) AS request

@@ -117,7 +117,7 @@ SELECT pg_advisory_unlock(hashtextextended('webhook', %(id)s))
 -- redeliveries first, then the final events after its cursor that it subscribes to (once its
 -- next attempt is due), each with the webhook's url, secrets, cursor and failures so far.
 SELECT w.url, {:signing_secrets}, w.cursor, w.failures, e.redelivery, e.position, e.type,
-       e.occurred_at, e.actor_id, e.incident_id, e.incident_version, e.data
+       e.occurred_at, e.actor_id, e.incident_id, e.incident_version, {:event_data} AS data
 FROM webhooks w
 CROSS JOIN LATERAL (
     (SELECT true AS redelivery, e.* FROM webhook_redeliveries r JOIN events e USING (position)

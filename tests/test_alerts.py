@@ -196,11 +196,11 @@ def test_pagerduty_trigger_opens_acknowledge_and_resolve_move_it(client, db_conn
         ("resolved", {"status": ["in_progress", "resolved"]}),
     ]
     assert {e["actor_id"] for e in entries} == {responder["id"]}
-    events = db_conn.execute("SELECT type, data FROM events ORDER BY position").fetchall()
+    events = db_conn.execute(
+        "SELECT type, (incident).source, (incident).dedup_key FROM events ORDER BY position"
+    ).fetchall()
     assert [e["type"] for e in events] == ["incident.created", "incident.status_changed", "incident.resolved"]
-    assert {(e["data"]["incident"]["source"], e["data"]["incident"]["dedup_key"]) for e in events} == {
-        ("alerts", "srv01/mysql")
-    }
+    assert {(e["source"], e["dedup_key"]) for e in events} == {("alerts", "srv01/mysql")}
 
 
 @pytest.mark.parametrize(

@@ -220,3 +220,23 @@ def test_a_comment_waiting_for_the_incidents_turn_takes_its_position_after_the_c
     assert change["position"] < commented["position"]
     assert commented["incident_version"] == change["incident_version"] == 2
     assert commented["data"]["incident"]["title"] == "changed first"
+
+
+def test_the_events_of_one_transaction_follow_each_other_from_its_id_on(db_conn, queries, responder):
+    """Statement after statement, and after a savepoint rolled back with its event, a transaction's
+    events take the positions after its id times 2^20, in order; the next transaction starts anew."""
+    with db_conn.transaction():
+        xid = db_conn.execute("SELECT pg_current_xact_id()::text::bigint AS xid").fetchone()["xid"]
+        first = create(db_conn, queries, responder["id"])
+        with pytest.raises(RollbackToSavepoint), db_conn.transaction():
+            create(db_conn, queries, responder["id"])
+            raise RollbackToSavepoint
+        second = create(db_conn, queries, responder["id"])
+    later = create(db_conn, queries, responder["id"])
+    positions = {row["incident_id"]: row["position"] for row in read_after(db_conn, queries, 0)}
+    assert [positions[first["id"]], positions[second["id"]]] == [xid * 2**20 + 1, xid * 2**20 + 2]
+    assert positions[later["id"]] % 2**20 == 1 and positions[later["id"]] > positions[second["id"]]
+
+
+class RollbackToSavepoint(Exception):
+    pass

@@ -67,8 +67,9 @@ class Collection(Resource):
         }
         category_ids = sorted(body.get("category_ids", []))
         event = history.created({**fields, "status": "open", "category_ids": category_ids})
+        create = self._queries.create_categorized_incident if category_ids else self._queries.create_incident
         async with self._db.write(one_statement=not category_ids) as conn:
-            incident = await self._queries.create_incident(
+            incident = await create(
                 conn,
                 **fields,
                 source="api",
