@@ -148,6 +148,12 @@ def test_others_read_the_replica_while_the_writer_reads_its_own_writes(replicate
     finally:
         replay(replica, "resume")
     wait_until(lambda: list_read(served, alice) == ("replica", {new}), 10, "the replica never caught up")
+    # the feed and the other replica reads answer from the replica too
+    for path in ("/events", "/incidents/search?query=paused", "/incidents/stats"):
+        before = reads_served_by(served)
+        reply = call("GET", served + path, headers=alice)
+        assert reply.status == 200 and reads_served_by(served)["replica"] == before["replica"] + 1, path
+    assert "written while replay is paused" in str(call("GET", served + "/events", headers=alice).body)
 
 
 def test_a_killed_replica_is_skipped_and_used_again_once_back(replicated, served):
