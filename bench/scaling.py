@@ -8,7 +8,8 @@ PgBouncer serves three pools: `incidents` (transaction mode), `incidents_session
 and `incidents_replica` (the replica, transaction mode). Each topology runs with 1 and with 2
 gunicorns (2 workers each, on their own ports) against GET /incidents/{id}, the filtered list
 and POST /incidents; wrk keeps CLIENTS connections in all, split over the instances (one wrk
-per port, summed). Rounds interleave every configuration (ROUNDS, SECONDS_PER_RUN); per run:
+per port, summed). What a POST run wrote is deleted after it (and vacuumed), so every run sees
+the seeded data. Rounds interleave every configuration (ROUNDS, SECONDS_PER_RUN); per run:
 req/s, latency, CPU per request of each process group (from /proc), and, sampled every 100 ms
 on the primary, its client backends of the app's database and the replica's replay lag.
 
@@ -42,7 +43,7 @@ from api.cli.pgcluster import DATABASE_NAME, as_postgres, own_folder
 from api.config import Config
 from api.db import connect
 from api.sql import load_queries
-from bench import load, seed
+from bench import indexes, load, seed
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -63,6 +64,7 @@ ENDPOINTS = (
 )
 BY_ID, LIST, POST = ENDPOINTS
 GROUPS = ("app", "pgbouncer", "primary", "replica")
+POOLED = ("pgbouncer-session", "pgbouncer-txn")
 # PgBouncer in session mode ignores the app's startup options: the role's defaults, saved by
 # the migrations, give its sessions the same settings.
 PGBOUNCER_SETTINGS = {**cluster.PGBOUNCER_SETTINGS, "ignore_startup_parameters": "options"}
@@ -125,6 +127,16 @@ class Stack:
             while app_backends(conn) and time.monotonic() < deadline:
                 time.sleep(0.1)
 
+    def forget_writes(self):
+        """Deletes what POST runs wrote and vacuums, so that every run sees the seeded data
+        (lists got slower with each POST run before), then waits until the replica replayed it."""
+        load.forget_load(self.layout.url(self.layout.primary_port))
+        with connect(self.primary.url("postgres")) as conn:
+            lsn = conn.execute("SELECT pg_current_wal_lsn() AS lsn").fetchone()["lsn"]
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not conn.execute(REPLAYED, [lsn]).fetchone()["replayed"]:
+                time.sleep(0.1)
+
     def stop(self):
         with contextlib.suppress(OSError):
             os.kill(self.pgbouncer_pid, signal.SIGINT)
@@ -135,9 +147,12 @@ class Stack:
 
 
 def seeded(url, scale):
-    """Migrated with the role's session defaults (as `make cluster` does), then seeded."""
+    """Migrated with the role's session defaults (as `make cluster` does), seeded, and indexed
+    (the seed drops the indexes bench.explain weighs)."""
     commands.migrate_with_defaults(Config(database_url=url))
     seed.seed(url, scale)
+    with connect(url) as conn:
+        indexes.create(conn)
 
 
 def start_pair(layout, bootstrap):
@@ -272,6 +287,9 @@ FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'
 """
 
 
+REPLAYED = "SELECT coalesce(bool_and(replay_lsn >= %s::pg_lsn), false) AS replayed FROM pg_stat_replication"
+
+
 def app_backends(conn):
     return conn.execute(SAMPLE, [DATABASE_NAME]).fetchone()["backends"]
 
@@ -303,7 +321,7 @@ class Sampler(threading.Thread):
         }
 
 
-def wrk(ports, body, token, seconds=SECONDS):
+def wrk(ports, body, token, seconds=None):
     """wrk with CLIENTS connections in all, one wrk per port, run at once and summed. p50 is
     the request-weighted mean of theirs, p99 the higher one."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
@@ -316,7 +334,7 @@ def wrk(ports, body, token, seconds=SECONDS):
                     "wrk",
                     f"-t{threads}",
                     f"-c{clients}",
-                    f"-d{seconds}s",
+                    f"-d{seconds or SECONDS}s",
                     "-s",
                     script.name,
                     f"http://127.0.0.1:{port}",
@@ -337,17 +355,18 @@ def wrk(ports, body, token, seconds=SECONDS):
     }
 
 
-def measure(stack, running, body, token):
+def measure(stack, running, body, token, seconds=None):
     """One wrk run against the instances `running`, with CPU per request of each group."""
     before = {group: cpu_ticks(pids) for group, pids in stack.pids(running).items()}
     sampler = Sampler(stack.primary.url("postgres"))
     sampler.start()
-    result = wrk([app.port for app in running], body, token)
+    result = wrk([app.port for app in running], body, token, seconds)
     result.update(sampler.stop())
     after = {group: cpu_ticks(pids) for group, pids in stack.pids(running).items()}
     for group in GROUPS:
         ticks = sum(t - before[group].get(pid, 0) for pid, t in after[group].items())
         result[f"cpu_{group}_us"] = ticks / load.TICKS / max(result["requests"], 1) * 1e6
+    result["cpu_total_us"] = sum(result[f"cpu_{group}_us"] for group in GROUPS)
     return result
 
 
@@ -361,6 +380,8 @@ def run_round(stack, number, token, bodies, log):
                 wrk([app.port for app in running], bodies[BY_ID], token, seconds=1)  # warm-up
                 for endpoint in topology.endpoints:
                     result = measure(stack, running, bodies[endpoint], token)
+                    if endpoint == POST:
+                        stack.forget_writes()
                     rows.append(
                         {
                             "round": number,
@@ -553,21 +574,20 @@ def measurements_table(rows):
 
 
 def ratios_table(rows):
+    """req/s, and CPU per request of all groups together (which other load on the machine
+    disturbs less), against direct and 2 instances against 1."""
     lines = [
-        "| endpoint | instances | session ÷ direct | txn ÷ direct | 2 ÷ 1 instances: direct | session | txn |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| endpoint | instances | req/s: session ÷ direct | txn ÷ direct | CPU/req: session ÷ direct "
+        "| txn ÷ direct | req/s, 2 ÷ 1 instances: direct | session | txn |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for endpoint in ENDPOINTS:
         for count in INSTANCES:
             per = lambda topology, n=count: {"topology": topology, "instances": n, "endpoint": endpoint}  # noqa: E731, B023
-            over = lambda top, bottom: fmt(ratio(rows, "rps", top, bottom), ".2f")  # noqa: E731, B023
-            doubled = [
-                over(per(t, 2), per(t, 1)) if count == 2 else "" for t in [t.name for t in TOPOLOGIES[:3]]
-            ]
-            lines.append(
-                f"| `{endpoint}` | {count} | {over(per('pgbouncer-session'), per('direct'))} | "
-                f"{over(per('pgbouncer-txn'), per('direct'))} | {' | '.join(doubled)} |"
-            )
+            over = lambda top, bottom, field="rps": fmt(ratio(rows, field, top, bottom), ".2f")  # noqa: E731, B023
+            doubled = [over(per(t, 2), per(t, 1)) if count == 2 else "" for t in ("direct", *POOLED)]
+            pooled = [over(per(t), per("direct"), field) for field in ("rps", "cpu_total_us") for t in POOLED]
+            lines.append(f"| `{endpoint}` | {count} | {' | '.join(pooled)} | {' | '.join(doubled)} |")
     return lines
 
 
@@ -644,22 +664,38 @@ def write_results(rows, failed_over):
     print(f"wrote {RESULTS / 'scaling.md'}")
 
 
+@contextlib.contextmanager
+def workdir():
+    """A temporary folder the `postgres` user may enter (as root), removed at the end."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix="incidents-scaling-"))
+    own_folder(base)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_stack(base, scale):
+    """A seeded Stack, with a token of its busiest responder and the wrk bodies of ENDPOINTS."""
+    stack = Stack(base, scale)
+    try:
+        token, _, _, ids = load.prepare(stack.layout.url(stack.layout.primary_port))
+        yield stack, token, {s.name: s.lua for s in load.scenarios(ids) if s.name in ENDPOINTS}
+    finally:
+        stack.stop()
+
+
 def main():
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: sudo apt-get install wrk")
-    base = pathlib.Path(tempfile.mkdtemp(prefix="incidents-scaling-"))
-    own_folder(base)
-    log = base / "gunicorn.log"
-    stack = Stack(base / "stack", SCALE)
-    try:
-        token, _, _, ids = load.prepare(stack.layout.url(stack.layout.primary_port))
-        bodies = {s.name: s.lua for s in load.scenarios(ids) if s.name in ENDPOINTS}
-        rows = [row for n in range(1, ROUNDS + 1) for row in run_round(stack, n, token, bodies, log)]
-    finally:
-        stack.stop()
-    failed_over = failovers(base, log)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # stops what it started
+    with workdir() as base:
+        log = base / "gunicorn.log"
+        with running_stack(base / "stack", SCALE) as (stack, token, bodies):
+            rows = [row for n in range(1, ROUNDS + 1) for row in run_round(stack, n, token, bodies, log)]
+        failed_over = failovers(base, log)
     write_results(rows, failed_over)
-    shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
