@@ -136,7 +136,8 @@ def test_failover_figures_count_from_the_kill_and_the_promotion():
 
 def test_scaling_bench_measures_replica_reads_through_pgbouncer():
     """A tiny run of the real thing: two instances reading the list from the replica through
-    PgBouncer, each process group's CPU and the primary's backends counted, then none left."""
+    PgBouncer, each process group's CPU and the primary's backends counted; then the POST run's
+    incidents forgotten on both servers, and no backend left."""
     require_pgbouncer()
     if shutil.which("wrk") is None:
         if os.environ.get("CI"):
@@ -155,6 +156,14 @@ def test_scaling_bench_measures_replica_reads_through_pgbouncer():
         assert posted["cpu_primary_us"] > posted["cpu_replica_us"]
         assert listed["cpu_pgbouncer_us"] > 0 and listed["cpu_app_us"] > 0
         assert 1 <= posted["backends_max"] <= 2 * 2 * 4  # instances × workers × pool size
+        stack.forget_writes()
         stack.drop_server_connections()
         with connect(stack.primary.url("postgres")) as conn:
             assert scaling.app_backends(conn) == 0
+        with connect(stack.replica.url()) as conn:  # gone from the replica too: replayed
+            assert (
+                conn.execute(
+                    "SELECT count(*) AS n FROM incidents WHERE title = 'Load test incident'"
+                ).fetchone()["n"]
+                == 0
+            )
