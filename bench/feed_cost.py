@@ -169,16 +169,22 @@ def export(commit, directory):
     return directory
 
 
+def checkouts(stack, configs):
+    """{config: its tree}: this checkout for a config of commit None, else the commit exported
+    into a temporary folder that `stack` removes."""
+    return {
+        config: str(ROOT)
+        if commit is None
+        else export(commit, stack.enter_context(tempfile.TemporaryDirectory()))
+        for config, (commit, _) in configs.items()
+    }
+
+
 def main():
     server_url = pgcluster.database_url()
     rows = []
     with contextlib.ExitStack() as stack:
-        trees = {
-            config: str(ROOT)
-            if commit is None
-            else export(commit, stack.enter_context(tempfile.TemporaryDirectory()))
-            for config, (commit, _) in CONFIGS.items()
-        }
+        trees = checkouts(stack, CONFIGS)
         urls = {config: database_url(server_url, name) for config, (_, name) in CONFIGS.items()}
         try:
             for _, name in CONFIGS.values():

@@ -14,13 +14,12 @@ import pathlib
 import statistics
 import subprocess
 import sys
-import tempfile
 
 from api.auth import hash_password, new_token
 from api.cli import pgcluster
 from api.db import connect
 from api.sql import load_queries
-from bench.feed_cost import ROOT, database_url, drop, export, gunicorn, recreate
+from bench.feed_cost import ROOT, checkouts, database_url, drop, gunicorn, recreate
 from bench.load import cpu_seconds, run_wrk
 
 RESULT = ROOT / "bench" / "results" / "stats_write_cost.md"
@@ -88,12 +87,7 @@ def main():
     server_url = pgcluster.database_url()
     rows = []
     with contextlib.ExitStack() as stack:
-        trees = {
-            config: str(ROOT)
-            if commit is None
-            else export(commit, stack.enter_context(tempfile.TemporaryDirectory()))
-            for config, (commit, _) in CONFIGS.items()
-        }
+        trees = checkouts(stack, CONFIGS)
         urls = {config: database_url(server_url, name) for config, (_, name) in CONFIGS.items()}
         try:
             for _, name in CONFIGS.values():
