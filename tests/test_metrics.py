@@ -3,10 +3,12 @@ route template, method and status, latency histograms, the pool's and the databa
 and the change feed's position; under gunicorn, added up over the workers."""
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import pathlib
 import signal
+import urllib.parse
 import urllib.request
 
 import falcon.testing
@@ -14,7 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.config import Config, ConfigError
+from api.db import connect
 from tests.fix_app import client_of
+from tests.fix_db import with_database
 from tests.fix_server import call, gunicorn, only_connection_held, row_locked, wait_until
 
 TOKEN = "metrics-token-for-the-tests-0123456789"
@@ -218,9 +222,12 @@ def test_statement_timeouts_busy_pools_and_outages_are_counted(
             slow = client.simulate_patch(url, json={"title": "waits"}, headers=reporter["headers"])
         assert slow.status_code == 503 and slow.json["title"] == "Request took too long"
         assert falcon.async_to_sync(busy_pool, client.app).status_code == 503
-        # the tight pool's one connection dies (the database restarted), unnoticed until used
-        db_conn.execute(f"SELECT pg_terminate_backend(pid) FROM ({others}) o WHERE pid <> ALL(%s)", [earlier])
-        assert client.simulate_get(url, headers=reporter["headers"]).status_code == 503
+        # an outage: the tight pool's one connection dies and no new one may connect
+        with connections_refused(database_url):
+            db_conn.execute(
+                f"SELECT pg_terminate_backend(pid) FROM ({others}) o WHERE pid <> ALL(%s)", [earlier]
+            )
+            assert client.simulate_get(url, headers=reporter["headers"]).status_code == 503
         after = scrape(client)
 
     def grown(name, **labels):
@@ -231,6 +238,18 @@ def test_statement_timeouts_busy_pools_and_outages_are_counted(
     assert grown("incidents_database_errors_total", cause="unavailable") == 1
     assert grown("incidents_db_pool_waits_total") >= 1
     assert grown("incidents_db_pool_wait_seconds_total") >= 0.25
+
+
+@contextlib.contextmanager
+def connections_refused(database_url):
+    """No new connection to the database while the block runs (the sessions open stay)."""
+    name = urllib.parse.urlsplit(database_url).path[1:]
+    with connect(with_database(database_url, "postgres")) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')  # a test database's name
+        try:
+            yield
+        finally:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def test_a_short_or_unprintable_metrics_token_stops_start_up():
