@@ -4,16 +4,17 @@
 -- every key into three GIN indexes again, under the incident's row lock: after 60 comments of
 -- 9,000 characters, a one-word comment there took about 1 s and grew the tables by megabytes.
 -- Now comments_vector holds the thread's first comments only while their text stays within
--- 64 KiB (comments_chars counts it); every later comment is a document of its own in
+-- 16 KiB (comments_chars counts it); every later comment is a document of its own in
 -- search_overflow: the incident's title and description with that one comment, so that words of
 -- the title and of the comment still match together. Writing one never touches the incident.
 -- A search matches an incident through its vector or one of its overflow documents
 -- (sql/search.sql). Measured figures and the choice of the bound: docs/decisions.md.
 -- depends: 20261202_27_write_marks
 
--- The characters of comment text in comments_vector; NULL until the incident's next comment
--- counts them (incidents within the bound are left as they are, not rewritten here).
+-- The characters of comment text in comments_vector: 0 for a new incident; NULL for an older
+-- one until its next comment counts them (incidents within the bound are not rewritten here).
 ALTER TABLE incidents ADD COLUMN comments_chars integer;
+ALTER TABLE incidents ALTER COLUMN comments_chars SET DEFAULT 0;
 
 CREATE TABLE search_overflow (
     comment_id    bigint PRIMARY KEY REFERENCES comments ON DELETE CASCADE,
@@ -35,7 +36,7 @@ $$;
 
 -- The bound on the comment text an incident's own vector holds, in characters.
 CREATE FUNCTION comments_search_bound() RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 65536';
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 16384';
 
 -- Comments reach an incident's vector in the order written until one would take its text past
 -- the bound; that one and every later one go to search_overflow (so the vector keeps the

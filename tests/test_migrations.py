@@ -105,7 +105,7 @@ def search_state(conn, incident):
 
 
 def test_the_search_overflow_migration_splits_long_threads_and_rolls_back(server_url):
-    """Migration 28 keeps an incident's vector within 64 KiB of comment text, the rest in overflow
+    """Migration 28 keeps an incident's vector within 16 KiB of comment text, the rest in overflow
     documents; its rollback puts every comment back into the incident's vector."""
     with scratch_database(server_url) as url:
         migrate.apply(url)
@@ -119,7 +119,7 @@ def test_the_search_overflow_migration_splits_long_threads_and_rolls_back(server
         migrate.apply(url)
         with connect(url) as conn:
             assert search_state(conn, incident) == {
-                "comments_chars": 63000,
+                "comments_chars": 9000,
                 "in_vector": False,
                 "padding_in_vector": True,
                 "overflow": 1,

@@ -292,10 +292,10 @@ def comment(client, user, incident, content):
 
 @pytest.fixture
 def long_thread(client, reporter, make_incident, db_conn):
-    """An incident whose comments passed the 64 KiB its own vector holds (8 × 9,000 characters of
+    """An incident whose comments passed the 16 KiB its own vector holds (2 × 9,000 characters of
     "padding"), then got a comment of words of their own, which went to an overflow document."""
     incident = make_incident(reporter, title="Kafka broker down", description="partition leader lost")
-    for _ in range(8):
+    for _ in range(2):
         db_conn.execute(
             "INSERT INTO comments (incident_id, author_id, content) VALUES (%s, %s, %s)",
             [incident["id"], reporter["id"], ("padding " * 1125)[:9000]],
@@ -307,7 +307,7 @@ def long_thread(client, reporter, make_incident, db_conn):
         " FROM incidents WHERE id = %(id)s",
         {"id": incident["id"]},
     ).fetchone()
-    assert state == {"comments_chars": 63000, "in_vector": False, "overflow": 2}
+    assert state == {"comments_chars": 9000, "in_vector": False, "overflow": 2}
     return incident
 
 
@@ -340,5 +340,5 @@ def test_a_long_threads_overflow_follows_title_edits_and_later_short_comments(
         "SELECT comments_chars, (SELECT count(*) FROM search_overflow WHERE incident_id = %(id)s) AS overflow"
         " FROM incidents WHERE id = %(id)s",
         {"id": long_thread["id"]},
-    ).fetchone() == {"comments_chars": 63000, "overflow": 3}
+    ).fetchone() == {"comments_chars": 9000, "overflow": 3}
     assert ids(search(client, reporter, "query=ack pulsar")) == [long_thread["id"]]
