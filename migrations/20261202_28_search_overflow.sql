@@ -2,7 +2,8 @@
 -- SECURITY/PERF: each comment extended its incident's comments_vector, so every comment
 -- rewrote it whole (up to 1 MB), recomputed search_vector and its word pairs and inserted
 -- every key into three GIN indexes again, under the incident's row lock: after 60 comments of
--- 9,000 characters, a one-word comment there took about 1 s and grew the tables by megabytes.
+-- 9,000 characters, a one-word comment there took 0.4-1.0 s (4.5-11 ms on a fresh incident), and
+-- 15 of them grew comments + incidents by 32 MB.
 -- Now comments_vector holds the thread's first comments only while their text stays within
 -- 16 KiB (comments_chars counts it); every later comment is a document of its own in
 -- search_overflow: the incident's title and description with that one comment, so that words of

@@ -14,6 +14,12 @@
 -- tested twice because PostgreSQL estimates it to match as often as its words anywhere, far
 -- too often, and would then read the whole table backwards for a rare one; the second test,
 -- a filter the index cannot take, squares that estimate.
+-- A long thread's comments past the bound of migration 28 are documents of their own
+-- (search_overflow: title, description and one comment): the second branch takes the newest
+-- incidents that one of them matches and their own vector does not, ranked as their best
+-- matching document. Exclusions (-word) hold for an incident's whole text: each candidate's
+-- overflow documents are checked for them, only when the query has any (query_exclusions is
+-- NULL otherwise, and the test folds away as the query is planned).
 -- The snippet is HTML-escaped text with matches in <b>...</b>, so it is safe to render. It is
 -- drawn from the title, the description and the first 20 comments, cut at 20,000 characters:
 -- ts_headline reads the whole text it is given, and an incident's comments are unbounded
