@@ -43,29 +43,30 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 16384';
 -- the bound; that one and every later one go to search_overflow (so the vector keeps the
 -- thread's beginning, and a short comment after a long one never rewrites it again). Comments
 -- of an incident are written one at a time (create_comment waits for the incident's turn).
+-- No vector can now reach the 1 MB a tsvector holds (16 KiB of comments, a 200-character title,
+-- description and comment of 10,000), so the handler that left such comments unindexed is gone,
+-- and with it a subtransaction per comment.
 CREATE OR REPLACE FUNCTION comments_add_to_search() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    chars bigint;
 BEGIN
     IF NOT EXISTS (SELECT FROM search_overflow WHERE incident_id = NEW.incident_id) THEN
-        UPDATE incidents
-        SET comments_vector = comments_vector || setweight(to_tsvector('english', NEW.content), 'C'),
-            comments_chars = coalesce(comments_chars, (SELECT sum(char_length(content)) FROM comments
-                                                       WHERE incident_id = NEW.incident_id AND id <> NEW.id), 0)
-                             + char_length(NEW.content)
-        WHERE id = NEW.incident_id
-          AND coalesce(comments_chars, (SELECT sum(char_length(content)) FROM comments
-                                        WHERE incident_id = NEW.incident_id AND id <> NEW.id), 0)
-              + char_length(NEW.content) <= comments_search_bound();
-        IF FOUND THEN
+        SELECT coalesce(i.comments_chars, (SELECT sum(char_length(c.content)) FROM comments c
+                                           WHERE c.incident_id = i.id AND c.id <> NEW.id), 0)
+               + char_length(NEW.content)
+        INTO chars
+        FROM incidents i WHERE i.id = NEW.incident_id;
+        IF chars <= comments_search_bound() THEN
+            UPDATE incidents
+            SET comments_vector = comments_vector || setweight(to_tsvector('english', NEW.content), 'C'),
+                comments_chars = chars
+            WHERE id = NEW.incident_id;
             RETURN NULL;
         END IF;
     END IF;
     INSERT INTO search_overflow (comment_id, incident_id, search_vector)
     SELECT NEW.id, NEW.incident_id, overflow_vector(title, description, NEW.content)
     FROM incidents WHERE id = NEW.incident_id;
-    RETURN NULL;
-EXCEPTION WHEN program_limit_exceeded THEN
-    -- NOTE: a tsvector holds at most 1 MB (a title and description near it); such a comment is
-    -- stored but not indexed.
     RETURN NULL;
 END
 $$;
