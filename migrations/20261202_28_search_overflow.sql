@@ -25,8 +25,9 @@ CREATE TABLE search_overflow (
 CREATE INDEX search_overflow_incident_idx ON search_overflow (incident_id);
 CREATE INDEX search_overflow_search_idx ON search_overflow USING gin (search_vector)
     WITH (gin_pending_list_limit = 256);
-CREATE INDEX search_overflow_word_pairs_idx ON search_overflow USING gin (word_pairs(search_vector))
-    WITH (gin_pending_list_limit = 256);
+-- No index of word pairs: the table holds long threads' later comments only, few enough that
+-- a phrase is tested on each document holding its words (and each word-pair index is one more
+-- index write per comment).
 
 -- An overflow document: the incident's title (A) and description (B), then the comment (C).
 CREATE FUNCTION overflow_vector(title text, description text, content text) RETURNS tsvector

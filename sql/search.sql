@@ -48,10 +48,7 @@ WITH candidates AS (
                            AND x.search_vector @@ websearch_to_tsquery('english', %(query)s))
      FROM (SELECT DISTINCT o.incident_id
            FROM search_overflow o
-           WHERE CASE WHEN phrase_pairs(websearch_to_tsquery('english', %(query)s)) IS NOT NULL
-                      THEN word_pairs(o.search_vector) @@ phrase_pairs(websearch_to_tsquery('english', %(query)s))
-                           AND o.search_vector @@ websearch_to_tsquery('english', %(query)s)
-                      ELSE o.search_vector @@ websearch_to_tsquery('english', %(query)s) END) AS o
+           WHERE o.search_vector @@ websearch_to_tsquery('english', %(query)s)) AS o
      JOIN incidents i ON i.id = o.incident_id
      WHERE NOT i.search_vector @@ websearch_to_tsquery('english', %(query)s)
        AND {:incident_filters}
