@@ -18,6 +18,7 @@ FILES = [
     "20261202_15_active_search_pending_list.sql",
     "20261202_19_retention.sql",
     "20261202_24_stats_rollups.sql",
+    "20261202_28_search_overflow.sql",
 ]
 CREATE = re.compile(r"CREATE INDEX (\w+)\s")
 ALTER = re.compile(r"ALTER INDEX (\w+)\s")

@@ -37,7 +37,8 @@ TABLES = {
 }
 
 # The seed writes what these tables' triggers would check or derive, valid by construction:
-# assignees are active, search vectors include comments, links carry their incident's created_at.
+# assignees are active, search vectors include comments and count their characters (every seeded
+# thread is far below the 16 KiB past which comments overflow), links carry their incident's created_at.
 SEEDED_PAST_TRIGGERS = ("incidents", "comments", "incident_categories")
 
 

@@ -47,12 +47,12 @@ FROM generate_series(1, %(comments)s) AS n
 -- the open ones) to a responder. Reporters are skewed: some users report far more.
 INSERT INTO incidents (title, description, status, severity, reporter_id, assignee_id,
                        resolution, created_at, updated_at, acknowledged_at, resolved_at,
-                       version, comments_vector)
+                       version, comments_vector, comments_chars)
 SELECT title, description, status, severity, reporter_id, assignee_id,
        CASE WHEN resolved_at IS NOT NULL THEN 'fixed' END,
        created_at, coalesce(resolved_at, acknowledged_at, created_at), acknowledged_at, resolved_at,
        1 + (acknowledged_at IS NOT NULL)::int + (resolved_at IS NOT NULL)::int,
-       coalesce(drafts.vector, '')
+       coalesce(drafts.vector, ''), coalesce(drafts.chars, 0)
 FROM (
     SELECT s.*,
            CASE WHEN status = 'resolved' OR (status = 'closed' AND r_resolve < 0.8)
@@ -89,7 +89,8 @@ FROM (
     ) AS s
 ) AS s
 LEFT JOIN (
-    SELECT incident_n, setweight(to_tsvector('english', string_agg(content, ' ')), 'C') AS vector
+    SELECT incident_n, setweight(to_tsvector('english', string_agg(content, ' ')), 'C') AS vector,
+           sum(char_length(content)) AS chars
     FROM comment_drafts GROUP BY incident_n
 ) AS drafts ON drafts.incident_n = s.n
 ORDER BY n

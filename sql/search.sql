@@ -14,26 +14,57 @@
 -- tested twice because PostgreSQL estimates it to match as often as its words anywhere, far
 -- too often, and would then read the whole table backwards for a rare one; the second test,
 -- a filter the index cannot take, squares that estimate.
+-- A long thread's comments past the bound of migration 28 are documents of their own
+-- (search_overflow: title, description and one comment): the second branch takes the newest
+-- incidents that one of them matches and their own vector does not, ranked as their best
+-- matching document. Exclusions (-word) hold for an incident's whole text: each candidate's
+-- overflow documents are checked for them, only when the query has any (query_exclusions is
+-- NULL otherwise, and the test folds away as the query is planned).
 -- The snippet is HTML-escaped text with matches in <b>...</b>, so it is safe to render. It is
 -- drawn from the title, the description and the first 20 comments, cut at 20,000 characters:
 -- ts_headline reads the whole text it is given, and an incident's comments are unbounded
 -- (PERF: 2,000 comments of 9,000 characters took 1.9 s per page that showed their incident).
 WITH candidates AS (
-    SELECT i.id, i.search_vector
-    FROM incidents i
-    WHERE CASE WHEN phrase_pairs(websearch_to_tsquery('english', %(query)s)) IS NOT NULL
-               THEN word_pairs(i.search_vector) @@ phrase_pairs(websearch_to_tsquery('english', %(query)s))
-                    AND (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
-               WHEN strpos(websearch_to_tsquery('english', %(query)s)::text, '<') > 0
-               THEN i.search_vector @@ websearch_to_tsquery('english', %(query)s)
-                    AND (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
-               ELSE i.search_vector @@ websearch_to_tsquery('english', %(query)s) END
-      AND {:incident_filters}
-    ORDER BY i.id DESC
+    (SELECT i.id, i.search_vector, NULL::real AS rank
+     FROM incidents i
+     WHERE CASE WHEN phrase_pairs(websearch_to_tsquery('english', %(query)s)) IS NOT NULL
+                THEN word_pairs(i.search_vector) @@ phrase_pairs(websearch_to_tsquery('english', %(query)s))
+                     AND (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
+                WHEN strpos(websearch_to_tsquery('english', %(query)s)::text, '<') > 0
+                THEN i.search_vector @@ websearch_to_tsquery('english', %(query)s)
+                     AND (i.search_vector @@ websearch_to_tsquery('english', %(query)s)) IS TRUE
+                ELSE i.search_vector @@ websearch_to_tsquery('english', %(query)s) END
+       AND {:incident_filters}
+       AND (query_exclusions(websearch_to_tsquery('english', %(query)s)) IS NULL OR NOT EXISTS (
+             SELECT FROM search_overflow x
+             WHERE x.incident_id = i.id
+               AND x.search_vector @@ query_exclusions(websearch_to_tsquery('english', %(query)s))))
+     ORDER BY i.id DESC
+     LIMIT %(max_candidates)s)
+    UNION ALL
+    (SELECT i.id, NULL, (SELECT max(ts_rank_cd(x.search_vector, websearch_to_tsquery('english', %(query)s)))
+                         FROM search_overflow x
+                         WHERE x.incident_id = i.id
+                           AND x.search_vector @@ websearch_to_tsquery('english', %(query)s))
+     FROM (SELECT DISTINCT o.incident_id
+           FROM search_overflow o
+           WHERE o.search_vector @@ websearch_to_tsquery('english', %(query)s)) AS o
+     JOIN incidents i ON i.id = o.incident_id
+     WHERE NOT i.search_vector @@ websearch_to_tsquery('english', %(query)s)
+       AND {:incident_filters}
+       AND (query_exclusions(websearch_to_tsquery('english', %(query)s)) IS NULL OR (
+             NOT i.search_vector @@ query_exclusions(websearch_to_tsquery('english', %(query)s))
+             AND NOT EXISTS (
+               SELECT FROM search_overflow x
+               WHERE x.incident_id = i.id
+                 AND x.search_vector @@ query_exclusions(websearch_to_tsquery('english', %(query)s)))))
+     ORDER BY i.id DESC
+     LIMIT %(max_candidates)s)
+    ORDER BY id DESC
     LIMIT %(max_candidates)s
 ),
 ranked AS (
-    SELECT c.id, ts_rank_cd(c.search_vector, websearch_to_tsquery('english', %(query)s)) AS rank
+    SELECT c.id, coalesce(c.rank, ts_rank_cd(c.search_vector, websearch_to_tsquery('english', %(query)s))) AS rank
     FROM candidates c
 ),
 hits AS (

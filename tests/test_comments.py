@@ -1,5 +1,7 @@
 """Comments on incidents: create, read, oldest-first keyset pages, validation, 404s."""
 
+import statistics
+import time
 import urllib.parse
 
 import pytest
@@ -278,3 +280,47 @@ def test_cursor_from_another_incident_stays_on_this_incident(client, reporter, m
     assert other.status_code == 200
     assert [c["id"] for c in other.json["items"]] == mine
     assert other.json["next_cursor"] is None
+
+
+def long_comment(n):
+    """9,000 characters of words no other comment holds, as a long log excerpt would be."""
+    return " ".join(f"w{n:03d}x{k:04d}" for k in range(900))[:9000]
+
+
+def relation_sizes(db_conn):
+    return db_conn.execute(
+        "SELECT pg_total_relation_size('comments') + pg_total_relation_size('incidents') AS bytes"
+    ).fetchone()["bytes"]
+
+
+def timed_comment(client, user, incident):
+    started = time.perf_counter()
+    result = client.simulate_post(url(incident), json={"content": "ack"}, headers=user["headers"])
+    elapsed = time.perf_counter() - started
+    assert result.status_code == 201, result.json
+    return elapsed
+
+
+def test_a_comment_costs_the_same_whatever_its_incident_already_holds(
+    client, db_conn, reporter, make_incident
+):
+    """60 comments of 9,000 characters made every later comment on that incident rewrite its
+    whole search vector (megabytes, with every index entry): a one-word comment there must take
+    about as long as on a fresh incident, and write about its own size."""
+    loaded, fresh = make_incident(reporter, title="Loaded"), make_incident(reporter, title="Fresh")
+    for n in range(60):
+        db_conn.execute(
+            "INSERT INTO comments (incident_id, author_id, content) VALUES (%s, %s, %s)",
+            [loaded["id"], reporter["id"], long_comment(n)],
+        )
+    timings = {"loaded": [], "fresh": []}
+    for _ in range(15):  # interleaved, so that the machine's load weighs on both alike
+        timings["loaded"].append(timed_comment(client, reporter, loaded))
+        timings["fresh"].append(timed_comment(client, reporter, fresh))
+    loaded_median, fresh_median = (statistics.median(t) for t in timings.values())
+    assert loaded_median < 2 * fresh_median, timings
+    before = relation_sizes(db_conn)
+    for _ in range(15):
+        timed_comment(client, reporter, loaded)
+    growth = relation_sizes(db_conn) - before
+    assert growth <= 15 * 16384, f"{growth:,} bytes for 15 comments"

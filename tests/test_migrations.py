@@ -74,3 +74,58 @@ def test_migrate_saves_the_session_defaults_and_is_not_cut_by_them(server_url):
                 ]
                 == "0"
             )
+
+
+def long_thread(conn):
+    """An incident with 8 comments of 9,000 characters, the last one's words its own."""
+    user = conn.execute(
+        "INSERT INTO users (username, email) VALUES ('threader', 't@example.com') RETURNING id"
+    ).fetchone()["id"]
+    incident = conn.execute(
+        "INSERT INTO incidents (title, reporter_id) VALUES ('Long thread', %s) RETURNING id", [user]
+    ).fetchone()["id"]
+    for n in range(8):
+        content = (("padding " * 1125) if n < 7 else ("zookeeper " * 900))[:9000]
+        conn.execute(
+            "INSERT INTO comments (incident_id, author_id, content) VALUES (%s, %s, %s)",
+            [incident, user, content],
+        )
+    return incident
+
+
+def search_state(conn, incident):
+    return conn.execute(
+        "SELECT i.comments_chars, i.search_vector @@ 'zookeep' AS in_vector,"
+        " i.search_vector @@ 'pad' AS padding_in_vector,"
+        " (SELECT count(*) FROM search_overflow o WHERE o.incident_id = i.id"
+        "  AND o.search_vector @@ 'zookeep & long') AS overflow"
+        " FROM incidents i WHERE i.id = %s",
+        [incident],
+    ).fetchone()
+
+
+def test_the_search_overflow_migration_splits_long_threads_and_rolls_back(server_url):
+    """Migration 28 keeps an incident's vector within 16 KiB of comment text, the rest in overflow
+    documents; its rollback puts every comment back into the incident's vector."""
+    with scratch_database(server_url) as url:
+        migrate.apply(url)
+        assert applied_migrations(url)[-1] == "20261202_28_search_overflow"
+        migrate.rollback(url)
+        with connect(url) as conn:
+            incident = long_thread(conn)
+            assert conn.execute(
+                "SELECT search_vector @@ 'zookeep' AS found FROM incidents WHERE id = %s", [incident]
+            ).fetchone()["found"]
+        migrate.apply(url)
+        with connect(url) as conn:
+            assert search_state(conn, incident) == {
+                "comments_chars": 9000,
+                "in_vector": False,
+                "padding_in_vector": True,
+                "overflow": 1,
+            }
+        migrate.rollback(url)
+        with connect(url) as conn:
+            assert conn.execute(
+                "SELECT search_vector @@ 'zookeep & pad' AS found FROM incidents WHERE id = %s", [incident]
+            ).fetchone()["found"]

@@ -281,3 +281,64 @@ def test_an_incident_with_thousands_of_long_comments_does_not_slow_its_snippet(c
     assert result.status_code == 200, result.json
     [item] = result.json["items"]
     assert "<b>zebra</b>" in item["snippet"]
+
+
+def comment(client, user, incident, content):
+    result = client.simulate_post(
+        f"/incidents/{incident['id']}/comments", json={"content": content}, headers=user["headers"]
+    )
+    assert result.status_code == 201, result.json
+
+
+@pytest.fixture
+def long_thread(client, reporter, make_incident, db_conn):
+    """An incident whose comments passed the 16 KiB its own vector holds (2 × 9,000 characters of
+    "padding"), then got a comment of words of their own, which went to an overflow document."""
+    incident = make_incident(reporter, title="Kafka broker down", description="partition leader lost")
+    for _ in range(2):
+        db_conn.execute(
+            "INSERT INTO comments (incident_id, author_id, content) VALUES (%s, %s, %s)",
+            [incident["id"], reporter["id"], ("padding " * 1125)[:9000]],
+        )
+    comment(client, reporter, incident, "zookeeper session expired after the upgrade")
+    state = db_conn.execute(
+        "SELECT comments_chars, search_vector @@ 'zookeep' AS in_vector,"
+        " (SELECT count(*) FROM search_overflow WHERE incident_id = %(id)s) AS overflow"
+        " FROM incidents WHERE id = %(id)s",
+        {"id": incident["id"]},
+    ).fetchone()
+    assert state == {"comments_chars": 9000, "in_vector": False, "overflow": 2}
+    return incident
+
+
+def test_a_long_threads_later_comments_are_found_with_its_title(client, reporter, make_incident, long_thread):
+    other = make_incident(reporter, title="Zookeeper quorum lost")
+    assert ids(search(client, reporter, "query=zookeeper")) == [other["id"], long_thread["id"]]
+    for query in ["kafka zookeeper", '"session expired"', "leader zookeeper -quorum", "broker padding"]:
+        body = search(client, reporter, "query=" + quote(query))
+        assert ids(body) == [long_thread["id"]], query
+        assert body["items"][0]["rank"] > 0
+    assert ids(search(client, reporter, "query=" + quote('"expired session"'))) == []
+    assert ids(search(client, reporter, "query=padding expired")) == []  # two documents, not one
+
+
+@pytest.mark.parametrize("query", ["zookeeper -padding", "padding -zookeeper", 'padding -"session expired"'])
+def test_exclusions_apply_to_a_long_threads_whole_text(client, reporter, long_thread, query):
+    assert ids(search(client, reporter, "query=" + quote(query))) == []
+
+
+def test_a_long_threads_overflow_follows_title_edits_and_later_short_comments(
+    client, reporter, long_thread, db_conn
+):
+    client.simulate_patch(
+        f"/incidents/{long_thread['id']}", json={"title": "Pulsar broker down"}, headers=reporter["headers"]
+    )
+    assert ids(search(client, reporter, "query=pulsar zookeeper")) == [long_thread["id"]]
+    assert ids(search(client, reporter, "query=kafka zookeeper")) == []
+    comment(client, reporter, long_thread, "ack")  # fits within the bound, yet overflows: the thread did
+    assert db_conn.execute(
+        "SELECT comments_chars, (SELECT count(*) FROM search_overflow WHERE incident_id = %(id)s) AS overflow"
+        " FROM incidents WHERE id = %(id)s",
+        {"id": long_thread["id"]},
+    ).fetchone() == {"comments_chars": 9000, "overflow": 3}
+    assert ids(search(client, reporter, "query=ack pulsar")) == [long_thread["id"]]
