@@ -39,7 +39,7 @@ import psycopg
 
 from api.auth import new_token
 from api.cli import cluster, commands, migrate
-from api.cli.pgcluster import DATABASE_NAME, as_postgres, own_folder
+from api.cli.pgcluster import DATABASE_NAME, own_folder
 from api.config import Config
 from api.db import connect
 from api.sql import load_queries
@@ -172,34 +172,17 @@ def start_pair(layout, bootstrap):
 
 
 def start_pgbouncer(layout):
-    folder = layout.base / "pgbouncer"
-    own_folder(folder)
-    node = lambda port, mode: f"host=127.0.0.1 port={port} dbname={DATABASE_NAME} pool_mode={mode}"  # noqa: E731
-    lines = [
-        "[databases]",
-        f"{DATABASE_NAME} = {node(layout.primary_port, 'transaction')}",
-        f"{DATABASE_NAME}_session = {node(layout.primary_port, 'session')}",
-        f"{DATABASE_NAME}_replica = {node(layout.replica_port, 'transaction')}",
-        "[pgbouncer]",
-        "listen_addr = 127.0.0.1",
-        f"listen_port = {layout.pgbouncer_port}",
-        "unix_socket_dir =",
-        "auth_type = scram-sha-256",
-        f"auth_file = {folder / 'userlist.txt'}",
-        "admin_users = postgres",
-        f"logfile = {folder / 'pgbouncer.log'}",
-        f"pidfile = {folder / 'pgbouncer.pid'}",
-        *(f"{name} = {value}" for name, value in PGBOUNCER_SETTINGS.items()),
-    ]
-    (folder / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
-    (folder / "userlist.txt").write_text(f'"postgres" "{layout.password()}"\n')
-    if os.geteuid() == 0:
-        for path in folder.iterdir():
-            shutil.chown(path, "postgres", "postgres")
-    subprocess.run(as_postgres([cluster._pgbouncer(), "-d", str(folder / "pgbouncer.ini")]), check=True)
-    if not cluster._listens(layout.pgbouncer_port):
-        raise RuntimeError(f"pgbouncer did not start:\n{cluster._tail(folder / 'pgbouncer.log')}")
-    return int((folder / "pgbouncer.pid").read_text())
+    """make cluster's PgBouncer with a session-mode entry besides; its pid."""
+    cluster.start_pgbouncer(
+        layout,
+        {
+            DATABASE_NAME: cluster.pooled(layout.primary_port),
+            f"{DATABASE_NAME}_session": cluster.pooled(layout.primary_port, "session"),
+            f"{DATABASE_NAME}_replica": cluster.pooled(layout.replica_port),
+        },
+        PGBOUNCER_SETTINGS,
+    )
+    return int(layout.pidfile("pgbouncer").read_text())
 
 
 def server_pids(node):

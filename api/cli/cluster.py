@@ -158,16 +158,26 @@ def _base_backup(replica, layout):
 
 
 def _start_pgbouncer(layout):
-    folder = layout.base / "pgbouncer"
     if _running_pid(layout.pidfile("pgbouncer")):
         return
+    start_pgbouncer(
+        layout,
+        {DATABASE_NAME: pooled(layout.primary_port), f"{DATABASE_NAME}_replica": pooled(layout.replica_port)},
+    )
+
+
+def pooled(port, mode="transaction"):
+    """A PgBouncer database entry: the app's database on the server at `port`, pooled in `mode`."""
+    return f"host=127.0.0.1 port={port} dbname={DATABASE_NAME} pool_mode={mode}"
+
+
+def start_pgbouncer(layout, databases, settings=PGBOUNCER_SETTINGS):
+    """PgBouncer on the layout's port with `databases` ({name: pooled(...)}), as a daemon."""
+    folder = layout.base / "pgbouncer"
     own_folder(folder)
-    primary = f"host=127.0.0.1 port={layout.primary_port} dbname={DATABASE_NAME}"
-    replica = f"host=127.0.0.1 port={layout.replica_port} dbname={DATABASE_NAME}"
     lines = [
         "[databases]",
-        f"{DATABASE_NAME} = {primary}",
-        f"{DATABASE_NAME}_replica = {replica}",
+        *(f"{name} = {entry}" for name, entry in databases.items()),
         "[pgbouncer]",
         "listen_addr = 127.0.0.1",
         f"listen_port = {layout.pgbouncer_port}",
@@ -175,10 +185,9 @@ def _start_pgbouncer(layout):
         "auth_type = scram-sha-256",
         f"auth_file = {folder / 'userlist.txt'}",
         "admin_users = postgres",
-        "pool_mode = transaction",
         f"logfile = {folder / 'pgbouncer.log'}",
         f"pidfile = {layout.pidfile('pgbouncer')}",
-        *(f"{name} = {value}" for name, value in PGBOUNCER_SETTINGS.items()),
+        *(f"{name} = {value}" for name, value in settings.items()),
     ]
     (folder / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
     userlist = folder / "userlist.txt"
