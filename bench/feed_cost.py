@@ -80,8 +80,9 @@ def drop(server_url, name):
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def prepare(tree, url):
-    """Migrated by the tree's own code, a responder with a token, and INCIDENTS incidents."""
+def migrated_responder(tree, url):
+    """Migrates `url`'s database by the tree's own code and adds a responder with a token:
+    (its id, the token)."""
     subprocess.run(
         [sys.executable, "-m", "api", "migrate"],
         cwd=tree,
@@ -104,9 +105,16 @@ def prepare(tree, url):
             password_hash=hash_password("not used by wrk"),
         )
         conn.execute("INSERT INTO api_tokens (token_hash, user_id) VALUES (%s, %s)", [token_hash, user["id"]])
+    return user["id"], token
+
+
+def prepare(tree, url):
+    """Migrated by the tree's own code, a responder with a token, and INCIDENTS incidents."""
+    user_id, token = migrated_responder(tree, url)
+    with connect(url) as conn:
         conn.execute(
             "INSERT INTO incidents (title, reporter_id) SELECT 'seed ' || n, %s FROM generate_series(1, %s) n",
-            [user["id"], INCIDENTS],
+            [user_id, INCIDENTS],
         )
     return token
 

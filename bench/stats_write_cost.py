@@ -12,14 +12,10 @@ import contextlib
 import os
 import pathlib
 import statistics
-import subprocess
-import sys
 
-from api.auth import hash_password, new_token
 from api.cli import pgcluster
 from api.db import connect
-from api.sql import load_queries
-from bench.feed_cost import ROOT, checkouts, database_url, drop, gunicorn, recreate
+from bench.feed_cost import ROOT, checkouts, database_url, drop, gunicorn, migrated_responder, recreate
 from bench.load import cpu_seconds, run_wrk
 
 RESULT = ROOT / "bench" / "results" / "stats_write_cost.md"
@@ -51,33 +47,15 @@ SCENARIOS = {
 
 def prepare(tree, url):
     """Migrated by the tree's own code, a responder with a token, INCIDENTS resolved incidents."""
-    subprocess.run(
-        [sys.executable, "-m", "api", "migrate"],
-        cwd=tree,
-        env={**os.environ, "DATABASE_URL": url},
-        check=True,
-    )
-    token, token_hash = new_token()
+    user_id, token = migrated_responder(tree, url)
     with connect(url) as conn:
-        user = load_queries().create_user(
-            conn,
-            username="bench",
-            email="bench@example.com",
-            role="responder",
-            active=True,
-            password_hash=hash_password("not used by wrk"),
-        )
-        conn.execute(
-            "INSERT INTO api_tokens (token_hash, user_id, expires_at) VALUES (%s, %s, now() + interval '1 day')",
-            [token_hash, user["id"]],
-        )
         conn.execute(
             "INSERT INTO incidents (title, reporter_id, status, created_at, acknowledged_at, resolved_at)"
             " SELECT 'seed ' || n, %s, 'resolved', created, created + ack, created + ack + res"
             " FROM generate_series(1, %s) n,"
             " LATERAL (SELECT now() - n * interval '1 hour' AS created, random() * interval '1 hour' AS ack,"
             " random() * interval '1 day' AS res) AS d",
-            [user["id"], INCIDENTS],
+            [user_id, INCIDENTS],
         )
         conn.execute("VACUUM ANALYZE incidents")
     return token
