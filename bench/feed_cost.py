@@ -256,12 +256,7 @@ def report(rows, written):
                 f"{median(scenario, config, 'p50_ms'):.2f} | {median(scenario, config, 'p99_ms'):.2f} | "
                 f"{median(scenario, config, 'errors'):.0f} |"
             )
-    lines += ["", "Per round (req/s):", "", "| round | request | " + " | ".join(CONFIGS) + " |"]
-    lines.append("|---:|---|" + "---:|" * len(CONFIGS))
-    for n in rounds:
-        for scenario in SCENARIOS:
-            cells = " | ".join(f"{by[n, scenario, config]['rps']:.0f}" for config in CONFIGS)
-            lines.append(f"| {n} | {scenario} | {cells} |")
+    lines += per_round_table(by, rounds, SCENARIOS, CONFIGS)
     lines.append("")
     for config in list(CONFIGS)[1:]:
         done = written[config]
@@ -272,6 +267,18 @@ def report(rows, written):
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def per_round_table(by, rounds, scenarios, configs):
+    """The lines of a table of each round's req/s, by request and server; `by[round, scenario,
+    config]` holds a run's figures."""
+    lines = ["", "Per round (req/s):", "", "| round | request | " + " | ".join(configs) + " |"]
+    lines.append("|---:|---|" + "---:|" * len(configs))
+    for n in rounds:
+        for scenario in scenarios:
+            cells = " | ".join(f"{by[n, scenario, config]['rps']:.0f}" for config in configs)
+            lines.append(f"| {n} | {scenario} | {cells} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -15,7 +15,16 @@ import statistics
 
 from api.cli import pgcluster
 from api.db import connect
-from bench.feed_cost import ROOT, checkouts, database_url, drop, gunicorn, migrated_responder, recreate
+from bench.feed_cost import (
+    ROOT,
+    checkouts,
+    database_url,
+    drop,
+    gunicorn,
+    migrated_responder,
+    per_round_table,
+    recreate,
+)
 from bench.load import cpu_seconds, run_wrk
 
 RESULT = ROOT / "bench" / "results" / "stats_write_cost.md"
@@ -207,12 +216,7 @@ def report(rows, consistent):
                 f"{median(scenario, config, 'p50_ms'):.2f} | {median(scenario, config, 'p99_ms'):.2f} | "
                 f"{median(scenario, config, 'errors'):.0f} |"
             )
-    lines += ["", "Per round (req/s):", "", "| round | request | " + " | ".join(CONFIGS) + " |"]
-    lines.append("|---:|---|" + "---:|" * len(CONFIGS))
-    for n in rounds:
-        for scenario in SCENARIOS:
-            cells = " | ".join(f"{by[n, scenario, config]['rps']:.0f}" for config in CONFIGS)
-            lines.append(f"| {n} | {scenario} | {cells} |")
+    lines += per_round_table(by, rounds, SCENARIOS, CONFIGS)
     lines += [
         "",
         f"The rollups after the run equal a rebuild from the incidents: {'yes' if consistent else 'NO'}.",
