@@ -55,6 +55,18 @@ def password_hash():
     return hash_password(PASSWORD)
 
 
+def bearer_of_new_user(conn, username, role="admin"):
+    """The Authorization header of a new active user without a password, made on `conn` (for
+    tests on a database of their own, where the fixtures below do not reach)."""
+    queries = load_queries()
+    user = queries.create_user(
+        conn, username=username, email=f"{username}@example.com", role=role, active=True, password_hash=None
+    )
+    token, token_hash = new_token()
+    queries.create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=30)
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def make_user(db_conn, queries, password_hash):
     """A user with a token: {'id', 'username', 'email', 'role', 'token', 'headers', ...}."""

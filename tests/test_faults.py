@@ -10,12 +10,11 @@ import time
 
 import pytest
 
-from api.auth import new_token
 from api.cli import migrate, pgcluster
 from api.config import Config
 from api.db import IDLE_CHECK_SECONDS, connect
 from api.sql import load_queries
-from tests.fix_app import client_of
+from tests.fix_app import bearer_of_new_user, client_of
 from tests.fix_db import scratch_database
 from tests.fix_server import call, gunicorn, wait_until
 from tests.test_errors import set_connections_allowed
@@ -44,18 +43,9 @@ def crashable(tmp_path):
         migrate.apply(url)
         queries = load_queries()
         with connect(url) as conn:
-            admin = queries.create_user(
-                conn,
-                username="admin",
-                email="admin@example.com",
-                role="admin",
-                active=True,
-                password_hash=None,
-            )
-            token, token_hash = new_token()
-            queries.create_token(conn, token_hash=token_hash, user_id=admin["id"], ttl_days=30)
+            headers = bearer_of_new_user(conn, "admin")
             category = queries.create_category(conn, name="storage")
-        yield cluster, url, {"Authorization": f"Bearer {token}"}, category["id"]
+        yield cluster, url, headers, category["id"]
 
 
 def report(base, headers, category_id, title):

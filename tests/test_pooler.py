@@ -14,12 +14,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from api.auth import new_token
 from api.cli import migrate, pgcluster
 from api.config import Config
 from api.db import SessionDefaultsMissing, connect, save_session_defaults
-from api.sql import load_queries
-from tests.fix_app import PASSWORD, client_of
+from tests.fix_app import PASSWORD, bearer_of_new_user, client_of
 from tests.fix_pgbouncer import pgbouncer, require_pgbouncer
 from tests.fix_server import ROOT, call, free_port, gunicorn, row_locked, wait_until
 from tests.test_faults import CRASH_SAFE
@@ -216,19 +214,9 @@ def outage_cluster():
         migrate.apply(url)
         with connect(url) as conn:
             save_session_defaults(conn, pooled(url))
-            headers = admin_headers(conn)
+            headers = bearer_of_new_user(conn, "admin")
         with pgbouncer(cluster.url("postgres")) as bouncer:
             yield cluster, bouncer, headers
-
-
-def admin_headers(conn):
-    queries = load_queries()
-    admin = queries.create_user(
-        conn, username="admin", email="admin@example.com", role="admin", active=True, password_hash=None
-    )
-    token, token_hash = new_token()
-    queries.create_token(conn, token_hash=token_hash, user_id=admin["id"], ttl_days=30)
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_postgres_down_behind_the_pooler_is_a_quick_503_and_heals(outage_cluster):
