@@ -28,9 +28,8 @@ PROBE_TIMEOUT = 0.5
 # request start a fresh attempt, so the service is back within seconds of the database.
 RECONNECT_TIMEOUT = 2.0
 # PERF: a connection is pinged before use only when it sat idle this long (a restart or an idle
-# timeout may have closed it meanwhile) or the server left something on its socket (see
-# CheckBeforeUse); pinging on every checkout cost a round trip per request. One in steady use
-# that breaks unannounced fails its request with a 503 and is replaced.
+# timeout may have closed it meanwhile); pinging on every checkout cost a round trip per request.
+# One in steady use that breaks fails its request with a 503 and is replaced.
 IDLE_CHECK_SECONDS = 1.0
 # NOTE: while every replica connection is busy, a read goes to the primary after this wait
 # rather than queueing: the primary has spare connections more often than not.
@@ -60,7 +59,7 @@ class Database:
         self._pool = None
         self._down_at = None  # time.monotonic() when the database was last found unreachable
         self._request = contextvars.ContextVar("request", default=None)
-        self._check = CheckBeforeUse()
+        self._check = CheckBeforeUse(on_goodbye=False)
         self.replica = None  # a Replica while open with DATABASE_REPLICA_URL
 
     async def open(self, timeout=10.0):
@@ -76,7 +75,7 @@ class Database:
                 await self._pool.close()
                 raise
         if config.database_replica_url:
-            check = CheckBeforeUse()
+            check = CheckBeforeUse(on_goodbye=True)
             replica_pool = new_pool(config, config.database_replica_url, REPLICA_CHECKOUT_SECONDS, check)
             self.replica = Replica(replica_pool, config.replica_max_lag, check)
             await self.replica.open()
@@ -218,11 +217,15 @@ class Database:
 
 class CheckBeforeUse:
     """A pool's `check`: pings a connection before use only when it sat idle IDLE_CHECK_SECONDS,
-    or when its socket has something to read. An idle connection gets nothing unasked, except
-    a server's goodbye: one that was shut down or killed is found out before a request runs on
-    it, without a round trip (one select() on the socket)."""
+    or, `on_goodbye`, when its socket has something to read. An idle connection gets nothing
+    unasked, except a server's goodbye: a replica that was shut down or killed is found out
+    before a request runs on it, without a round trip (one select() on the socket), and the
+    request reads from the primary. NOTE: not for the primary's pool: a failed check makes
+    psycopg_pool try the next connection until the checkout's deadline, so during an outage a
+    request that found every connection busy would wait all of POOL_TIMEOUT instead of a 503."""
 
-    def __init__(self):
+    def __init__(self, on_goodbye):
+        self._on_goodbye = on_goodbye
         self._returned_at = weakref.WeakKeyDictionary()  # connection -> time.monotonic()
 
     def returned(self, conn):
@@ -230,7 +233,7 @@ class CheckBeforeUse:
 
     async def __call__(self, conn):
         idle = time.monotonic() - self._returned_at.get(conn, 0.0) >= IDLE_CHECK_SECONDS
-        if idle or select.select([conn.pgconn.socket], [], [], 0)[0]:
+        if idle or (self._on_goodbye and select.select([conn.pgconn.socket], [], [], 0)[0]):
             await AsyncConnectionPool.check_connection(conn)
 
 
