@@ -22,6 +22,13 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
 accesslog = None  # the app logs one line per request itself
 limit_request_line = 8190  # the most gunicorn allows; the app's own limit (a 400 problem) comes first
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+log_level = os.environ.get("LOG_LEVEL", "INFO").upper()  # gunicorn's own --log-level is lower case
+if log_level not in LOG_LEVELS:
+    raise SystemExit(
+        f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (in any case), not {os.environ['LOG_LEVEL']!r}"
+    )
+
 # NOTE: a request waits at most POOL_TIMEOUT for a connection and STATEMENT_TIMEOUT_MS for a
 # statement, then answers 503 itself; gunicorn must not kill or abandon the worker before that.
 try:
@@ -46,7 +53,7 @@ def on_starting(server):
     handler.setFormatter(SecondCachingFormatter("%(asctime)s [%(process)d] %(levelname)s %(message)s"))
     log = logging.getLogger("api")
     log.addHandler(handler)
-    log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    log.setLevel(log_level)
 
 
 # NOTE: the workers count in prometheus_client's multiprocess mode, each in files of its own in

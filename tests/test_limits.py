@@ -3,6 +3,7 @@ did not give is a 400, gunicorn's timeouts sit above the app's own, and SIGTERM 
 requests in flight finish."""
 
 import base64
+import logging
 import os
 import runpy
 import signal
@@ -195,6 +196,24 @@ def test_gunicorn_refuses_timeouts_below_the_apps(database_url):
     )
     assert checked.returncode != 0
     assert "must exceed POOL_TIMEOUT + STATEMENT_TIMEOUT_MS" in checked.stdout + checked.stderr
+
+
+def test_log_level_is_read_in_any_case_and_an_unknown_one_is_refused(monkeypatch, database_url, tmp_path):
+    conf = gunicorn_settings(monkeypatch, DATABASE_URL=database_url, LOG_LEVEL="warning")
+    api_log = logging.getLogger("api")
+    for owner, name in [
+        (api_log, "handlers"),
+        (api_log, "level"),
+        (logging, "_srcfile"),
+        (logging, "logThreads"),
+    ]:
+        monkeypatch.setattr(owner, name, getattr(owner, name))  # what on_starting sets, restored afterwards
+    monkeypatch.setattr(logging, "logMultiprocessing", logging.logMultiprocessing)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    conf["on_starting"](None)
+    assert api_log.level == logging.WARNING
+    with pytest.raises(SystemExit, match="LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"):
+        gunicorn_settings(monkeypatch, DATABASE_URL=database_url, LOG_LEVEL="verbose")
 
 
 def refused(base):
