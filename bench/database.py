@@ -7,8 +7,10 @@ import urllib.parse
 
 from psycopg import sql
 
+from api.auth import new_token
 from api.cli import pgcluster
 from api.db import connect
+from api.sql import load_queries
 
 NAME = os.environ.get("BENCH_DATABASE", "incidents_bench")
 MARKER = "created by make bench"
@@ -56,3 +58,23 @@ def mark_seeded(scale, url=None):
 
 def mark(conn, comment):
     conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(NAME), sql.Literal(comment)))
+
+
+def user_with_token(conn, role, username="bench"):
+    """A new active user of `role` (no password: wrk never logs in) and a day-long token for it:
+    (the user's row, the token)."""
+    queries = load_queries()
+    user = queries.create_user(
+        conn, username=username, email=f"{username}@example.com", role=role, active=True, password_hash=None
+    )
+    token, token_hash = new_token()
+    queries.create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=1)
+    return user, token
+
+
+def seed_incidents(conn, reporter_id, count):
+    """`count` plain incidents (titles 'seed 1', 'seed 2', …) reported by `reporter_id`."""
+    conn.execute(
+        "INSERT INTO incidents (title, reporter_id) SELECT 'seed ' || n, %s FROM generate_series(1, %s) n",
+        [reporter_id, count],
+    )

@@ -21,10 +21,10 @@ import sys
 import threading
 import time
 
-from api.auth import hash_password, new_token
 from api.cli import migrate, pgcluster
 from api.db import connect
 from api.sql import load_queries
+from bench.database import seed_incidents, user_with_token
 from bench.feed_cost import INCIDENTS, ROOT, SCENARIOS, database_url, drop, gunicorn, recreate
 from bench.load import cpu_seconds, run_wrk
 
@@ -84,22 +84,9 @@ def delivery_worker(url):
 def prepare(url):
     """Migrated, an admin with a token (wrk's), and INCIDENTS incidents to comment on."""
     migrate.apply(url)
-    queries = load_queries()
-    token, token_hash = new_token()
     with connect(url) as conn:
-        user = queries.create_user(
-            conn,
-            username="bench",
-            email="bench@example.com",
-            role="admin",
-            active=True,
-            password_hash=hash_password("not used by wrk"),
-        )
-        queries.create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=1)
-        conn.execute(
-            "INSERT INTO incidents (title, reporter_id) SELECT 'seed ' || n, %s FROM generate_series(1, %s) n",
-            [user["id"], INCIDENTS],
-        )
+        user, token = user_with_token(conn, "admin")
+        seed_incidents(conn, user["id"], INCIDENTS)
     return token
 
 

@@ -28,11 +28,10 @@ import time
 import falcon.testing
 
 from api.app import create_app
-from api.auth import hash_password, new_token
 from api.cli import migrate, pgcluster
 from api.config import Config
 from api.db import Database, connect
-from api.sql import load_queries
+from bench.database import seed_incidents, user_with_token
 from bench.load import cpu_seconds, free_port, run_wrk, wait_until_up
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -138,21 +137,9 @@ async def in_process(url, token):
 def prepare(url):
     """Migrated, a responder with a token, and INCIDENTS incidents."""
     migrate.apply(url)
-    token, token_hash = new_token()
     with connect(url) as conn:
-        user = load_queries().create_user(
-            conn,
-            username="bench",
-            email="bench@example.com",
-            role="responder",
-            active=True,
-            password_hash=hash_password("not used by wrk"),
-        )
-        load_queries().create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=1)
-        conn.execute(
-            "INSERT INTO incidents (title, reporter_id) SELECT 'seed ' || n, %s FROM generate_series(1, %s) n",
-            [user["id"], INCIDENTS],
-        )
+        user, token = user_with_token(conn, "responder")
+        seed_incidents(conn, user["id"], INCIDENTS)
     return token
 
 

@@ -37,13 +37,12 @@ import urllib.request
 
 import psycopg
 
-from api.auth import new_token
 from api.cli import cluster, commands, migrate
 from api.cli.pgcluster import DATABASE_NAME, own_folder
 from api.config import Config
 from api.db import connect
-from api.sql import load_queries
 from bench import indexes, load, seed
+from bench.database import user_with_token
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -390,19 +389,8 @@ def run_round(stack, number, token, bodies, log):
 
 
 def token_for_new_user(url):
-    queries = load_queries()
     with connect(url) as conn:
-        user = queries.create_user(
-            conn,
-            username="writer",
-            email="writer@example.com",
-            role="responder",
-            active=True,
-            password_hash=None,
-        )
-        token, token_hash = new_token()
-        queries.create_token(conn, token_hash=token_hash, user_id=user["id"], ttl_days=1)
-    return token
+        return user_with_token(conn, "responder", "writer")[1]
 
 
 class Writer(threading.Thread):
