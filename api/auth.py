@@ -100,16 +100,24 @@ class AuthMiddleware:
             raise unauthorized("Send 'Authorization: Bearer <token>'; get a token from POST /auth/tokens.")
         req.context.token_hash = hash_token(token)
         on_replica = self._db.replica is not None and req.method in getattr(resource, "replica_methods", ())
-        if req.method in getattr(resource, "authenticates_in_query", ()) and not on_replica:
+        if not on_replica:
+            if req.method not in getattr(resource, "authenticates_in_query", ()):
+                await look_up_caller(req, self._db, self._queries)
             return
-        async with self._db.read() as conn:
-            if on_replica:  # the token checked on the primary, the rest read from the replica
-                user = await self._queries.get_reader_by_token(conn, token_hash=req.context.token_hash)
-                if user is not None:
-                    self._db.allow_replica(user.pop("written_up_to"))
-            else:
-                user = await self._queries.get_user_by_token(conn, token_hash=req.context.token_hash)
+        async with (
+            self._db.read() as conn
+        ):  # the token checked on the primary, the rest read from the replica
+            user = await self._queries.get_reader_by_token(conn, token_hash=req.context.token_hash)
+            if user is not None:
+                self._db.allow_replica(user.pop("written_up_to"))
         req.context.user = caller(user)
+
+
+async def look_up_caller(req, db, queries):
+    """`req.context.user`: the caller behind the request's token (its hash), or a 401. Also for
+    a method of `authenticates_in_query` that needs its caller before its query after all."""
+    async with db.read() as conn:
+        req.context.user = caller(await queries.get_user_by_token(conn, token_hash=req.context.token_hash))
 
 
 def bearer_token(req):

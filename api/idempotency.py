@@ -9,6 +9,7 @@ import re
 
 import falcon
 
+from api.auth import look_up_caller
 from api.errors import Problem
 
 HEADER = "Idempotency-Key"
@@ -27,6 +28,8 @@ def idempotent(responder):
         if key is None:
             return await responder(resource, req, resp, **params)
         check_key(key)
+        if req.context.get("user") is None:  # a responder that authenticates in its query
+            await look_up_caller(req, resource._db, resource._queries)
         digest = fingerprint(req)
         scope = {"user_id": req.context.user["id"], "key": key}
         queries = resource._queries

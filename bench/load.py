@@ -26,6 +26,7 @@ from api import history
 from api.auth import new_token
 from api.cli import migrate, pgcluster
 from api.db import connect
+from api.incident_rules import RESPONDER_ROLES
 from api.sql import PLACEHOLDER, load_queries
 from bench import database
 
@@ -211,9 +212,9 @@ def by_id_script(token_hash, ids):
     return f"\\set id random(1, {ids['max_incident']})\n{line};\n"
 
 
-def post_script(token_hash, user_id):
-    """What POST /incidents runs for the load test's body: the token, then the one statement
-    that inserts the incident with its history entry (severity fixed at high)."""
+def post_script(token_hash):
+    """What POST /incidents runs for the load test's body: the one statement that checks the
+    token and inserts the incident with its history entry (severity fixed at high)."""
     queries = load_queries()
     fields = {
         "title": "Load test incident",
@@ -222,22 +223,18 @@ def post_script(token_hash, user_id):
         "assignee_id": None,
     }
     event = history.created({**fields, "status": "open", "category_ids": []})
-    return "\n".join(
-        [
-            pgbench_line(queries.get_user_by_token, token_hash=token_hash) + ";",
-            pgbench_line(
-                queries.create_incident,
-                **fields,
-                source="api",
-                dedup_key=None,
-                category_ids=[],
-                actor_id=user_id,
-                **event,
-            )
-            + ";",
-            "",
-        ]
+    line = pgbench_line(
+        queries.create_incident_for_token,
+        **fields,
+        source="api",
+        dedup_key=None,
+        category_ids=[],
+        token_hash=token_hash,
+        assigning_roles=list(RESPONDER_ROLES),
+        actor_id=None,
+        **event,
     )
+    return line + ";\n"
 
 
 def pgbench(url, script):
@@ -274,7 +271,7 @@ def pgbench(url, script):
 
 
 def prepare(url):
-    """A token for the busiest responder, its user id, and the id ranges to draw from."""
+    """A token for the busiest responder, its hash, and the id ranges to draw from."""
     queries = load_queries()
     with connect(url) as conn:
         user_id = conn.execute(
@@ -286,7 +283,7 @@ def prepare(url):
         ids = conn.execute(
             "SELECT (SELECT max(id) FROM incidents) AS max_incident, (SELECT max(id) FROM users) AS max_user"
         ).fetchone()
-    return token, token_hash, user_id, ids
+    return token, token_hash, ids
 
 
 def forget_load(url):
@@ -316,8 +313,8 @@ def main():
         raise SystemExit("Seed the bench database first: make bench")
     url = database.bench_url()
     migrate.apply(url)  # seeded by an earlier release: its later migrations
-    token, token_hash, user_id, ids = prepare(url)
-    limits = {BY_ID_LIMIT: by_id_script(token_hash, ids), POST_LIMIT: post_script(token_hash, user_id)}
+    token, token_hash, ids = prepare(url)
+    limits = {BY_ID_LIMIT: by_id_script(token_hash, ids), POST_LIMIT: post_script(token_hash)}
     rows = []
     app, hello = Server("api.asgi:app", url), Server("bench.hello:app", url)
     try:

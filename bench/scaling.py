@@ -654,7 +654,7 @@ def running_stack(base, scale):
     """A seeded Stack, with a token of its busiest responder and the wrk bodies of ENDPOINTS."""
     stack = Stack(base, scale)
     try:
-        token, _, _, ids = load.prepare(stack.layout.url(stack.layout.primary_port))
+        token, _, ids = load.prepare(stack.layout.url(stack.layout.primary_port))
         yield stack, token, {s.name: s.lua for s in load.scenarios(ids) if s.name in ENDPOINTS}
     finally:
         stack.stop()

@@ -7,7 +7,8 @@
 -- entry, notifications and feed event (as create_incident). Concurrent alerts of one new key
 -- make one incident: the unique index incidents_open_dedup_key lets one INSERT through and
 -- turns the others into the count. `created` says which happened.
-WITH incident AS (
+WITH reporter AS (SELECT %(actor_id)s::bigint AS id),
+incident AS (
     {:insert_incident}
     ON CONFLICT (source, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('open', 'in_progress')
     DO UPDATE SET alert_count = incidents.alert_count + 1, last_alert_at = now()

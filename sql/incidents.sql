@@ -86,7 +86,8 @@ LIMIT %(limit)s
 -- event, in one statement (PERF: one round trip, and no BEGIN and COMMIT: the statement commits
 -- or fails whole). Returns the incident as incident_details shows it. PERF: most incidents are
 -- created without categories, and a query that looks none up sets up no plan nodes for it.
-WITH incident AS (
+WITH reporter AS (SELECT %(actor_id)s::bigint AS id),
+incident AS (
     {:insert_incident}
     RETURNING *
 ), created AS (
@@ -99,13 +100,35 @@ SELECT {:new_incident_columns} FROM incident
 -- create_incident for an incident with categories: the event shows those `category_ids` names,
 -- which the caller links next, in the same transaction (a missing one fails the request).
 -- Returns the incident as incident_details shows it, before any category is linked.
-WITH incident AS (
+WITH reporter AS (SELECT %(actor_id)s::bigint AS id),
+incident AS (
     {:insert_incident}
     RETURNING *
 ),
 {:created_with_categories},
 {:incident_created}
 SELECT {:new_incident_columns} FROM incident
+
+-- name: create_incident_for_token :one
+-- create_incident by the caller behind a bearer token (token_user), looked up by the same
+-- statement (PERF: one round trip instead of two; POST /incidents took 1.10 times the requests
+-- a second with it). No row when the token names no active user; the caller's columns
+-- (caller_*) and NULL incident columns when the caller may not assign: an `assignee_id` is set
+-- and the caller's role is not one of `assigning_roles`. `actor_id` is not used (NULL).
+WITH caller AS ({:token_user}),
+reporter AS (
+    SELECT id FROM caller
+    WHERE %(assignee_id)s::bigint IS NULL OR role = ANY(%(assigning_roles)s::user_role[])
+),
+incident AS (
+    {:insert_incident}
+    RETURNING *
+), created AS (
+    SELECT incident.*, '[]'::json AS categories FROM incident
+),
+{:incident_created}
+SELECT c.id AS caller_id, c.username AS caller_username, c.role AS caller_role, n.*
+FROM caller c LEFT JOIN (SELECT {:new_incident_columns} FROM incident) AS n ON TRUE
 
 -- name: new_incident_columns :fragment
 -- The columns of a new incident (a row of INSERT INTO incidents ... RETURNING *) as
@@ -114,13 +137,15 @@ id, title, description, status, severity, reporter_id, assignee_id, '[]'::json A
        created_at, updated_at, acknowledged_at, resolved_at, resolution, version, dedup_key, source
 
 -- name: insert_incident :fragment
--- The INSERT of a new incident, reported by the actor (create_incident, open_alert_incident);
--- one from an alert (a dedup_key) counts that alert.
+-- The INSERT of a new incident (create_incident, open_alert_incident), reported by the user of
+-- the query's CTE `reporter` (one row, `id`; none: nothing is inserted); one from an alert (a
+-- dedup_key) counts that alert.
 INSERT INTO incidents (title, description, severity, reporter_id, assignee_id, source, dedup_key,
                        alert_count, last_alert_at)
-VALUES (%(title)s, %(description)s, %(severity)s, %(actor_id)s, %(assignee_id)s, %(source)s,
-        %(dedup_key)s, CASE WHEN %(dedup_key)s::text IS NULL THEN 0 ELSE 1 END,
-        CASE WHEN %(dedup_key)s::text IS NULL THEN NULL ELSE now() END)
+SELECT %(title)s, %(description)s, %(severity)s, reporter.id, %(assignee_id)s, %(source)s,
+       %(dedup_key)s, CASE WHEN %(dedup_key)s::text IS NULL THEN 0 ELSE 1 END,
+       CASE WHEN %(dedup_key)s::text IS NULL THEN NULL ELSE now() END
+FROM reporter
 
 -- name: created_with_categories :fragment
 -- The CTE `created`: the rows of a CTE named `incident` (inserted incidents: RETURNING *) that
@@ -136,10 +161,11 @@ created AS (
 
 -- name: incident_created :fragment
 -- The 'created' history entry, notifications and feed event of each row of a CTE named
--- `created` (new incidents, with their categories as incident_details shows them). CTEs for a
--- WITH clause.
+-- `created` (new incidents, with their categories as incident_details shows them), by their
+-- reporter. CTEs for a WITH clause.
 event AS (
-    SELECT i.id AS incident_id, request.*, {:incident_document} AS incident,
+    SELECT i.id AS incident_id, i.reporter_id AS actor_id, request.action, request.changes,
+           request.recipients, request.events, request.follow_event, {:incident_document} AS incident,
            i.version AS incident_version, NULL::json AS comment
     FROM created i, ({:event_of_request}) AS request
 ),

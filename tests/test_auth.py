@@ -143,10 +143,10 @@ def delete(db_conn, user):
     ],
 )
 @pytest.mark.parametrize(
-    "path", ["/users", "/incidents/{incident}"]
-)  # the latter checks the token in its own query
+    "method, path", [("GET", "/users"), ("GET", "/incidents/{incident}"), ("POST", "/incidents")]
+)  # the latter two check the token in their own query
 def test_bad_credentials_are_401_with_www_authenticate(
-    client, db_conn, reporter, admin, make_incident, authorization, spoil, path
+    client, db_conn, reporter, admin, make_incident, authorization, spoil, method, path
 ):
     incident = make_incident(admin)
     if spoil is revoke:
@@ -154,7 +154,11 @@ def test_bad_credentials_are_401_with_www_authenticate(
     elif spoil:
         spoil(db_conn, reporter)
     headers = {"Authorization": authorization.format(token=reporter["token"])} if authorization else {}
-    assert_unauthorized(client.simulate_get(path.format(incident=incident["id"]), headers=headers))
+    body = {"title": "t"} if method == "POST" else None
+    assert_unauthorized(
+        client.simulate_request(method, path.format(incident=incident["id"]), headers=headers, json=body)
+    )
+    assert db_conn.execute("SELECT count(*) AS n FROM incidents").fetchone()["n"] == 1
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import falcon
 
 from api import history
-from api.auth import authenticated, forbid
+from api.auth import authenticated, forbid, look_up_caller
 from api.errors import ValidationFailed
 from api.incident_rules import (
     RESPONDER_ROLES,
@@ -36,7 +36,7 @@ def respond_with(resp, incident, user):
 
 class Collection(Resource):
     replica_methods = {"GET"}
-    authenticates_in_query = {"GET"}
+    authenticates_in_query = {"GET", "POST"}  # POST: without categories or Idempotency-Key
 
     def __init__(self, db, queries, lists):
         super().__init__(db, queries)
@@ -56,9 +56,7 @@ class Collection(Resource):
         idempotent=True,
     )
     async def on_post(self, req, resp):
-        body, user = req.context.body, req.context.user
-        if body.get("assignee_id") is not None and user["role"] not in RESPONDER_ROLES:
-            raise forbid("Only responders and admins assign incidents.")
+        body = req.context.body
         fields = {
             "title": body["title"],
             "description": body.get("description", ""),
@@ -67,22 +65,43 @@ class Collection(Resource):
         }
         category_ids = sorted(body.get("category_ids", []))
         event = history.created({**fields, "status": "open", "category_ids": category_ids})
+        parameters = {**fields, "source": "api", "dedup_key": None, "category_ids": category_ids, **event}
+        if req.context.get("user") is None and not category_ids:
+            incident = await self._create_for_token(req, parameters)
+        else:
+            incident = await self._create(req, parameters)
+        created(resp, f"/incidents/{incident['id']}", None)
+        respond_with(resp, incident, req.context.user)
+
+    async def _create_for_token(self, req, parameters):
+        """The new incident, its caller found by the same statement (authenticates_in_query)."""
+        async with self._db.write(one_statement=True) as conn:
+            row = await self._queries.create_incident_for_token(
+                conn,
+                **parameters,
+                token_hash=req.context.token_hash,
+                assigning_roles=list(RESPONDER_ROLES),
+                actor_id=None,
+            )
+        incidents = authenticated(req, [row] if row else [])
+        if not incidents:
+            raise may_not_assign()
+        return incidents[0]
+
+    async def _create(self, req, parameters):
+        if req.context.get("user") is None:
+            await look_up_caller(req, self._db, self._queries)
+        user = req.context.user
+        if parameters["assignee_id"] is not None and user["role"] not in RESPONDER_ROLES:
+            raise may_not_assign()
+        category_ids = parameters["category_ids"]
         create = self._queries.create_categorized_incident if category_ids else self._queries.create_incident
         async with self._db.write(one_statement=not category_ids) as conn:
-            incident = await create(
-                conn,
-                **fields,
-                source="api",
-                dedup_key=None,
-                category_ids=category_ids,
-                actor_id=user["id"],
-                **event,
-            )
+            incident = await create(conn, **parameters, actor_id=user["id"])
             if category_ids:
                 await set_categories(conn, self._queries, incident["id"], category_ids)
                 incident = await self._queries.get_incident(conn, id=incident["id"])
-        created(resp, f"/incidents/{incident['id']}", None)
-        respond_with(resp, incident, user)
+        return incident
 
 
 class Item(Resource):
@@ -159,3 +178,7 @@ async def change(conn, queries, user, current, body):
         await set_categories(conn, queries, current["id"], changed["category_ids"])
     await queries.update_incident(conn, **{**current, **changed})
     return await history.record_changed(conn, queries, user["id"], current, changed)
+
+
+def may_not_assign():
+    return forbid("Only responders and admins assign incidents.")
