@@ -68,11 +68,16 @@ CREATE TRIGGER incident_categories_copy BEFORE INSERT OR UPDATE OF incident_id O
 -- Adds a resolved or closed incident's new link to its category's rollups.
 CREATE FUNCTION incident_stats_category_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO incident_stats_category_days AS d (category_id, created_on, resolved_on, status, severity, source, unassigned, n)
-    VALUES (NEW.category_id, (NEW.incident_created_at AT TIME ZONE 'UTC')::date,
-            coalesce((NEW.incident_resolved_at AT TIME ZONE 'UTC')::date, 'infinity'),
-            NEW.incident_status, NEW.incident_severity, NEW.incident_source, NEW.incident_assignee_id IS NULL, 1)
-    ON CONFLICT (category_id, created_on, resolved_on, status, severity, source, unassigned) DO UPDATE SET n = d.n + 1;
+    -- PERF: one statement, not two
+    WITH days AS (
+        INSERT INTO incident_stats_category_days AS d
+            (category_id, created_on, resolved_on, status, severity, source, unassigned, n)
+        VALUES (NEW.category_id, (NEW.incident_created_at AT TIME ZONE 'UTC')::date,
+                coalesce((NEW.incident_resolved_at AT TIME ZONE 'UTC')::date, 'infinity'),
+                NEW.incident_status, NEW.incident_severity, NEW.incident_source, NEW.incident_assignee_id IS NULL, 1)
+        ON CONFLICT (category_id, created_on, resolved_on, status, severity, source, unassigned)
+            DO UPDATE SET n = d.n + 1
+    )
     INSERT INTO incident_stats_category_durations AS h
         (category_id, metric, created_on, status, severity, source, unassigned, lower, n, total)
     SELECT NEW.category_id, r.metric, date_trunc('month', NEW.incident_created_at AT TIME ZONE 'UTC')::date,
@@ -97,19 +102,17 @@ CREATE TRIGGER incident_categories_stats_on_insert AFTER INSERT ON incident_cate
 -- 140,000 upserts. A deleted category's rows go altogether.
 CREATE FUNCTION incident_stats_category_remove() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM gone WHERE incident_status IN ('resolved', 'closed')) THEN
-        RETURN NULL;
-    END IF;
-    DELETE FROM incident_stats_category_days
-    WHERE category_id IN (SELECT g.category_id FROM gone g
-                          WHERE NOT EXISTS (SELECT FROM categories c WHERE c.id = g.category_id));
-    DELETE FROM incident_stats_category_durations
-    WHERE category_id IN (SELECT g.category_id FROM gone g
-                          WHERE NOT EXISTS (SELECT FROM categories c WHERE c.id = g.category_id));
-    WITH kept AS (
+    -- PERF: one statement, not four (a link deleted with its incident runs it too)
+    WITH deleted AS (
+        SELECT DISTINCT g.category_id FROM gone g
+        WHERE NOT EXISTS (SELECT FROM categories c WHERE c.id = g.category_id)
+    ), deleted_days AS (
+        DELETE FROM incident_stats_category_days WHERE category_id IN (SELECT category_id FROM deleted)
+    ), deleted_durations AS (
+        DELETE FROM incident_stats_category_durations WHERE category_id IN (SELECT category_id FROM deleted)
+    ), kept AS (
         SELECT g.* FROM gone g
-        WHERE g.incident_status IN ('resolved', 'closed')
-          AND EXISTS (SELECT FROM categories c WHERE c.id = g.category_id)
+        WHERE g.incident_status IN ('resolved', 'closed') AND g.category_id NOT IN (SELECT category_id FROM deleted)
     ), days AS (
         INSERT INTO incident_stats_category_days AS d
             (category_id, created_on, resolved_on, status, severity, source, unassigned, n)
