@@ -119,8 +119,11 @@ FROM overall
 (%(status)s::incident_status[] IS NULL OR %(status)s::incident_status[] && ARRAY['resolved', 'closed']::incident_status[])
 
 -- name: stats_selection :fragment
--- The incidents matching the filters (status, severity, source, unassigned, created_at range:
--- the others are NULL), never read one by one in bulk. Open and in-progress ones (`active`:
+-- The incidents matching the filters (status, severity, source, unassigned, category,
+-- created_at range: the others are NULL), never read one by one in bulk. With a category, every
+-- source below is its counterpart for the category: migration 29's rollups keyed by category,
+-- and the category's links (which carry a copy of their incident's columns) for the incidents
+-- (the plan keeps one of each pair: stats_uncategorized). Open and in-progress ones (`active`:
 -- few, since incidents do not stay so) come from an index-only scan; resolved and closed ones
 -- from the rollups, whose whole units inside the range stats_span (api/resources/analytics.py)
 -- computes, and the incidents of the rest, read through an index-only scan:
@@ -250,8 +253,9 @@ counts AS (
 -- (a severity or 'all'), each bucket's lower bound, count n, exact total and the count
 -- `before` it, for the incidents matching the filters. The means are total / n; each exact
 -- percentile finds the bucket holding its rank and reads the value, and the next one, from a
--- duration index, skipping the matching entries before it within that bucket (PERF: the
--- indexes cover the filters, so that is an index-only scan of one bucket). Interpolation is
+-- duration index (with a category, the one of its links, in the category's order), skipping
+-- the matching entries before it within that bucket (PERF: the indexes cover the filters, so
+-- that is an index-only scan of one bucket). Interpolation is
 -- percentile_cont's: lower + (position - floor(position)) * (upper - lower), in float8.
 summary AS (
     SELECT metric, scope, sum(n) AS n, (sum(total) / sum(n))::float8 AS mean
@@ -366,10 +370,10 @@ bucket AS (
 {:stats_document}
 
 -- name: incident_stats_rollup :one :custom_plan
--- incident_stats for filters on status, severity, source, assignee_id=none and the created_at
--- range only (the others are NULL), without a pass over the matching incidents: see
+-- incident_stats for filters on status, severity, source, assignee_id=none, category and the
+-- created_at range only (the others are NULL), without a pass over the matching incidents: see
 -- stats_selection. PERF: the worst of them took 5.3 s through incident_stats at a million
--- incidents (docs/decisions.md).
+-- incidents, and with a category 6.4 s (docs/decisions.md).
 WITH {:stats_days},
 {:stats_selection},
 by_bucket AS (
