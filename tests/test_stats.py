@@ -699,3 +699,50 @@ def test_rollups_stay_exact_under_concurrent_changes(queries, db_conn, database_
         == 0
     )
     assert_consistent(queries, db_conn)
+
+
+def test_crossing_category_changes_do_not_deadlock(
+    queries, db_conn, database_url, reporter, make_category, now
+):
+    """Resolved incidents that share every rollup key moved between two categories at once, in
+    opposite directions, through set_incident_categories (unlinks, then links): it locks the
+    rows first, in key order, so no two changes wait for each other."""
+    first, second = make_category()["id"], make_category()["id"]
+    created = now - datetime.timedelta(days=3)
+    ids = [
+        db_conn.execute(
+            "INSERT INTO incidents (title, severity, status, reporter_id, created_at, acknowledged_at, resolved_at)"
+            " VALUES ('t', 'high', 'resolved', %s, %s, %s, %s) RETURNING id",
+            [
+                reporter["id"],
+                created,
+                created + datetime.timedelta(seconds=30),
+                created + datetime.timedelta(hours=1),
+            ],
+        ).fetchone()["id"]
+        for _ in range(12)
+    ]
+    for incident in ids:
+        queries.set_incident_categories(db_conn, id=incident, category_ids=[first])
+    failures = []
+
+    def move(seed):
+        rng = random.Random(seed)
+        try:
+            with connect(database_url) as conn:
+                for _ in range(30):
+                    with conn.transaction():
+                        incident = rng.choice(ids)
+                        conn.execute("SELECT 1 FROM incidents WHERE id = %s FOR UPDATE", [incident])
+                        target = rng.choice([[first], [second], [second, first]])
+                        queries.set_incident_categories(conn, id=incident, category_ids=target)
+        except Exception as failure:  # noqa: BLE001 (reported below, from the test's thread)
+            failures.append(failure)
+
+    workers = [threading.Thread(target=move, args=(seed,)) for seed in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert_consistent(queries, db_conn)
