@@ -182,16 +182,24 @@ SET title = %(title)s, description = %(description)s,
 WHERE id = %(id)s
 
 -- name: set_incident_categories :exec
--- Makes the incident's categories exactly the given ids. For a resolved or closed incident the
--- links' triggers then move it out of and into category rollup rows (migration 29) in two
--- steps, unlinks and links: two such changes crossing categories would lock those rows in
--- opposite orders and deadlock, so the statement first locks the existing ones it will touch,
--- in key order, as every other writer of those rows does.
+-- Makes the incident's categories exactly the given ids (linked in id order).
 WITH removed AS (
     DELETE FROM incident_categories
     WHERE incident_id = %(id)s AND category_id <> ALL(%(category_ids)s::bigint[])
-),
-incident AS (
+)
+INSERT INTO incident_categories (incident_id, category_id)
+SELECT %(id)s, c.id FROM unnest(%(category_ids)s::bigint[]) AS c(id)
+ORDER BY c.id
+ON CONFLICT DO NOTHING
+
+-- name: lock_category_rollups :scalar
+-- Before set_incident_categories on a resolved or closed incident: the links' triggers then
+-- move it out of and into category rollup rows (migration 29) in two steps, unlinks and
+-- links, and two such changes crossing categories would lock those rows in opposite orders
+-- and deadlock; this locks the existing ones it will touch first, in key order, as every other
+-- writer of those rows does. PERF: a query of its own, run only for those incidents (planning
+-- it costs more than linking a new incident).
+WITH incident AS (
     SELECT i.id, i.created_at, i.resolved_at, i.status, i.severity, i.source, i.assignee_id IS NULL AS unassigned,
            i.ack_seconds, i.res_seconds
     FROM incidents i WHERE i.id = %(id)s AND i.status IN ('resolved', 'closed')
@@ -219,12 +227,7 @@ locked_durations AS (
     ORDER BY h.category_id, h.metric
     FOR UPDATE OF h
 )
-INSERT INTO incident_categories (incident_id, category_id)
-SELECT %(id)s, c.id
-FROM unnest(%(category_ids)s::bigint[]) AS c(id)
-WHERE (SELECT count(*) FROM locked_days) + (SELECT count(*) FROM locked_durations) >= 0
-ORDER BY c.id
-ON CONFLICT DO NOTHING
+SELECT (SELECT count(*) FROM locked_days) + (SELECT count(*) FROM locked_durations) AS locked
 
 -- name: delete_incident :execrows
 -- Its comments, history and category links go with it (ON DELETE CASCADE); its last state

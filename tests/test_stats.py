@@ -352,6 +352,33 @@ def test_the_histogram_follows_the_api(client, queries, db_conn, reporter, respo
     assert stats(client, reporter)["mtta_seconds"]["mean"] is None
 
 
+def test_the_category_rollups_follow_the_api(
+    client, queries, db_conn, reporter, responder, admin, make_incident, make_category
+):
+    first, second = make_category()["id"], make_category()["id"]
+    incident = make_incident(reporter, title="disk full", severity="low")
+    path = f"/incidents/{incident['id']}"
+    steps = [
+        {"category_ids": [first]},
+        {"status": "in_progress"},
+        {"status": "resolved", "category_ids": [second, first]},
+        {"severity": "high"},
+        {"category_ids": [second]},
+        {"status": "closed", "category_ids": [first]},
+        {"status": "open", "category_ids": [second]},
+    ]
+    for body in steps:
+        result = client.simulate_patch(path, json=body, headers=responder["headers"])
+        assert result.status_code == 200, result.json
+        assert_consistent(queries, db_conn)
+        for category in first, second:
+            body = stats(client, reporter, f"category_id={category}")
+            args = {"category_id": category}
+            assert_same(queries.incident_stats(db_conn, **incident_filters(args), days=30), body)
+    assert client.simulate_delete(f"/categories/{second}", headers=admin["headers"]).status_code == 204
+    assert_consistent(queries, db_conn)
+
+
 # Filtered stats: whichever way the endpoint computes them, they say exactly what the general
 # query (one pass over the matching incidents, sorting their durations) says for the same filters.
 
@@ -705,8 +732,8 @@ def test_crossing_category_changes_do_not_deadlock(
     queries, db_conn, database_url, reporter, make_category, now
 ):
     """Resolved incidents that share every rollup key moved between two categories at once, in
-    opposite directions, through set_incident_categories (unlinks, then links): it locks the
-    rows first, in key order, so no two changes wait for each other."""
+    opposite directions, through set_incident_categories (unlinks, then links): the API locks
+    the rows first (lock_category_rollups), in key order, so no two changes wait for each other."""
     first, second = make_category()["id"], make_category()["id"]
     created = now - datetime.timedelta(days=3)
     ids = [
@@ -735,6 +762,9 @@ def test_crossing_category_changes_do_not_deadlock(
                         incident = rng.choice(ids)
                         conn.execute("SELECT 1 FROM incidents WHERE id = %s FOR UPDATE", [incident])
                         target = rng.choice([[first], [second], [second, first]])
+                        queries.lock_category_rollups(
+                            conn, id=incident, category_ids=target
+                        )  # as the API does
                         queries.set_incident_categories(conn, id=incident, category_ids=target)
         except Exception as failure:  # noqa: BLE001 (reported below, from the test's thread)
             failures.append(failure)
