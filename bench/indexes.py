@@ -19,6 +19,7 @@ FILES = [
     "20261202_19_retention.sql",
     "20261202_24_stats_rollups.sql",
     "20261202_28_search_overflow.sql",
+    "20261202_29_category_stats.sql",
 ]
 CREATE = re.compile(r"CREATE INDEX (\w+)\s")
 ALTER = re.compile(r"ALTER INDEX (\w+)\s")

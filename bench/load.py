@@ -95,12 +95,20 @@ end
 """
 
 
-def run_wrk(port, script_body, token, seconds=SECONDS):
+def run_wrk(port, script_body, token, seconds=SECONDS, threads=2):
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(wrk_script(script_body, token))
         script.flush()
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "-s", script.name, f"http://127.0.0.1:{port}"],
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{CLIENTS}",
+                f"-d{seconds}s",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}",
+            ],
             capture_output=True,
             text=True,
             check=True,

@@ -103,8 +103,11 @@ FROM comment_drafts d JOIN incidents i ON i.id = d.incident_n
 
 -- name: seed_incident_categories :exec
 -- One to three categories per incident, the first few categories the most common.
-INSERT INTO incident_categories (incident_id, category_id, incident_created_at)
-SELECT DISTINCT i.id, 1 + floor(%(categories)s * power(random(), 1.5))::bigint, i.created_at
+INSERT INTO incident_categories (incident_id, category_id, incident_created_at, incident_status,
+                                 incident_severity, incident_source, incident_assignee_id, incident_resolved_at,
+                                 incident_ack_seconds, incident_res_seconds)
+SELECT DISTINCT i.id, 1 + floor(%(categories)s * power(random(), 1.5))::bigint,
+       i.created_at, i.status, i.severity, i.source, i.assignee_id, i.resolved_at, i.ack_seconds, i.res_seconds
 FROM incidents i, generate_series(1, 1 + mod(i.id, 3)::int) AS k
 
 -- name: seed_history :exec

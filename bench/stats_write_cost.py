@@ -1,11 +1,14 @@
-"""python -m bench.stats_write_cost: what the stats rollups (migration 24) cost writers.
+"""python -m bench.stats_write_cost: what the stats rollups cost writers: migration 24's (BASE
+f183e58, the commit before them), or migration 29's per category (STATS_COST_BASE=5816944).
 
 Like bench.feed_cost: two gunicorn servers side by side on fresh databases of the configured
-server, the tree of the commit before the rollups (BASE, exported with git archive) and this
-tree; wrk drives `POST /incidents` (a new incident is open: the rollups' trigger does not run,
-but the new and changed indexes take it) and `PATCH /incidents/{id}` changing the severity of a
-resolved incident (the trigger moves it between rollup rows) against each in interleaved
-rounds, the order alternating. Ratios are medians of per-round ratios to BASE. Writes
+server, the tree of BASE (exported with git archive) and this tree; wrk (one thread, so that a
+sequence of ids is one sequence) drives against each in interleaved rounds, the order
+alternating: `POST /incidents` without and with categories (a new incident is open: no rollup
+trigger does any work, but the new and changed indexes take it), `PATCH /incidents/{id}`
+changing the severity of a resolved incident in two categories (the triggers move it between
+rollup rows, once per category too), resolving an in-progress one in two categories, each once,
+and changing a resolved one's categories. Ratios are medians of per-round ratios to BASE. Writes
 bench/results/stats_write_cost.md; the databases (stats_cost_*) are dropped at the end."""
 
 import contextlib
@@ -31,42 +34,69 @@ RESULT = ROOT / "bench" / "results" / "stats_write_cost.md"
 BASE = os.environ.get("STATS_COST_BASE", "f183e58")  # the last commit before the rollups
 ROUNDS = int(os.environ.get("ROUNDS", 6))
 SECONDS = int(os.environ.get("SECONDS_PER_RUN", 8))
-INCIDENTS = 2000  # resolved ones, for the PATCH
+INCIDENTS = 2000  # resolved ones in categories 1 and 2, for the PATCH
+TO_RESOLVE = 60_000  # in-progress ones in categories 1 and 2, each resolved once (HTTP, then SQL)
 MARKER = "created by bench.stats_write_cost"
-WITHOUT = "without rollups"
-CONFIGS = {WITHOUT: (BASE, "stats_cost_without"), "rollups (this tree)": (None, "stats_cost_rollups")}
+WITHOUT = f"base ({BASE})"
+CONFIGS = {WITHOUT: (BASE, "stats_cost_without"), "this tree": (None, "stats_cost_rollups")}
 JSON = 'wrk.headers["Content-Type"] = "application/json"\n'
 SEVERITIES = '{"low", "medium", "high", "critical"}'
+CATEGORY_SETS = '{"[1]", "[1, 2]", "[2, 3]", "[3]"}'
 STATEMENTS = 2000  # per batch of the SQL rounds
 SQL = {  # the row writes themselves, without what the endpoints add (history, feed, notifications)
     "INSERT an open incident": "INSERT INTO incidents (title, reporter_id, severity) VALUES ('sql', 1, 'high')",
     "UPDATE the severity of a resolved one": "UPDATE incidents SET severity = (ARRAY['low', 'medium', 'high',"
     " 'critical'])[1 + %(n)s %% 4]::incident_severity, updated_at = now(), version = version + 1"
     " WHERE id = 1 + %(n)s %% " + str(INCIDENTS),
+    "UPDATE: resolve an in-progress one": "UPDATE incidents SET status = 'resolved', resolved_at = now(),"
+    " updated_at = now(), version = version + 1 WHERE id = %(to_resolve)s",
+    "INSERT a link of a resolved one": "INSERT INTO incident_categories (incident_id, category_id)"
+    " VALUES (1 + %(n)s %% " + str(INCIDENTS) + ", 3)",
+    "DELETE a link of a resolved one": "DELETE FROM incident_categories"
+    " WHERE incident_id = 1 + %(n)s %% " + str(INCIDENTS) + " AND category_id = 3",
 }
 SCENARIOS = {
     "POST /incidents": JSON + 'return wrk.format("POST", "/incidents", nil, '
     '\'{"title": "Stats cost incident", "description": "made by bench.stats_write_cost", "severity": "high"}\')',
+    "POST /incidents with 2 categories": JSON + 'return wrk.format("POST", "/incidents", nil, '
+    '\'{"title": "Stats cost incident", "description": "made by bench.stats_write_cost", "severity": "high",'
+    ' "category_ids": [1, 2]}\')',
     "PATCH /incidents/{id} (severity of a resolved one)": JSON
     + f"local severities = {SEVERITIES}\n"
     + f'return wrk.format("PATCH", "/incidents/" .. math.random(1, {INCIDENTS}), nil, '
     "'{\"severity\": \"' .. severities[math.random(1, 4)] .. '\"}')",
+    "PATCH /incidents/{id} (resolve an in-progress one)": JSON
+    + "next_id = (next_id or {first}) + 1\n"
+    + 'return wrk.format("PATCH", "/incidents/" .. next_id, nil, \'{{"status": "resolved"}}\')',
+    "PATCH /incidents/{id} (categories of a resolved one)": JSON
+    + f"local sets = {CATEGORY_SETS}\n"
+    + f'return wrk.format("PATCH", "/incidents/" .. math.random(1, {INCIDENTS}), nil, '
+    "'{\"category_ids\": ' .. sets[math.random(1, 4)] .. '}')",
 }
 
 
 def prepare(tree, url):
-    """Migrated by the tree's own code, a responder with a token, INCIDENTS resolved incidents."""
+    """Migrated by the tree's own code, a responder with a token, three categories, INCIDENTS
+    resolved incidents (ids 1 to INCIDENTS) and TO_RESOLVE in-progress ones (the next ids), all
+    in categories 1 and 2."""
     user_id, token = migrated_responder(tree, url)
     with connect(url) as conn:
+        conn.execute("INSERT INTO categories (name) VALUES ('bench 1'), ('bench 2'), ('bench 3')")
+        for status, count in (("resolved", INCIDENTS), ("in_progress", TO_RESOLVE)):
+            conn.execute(
+                "INSERT INTO incidents (title, reporter_id, status, created_at, acknowledged_at, resolved_at)"
+                " SELECT 'seed ' || n, %s, %s, created, created + ack,"
+                "        CASE WHEN %s = 'resolved' THEN created + ack + res END"
+                " FROM generate_series(1, %s) n,"
+                " LATERAL (SELECT now() - n * interval '1 minute' AS created, random() * interval '1 hour' AS ack,"
+                " random() * interval '1 day' AS res) AS d",
+                [user_id, status, status, count],
+            )
         conn.execute(
-            "INSERT INTO incidents (title, reporter_id, status, created_at, acknowledged_at, resolved_at)"
-            " SELECT 'seed ' || n, %s, 'resolved', created, created + ack, created + ack + res"
-            " FROM generate_series(1, %s) n,"
-            " LATERAL (SELECT now() - n * interval '1 hour' AS created, random() * interval '1 hour' AS ack,"
-            " random() * interval '1 day' AS res) AS d",
-            [user_id, INCIDENTS],
+            "INSERT INTO incident_categories (incident_id, category_id)"
+            " SELECT id, category FROM incidents, generate_series(1, 2) AS category"
         )
-        conn.execute("VACUUM ANALYZE incidents")
+        conn.execute("VACUUM ANALYZE")
     return token
 
 
@@ -82,13 +112,17 @@ def main():
             tokens = {config: prepare(trees[config], urls[config]) for config in CONFIGS}
             cpu = sql_rounds(urls)
             ports = {config: stack.enter_context(gunicorn(trees[config], urls[config])) for config in CONFIGS}
+            resolved = dict.fromkeys(CONFIGS, INCIDENTS)  # the last id resolved so far
             for n in range(1, ROUNDS + 1):
                 order = list(CONFIGS) if n % 2 else list(reversed(CONFIGS))
                 for scenario, lua in SCENARIOS.items():
                     for config in order:
                         pids = server_pids()
                         before = cpu_seconds(pids)
-                        result = run_wrk(ports[config], lua, tokens[config], seconds=SECONDS)
+                        script = lua.format(first=resolved[config]) if "{first}" in lua else lua
+                        result = run_wrk(ports[config], script, tokens[config], seconds=SECONDS, threads=1)
+                        if script != lua:
+                            resolved[config] += result["requests"] + 1000  # and those sent unanswered
                         result["pg_cpu_us"] = (cpu_seconds(pids) - before) / result["requests"] * 1e6
                         rows.append({"round": n, "scenario": scenario, "config": config, **result})
                 print(
@@ -99,7 +133,7 @@ def main():
                     flush=True,
                 )
             stack.close()
-            consistent = rollups_consistent(urls["rollups (this tree)"])
+            consistent = rollups_consistent(urls["this tree"])
         finally:
             stack.close()
             for _, name in CONFIGS.values():
@@ -142,7 +176,10 @@ def sql_rounds(urls):
                 for config in list(CONFIGS) if n % 2 else list(reversed(CONFIGS)):
                     before = cpu_seconds([pids[config]])
                     for k in range(STATEMENTS):
-                        conns[config].execute(statement, {"n": n * STATEMENTS + k})
+                        number = n * STATEMENTS + k  # the SQL resolves the last in-progress ids
+                        conns[config].execute(
+                            statement, {"n": number, "to_resolve": INCIDENTS + TO_RESOLVE - number}
+                        )
                     spent = (cpu_seconds([pids[config]]) - before) / STATEMENTS * 1e6
                     cpu.setdefault((name, config), []).append(spent)
             print(
@@ -176,11 +213,17 @@ def rollups_consistent(url):
         "SELECT array_agg(d ORDER BY d::text) FROM (SELECT * FROM incident_stats_days WHERE n <> 0) d"
         " UNION ALL SELECT array_agg(h ORDER BY h::text) FROM (SELECT metric, created_on, status, severity, source,"
         " unassigned, lower, n, trim_scale(total) FROM incident_stats_durations WHERE n <> 0) h"
+        " UNION ALL SELECT array_agg(d ORDER BY d::text) FROM (SELECT * FROM incident_stats_category_days"
+        " WHERE n <> 0) d"
+        " UNION ALL SELECT array_agg(h ORDER BY h::text) FROM (SELECT category_id, metric, created_on, status,"
+        " severity, source, unassigned, lower, n, trim_scale(total) FROM incident_stats_category_durations"
+        " WHERE n <> 0) h"
     )
     with connect(url) as conn:
         kept = [row["array_agg"] for row in conn.execute(query).fetchall()]
         with conn.transaction(force_rollback=True):
             conn.execute("SELECT incident_stats_refill()")
+            conn.execute("SELECT incident_stats_category_refill()")
             return kept == [row["array_agg"] for row in conn.execute(query).fetchall()]
 
 
@@ -198,10 +241,10 @@ def report(rows, consistent):
         "# What the stats rollups cost writers",
         "",
         f"Written by `python -m bench.stats_write_cost`: gunicorn ({os.cpu_count()} workers each) on fresh "
-        f"databases of one PostgreSQL server, the commit before the rollups (`{BASE}`) and this tree, "
-        f"{INCIDENTS:,} resolved incidents in each. wrk with 16 connections for {SECONDS} s per run, "
-        f"{len(rounds)} rounds, the order of the servers alternating. Medians over rounds; a ratio is the "
-        "median of the per-round ratios to the server without the rollups (their range in brackets).",
+        f"databases of one PostgreSQL server, `{BASE}` and this tree, {INCIDENTS:,} resolved and "
+        f"{TO_RESOLVE:,} in-progress incidents in two categories in each. wrk (one thread) with 16 connections "
+        f"for {SECONDS} s per run, {len(rounds)} rounds, the order of the servers alternating. Medians over "
+        f"rounds; a ratio is the median of the per-round ratios to `{BASE}` (their range in brackets).",
         "",
         "| request | server | req/s | ratio | PostgreSQL CPU µs/request | ratio | p50 ms | p99 ms | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",

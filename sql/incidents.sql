@@ -208,14 +208,52 @@ SET title = %(title)s, description = %(description)s,
 WHERE id = %(id)s
 
 -- name: set_incident_categories :exec
--- Makes the incident's categories exactly the given ids.
+-- Makes the incident's categories exactly the given ids (linked in id order).
 WITH removed AS (
     DELETE FROM incident_categories
     WHERE incident_id = %(id)s AND category_id <> ALL(%(category_ids)s::bigint[])
 )
 INSERT INTO incident_categories (incident_id, category_id)
-SELECT %(id)s, unnest(%(category_ids)s::bigint[])
+SELECT %(id)s, c.id FROM unnest(%(category_ids)s::bigint[]) AS c(id)
+ORDER BY c.id
 ON CONFLICT DO NOTHING
+
+-- name: lock_category_rollups :scalar
+-- Before set_incident_categories on a resolved or closed incident: the links' triggers then
+-- move it out of and into category rollup rows (migration 29) in two steps, unlinks and
+-- links, and two such changes crossing categories would lock those rows in opposite orders
+-- and deadlock; this locks the existing ones it will touch first, in key order, as every other
+-- writer of those rows does. PERF: a query of its own, run only for those incidents (planning
+-- it costs more than linking a new incident).
+WITH incident AS (
+    SELECT i.id, i.created_at, i.resolved_at, i.status, i.severity, i.source, i.assignee_id IS NULL AS unassigned,
+           i.ack_seconds, i.res_seconds
+    FROM incidents i WHERE i.id = %(id)s AND i.status IN ('resolved', 'closed')
+),
+touched AS (
+    SELECT unnest(%(category_ids)s::bigint[]) AS category_id
+    UNION SELECT category_id FROM incident_categories WHERE incident_id = %(id)s
+),
+locked_days AS (
+    SELECT 1 FROM incident_stats_category_days d, incident i
+    WHERE d.category_id IN (SELECT category_id FROM touched)
+      AND d.created_on = (i.created_at AT TIME ZONE 'UTC')::date
+      AND d.resolved_on = coalesce((i.resolved_at AT TIME ZONE 'UTC')::date, 'infinity')
+      AND (d.status, d.severity, d.source, d.unassigned) = (i.status, i.severity, i.source, i.unassigned)
+    ORDER BY d.category_id
+    FOR UPDATE OF d
+),
+locked_durations AS (
+    SELECT 1 FROM incident_stats_category_durations h, incident i,
+         LATERAL (VALUES ('ack', i.ack_seconds), ('res', i.res_seconds)) AS r(metric, seconds)
+    WHERE h.category_id IN (SELECT category_id FROM touched) AND h.metric = r.metric
+      AND h.created_on = date_trunc('month', i.created_at AT TIME ZONE 'UTC')::date
+      AND (h.status, h.severity, h.source, h.unassigned) = (i.status, i.severity, i.source, i.unassigned)
+      AND h.lower = (SELECT max(lower) FROM incident_stats_bounds WHERE lower <= r.seconds)
+    ORDER BY h.category_id, h.metric
+    FOR UPDATE OF h
+)
+SELECT (SELECT count(*) FROM locked_days) + (SELECT count(*) FROM locked_durations) AS locked
 
 -- name: delete_incident :execrows
 -- Its comments, history and category links go with it (ON DELETE CASCADE); its last state

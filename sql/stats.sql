@@ -96,14 +96,34 @@ FROM overall
   AND (%(source)s::text[] IS NULL OR i.source = ANY(%(source)s::text[]))
   AND (NOT %(unassigned)s OR i.assignee_id IS NULL)
 
+-- name: stats_link_filters :fragment
+-- The same filters on a category link `c` (migration 29's copy of its incident's columns).
+(%(status)s::incident_status[] IS NULL OR c.incident_status = ANY(%(status)s::incident_status[]))
+  AND (%(severity)s::incident_severity[] IS NULL OR c.incident_severity = ANY(%(severity)s::incident_severity[]))
+  AND (%(source)s::text[] IS NULL OR c.incident_source = ANY(%(source)s::text[]))
+  AND (NOT %(unassigned)s OR c.incident_assignee_id IS NULL)
+
+-- name: stats_link_range :fragment
+-- The created_at range on a category link `c`.
+(%(created_after)s::timestamptz IS NULL OR c.incident_created_at >= %(created_after)s)
+  AND (%(created_before)s::timestamptz IS NULL OR c.incident_created_at < %(created_before)s)
+
+-- name: stats_uncategorized :fragment
+-- Whether no category filter is set (a constant: PERF: the plan keeps either the incidents' or
+-- the category links' scans, never both).
+%(category_id)s::bigint IS NULL
+
 -- name: stats_done_wanted :fragment
 -- Whether the status filter wants resolved or closed incidents at all (a constant: PERF: the
 -- plan then skips a scan it would have filtered to nothing, as the active one does below).
 (%(status)s::incident_status[] IS NULL OR %(status)s::incident_status[] && ARRAY['resolved', 'closed']::incident_status[])
 
 -- name: stats_selection :fragment
--- The incidents matching the filters (status, severity, source, unassigned, created_at range:
--- the others are NULL), never read one by one in bulk. Open and in-progress ones (`active`:
+-- The incidents matching the filters (status, severity, source, unassigned, category,
+-- created_at range: the others are NULL), never read one by one in bulk. With a category, every
+-- source below is its counterpart for the category: migration 29's rollups keyed by category,
+-- and the category's links (which carry a copy of their incident's columns) for the incidents
+-- (the plan keeps one of each pair: stats_uncategorized). Open and in-progress ones (`active`:
 -- few, since incidents do not stay so) come from an index-only scan; resolved and closed ones
 -- from the rollups, whose whole units inside the range stats_span (api/resources/analytics.py)
 -- computes, and the incidents of the rest, read through an index-only scan:
@@ -120,34 +140,74 @@ day_edge AS (
     SELECT i.created_at, i.resolved_at, i.status, i.severity
     FROM incidents i
     WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters} AND {:stats_done_wanted}
+      AND {:stats_uncategorized}
       AND i.created_at >= %(day_edge_from)s::timestamptz AND i.created_at < %(day_edge_to)s::timestamptz
     UNION ALL
     SELECT i.created_at, i.resolved_at, i.status, i.severity
     FROM incidents i
     WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters} AND {:stats_done_wanted}
+      AND {:stats_uncategorized}
       AND i.created_at >= %(day_edge2_from)s::timestamptz AND i.created_at < %(day_edge2_to)s::timestamptz
+    UNION ALL
+    SELECT c.incident_created_at, c.incident_resolved_at, c.incident_status, c.incident_severity
+    FROM incident_categories c
+    WHERE c.category_id = %(category_id)s AND c.incident_status IN ('resolved', 'closed')
+      AND {:stats_link_filters} AND {:stats_done_wanted}
+      AND c.incident_created_at >= %(day_edge_from)s::timestamptz AND c.incident_created_at < %(day_edge_to)s::timestamptz
+    UNION ALL
+    SELECT c.incident_created_at, c.incident_resolved_at, c.incident_status, c.incident_severity
+    FROM incident_categories c
+    WHERE c.category_id = %(category_id)s AND c.incident_status IN ('resolved', 'closed')
+      AND {:stats_link_filters} AND {:stats_done_wanted}
+      AND c.incident_created_at >= %(day_edge2_from)s::timestamptz AND c.incident_created_at < %(day_edge2_to)s::timestamptz
 ),
 month_edge AS (
     SELECT %(month_edge_sign)s::int AS n, i.severity, i.ack_seconds, i.res_seconds
     FROM incidents i
     WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters} AND {:stats_done_wanted}
+      AND {:stats_uncategorized}
       AND i.created_at >= %(month_edge_from)s::timestamptz AND i.created_at < %(month_edge_to)s::timestamptz
     UNION ALL
     SELECT %(month_edge2_sign)s::int, i.severity, i.ack_seconds, i.res_seconds
     FROM incidents i
     WHERE i.status IN ('resolved', 'closed') AND {:stats_row_filters} AND {:stats_done_wanted}
+      AND {:stats_uncategorized}
       AND i.created_at >= %(month_edge2_from)s::timestamptz AND i.created_at < %(month_edge2_to)s::timestamptz
+    UNION ALL
+    SELECT %(month_edge_sign)s::int, c.incident_severity, c.incident_ack_seconds, c.incident_res_seconds
+    FROM incident_categories c
+    WHERE c.category_id = %(category_id)s AND c.incident_status IN ('resolved', 'closed')
+      AND {:stats_link_filters} AND {:stats_done_wanted}
+      AND c.incident_created_at >= %(month_edge_from)s::timestamptz AND c.incident_created_at < %(month_edge_to)s::timestamptz
+    UNION ALL
+    SELECT %(month_edge2_sign)s::int, c.incident_severity, c.incident_ack_seconds, c.incident_res_seconds
+    FROM incident_categories c
+    WHERE c.category_id = %(category_id)s AND c.incident_status IN ('resolved', 'closed')
+      AND {:stats_link_filters} AND {:stats_done_wanted}
+      AND c.incident_created_at >= %(month_edge2_from)s::timestamptz AND c.incident_created_at < %(month_edge2_to)s::timestamptz
 ),
 active AS (
     SELECT i.created_at, i.status, i.severity, i.ack_seconds, i.assignee_id
     FROM incidents i
-    WHERE i.status IN ('open', 'in_progress') AND {:incident_filters}
+    WHERE i.status IN ('open', 'in_progress') AND {:incident_filters} AND {:stats_uncategorized}
+      AND (%(status)s::incident_status[] IS NULL OR %(status)s::incident_status[] && ARRAY['open', 'in_progress']::incident_status[])
+    UNION ALL
+    SELECT c.incident_created_at, c.incident_status, c.incident_severity, c.incident_ack_seconds, c.incident_assignee_id
+    FROM incident_categories c
+    WHERE c.category_id = %(category_id)s AND c.incident_status IN ('open', 'in_progress')
+      AND {:stats_link_filters} AND {:stats_link_range}
       AND (%(status)s::incident_status[] IS NULL OR %(status)s::incident_status[] && ARRAY['open', 'in_progress']::incident_status[])
 ),
 counted AS (
     SELECT r.created_on, r.resolved_on, r.status, r.severity, r.n
     FROM incident_stats_days r
-    WHERE %(days_any)s AND {:stats_rollup_filters}
+    WHERE %(days_any)s AND {:stats_rollup_filters} AND {:stats_uncategorized}
+      AND (%(days_from)s::date IS NULL OR r.created_on >= %(days_from)s::date)
+      AND (%(days_to)s::date IS NULL OR r.created_on < %(days_to)s::date)
+    UNION ALL
+    SELECT r.created_on, r.resolved_on, r.status, r.severity, r.n
+    FROM incident_stats_category_days r
+    WHERE r.category_id = %(category_id)s AND %(days_any)s AND {:stats_rollup_filters}
       AND (%(days_from)s::date IS NULL OR r.created_on >= %(days_from)s::date)
       AND (%(days_to)s::date IS NULL OR r.created_on < %(days_to)s::date)
     UNION ALL
@@ -163,7 +223,13 @@ bounds AS (SELECT array_agg(lower ORDER BY lower) AS bounds FROM incident_stats_
 duration AS (
     SELECT r.metric, r.severity, r.lower, r.n, r.total
     FROM incident_stats_durations r
-    WHERE %(months_any)s AND {:stats_rollup_filters}
+    WHERE %(months_any)s AND {:stats_rollup_filters} AND {:stats_uncategorized}
+      AND (%(months_from)s::date IS NULL OR r.created_on >= %(months_from)s::date)
+      AND (%(months_to)s::date IS NULL OR r.created_on < %(months_to)s::date)
+    UNION ALL
+    SELECT r.metric, r.severity, r.lower, r.n, r.total
+    FROM incident_stats_category_durations r
+    WHERE r.category_id = %(category_id)s AND %(months_any)s AND {:stats_rollup_filters}
       AND (%(months_from)s::date IS NULL OR r.created_on >= %(months_from)s::date)
       AND (%(months_to)s::date IS NULL OR r.created_on < %(months_to)s::date)
     UNION ALL
@@ -187,8 +253,9 @@ counts AS (
 -- (a severity or 'all'), each bucket's lower bound, count n, exact total and the count
 -- `before` it, for the incidents matching the filters. The means are total / n; each exact
 -- percentile finds the bucket holding its rank and reads the value, and the next one, from a
--- duration index, skipping the matching entries before it within that bucket (PERF: the
--- indexes cover the filters, so that is an index-only scan of one bucket). Interpolation is
+-- duration index (with a category, the one of its links, in the category's order), skipping
+-- the matching entries before it within that bucket (PERF: the indexes cover the filters, so
+-- that is an index-only scan of one bucket). Interpolation is
 -- percentile_cont's: lower + (position - floor(position)) * (upper - lower), in float8.
 summary AS (
     SELECT metric, scope, sum(n) AS n, (sum(total) / sum(n))::float8 AS mean
@@ -208,6 +275,18 @@ percentile AS (
     JOIN bucket b ON b.metric = r.metric AND b.scope = r.scope
                  AND r.first_row >= b.before AND r.first_row < b.before + b.n
     CROSS JOIN LATERAL (SELECT CASE
+        WHEN %(category_id)s::bigint IS NOT NULL AND r.metric = 'ack' THEN ARRAY(
+            SELECT c.incident_ack_seconds FROM incident_categories c
+            WHERE c.category_id = %(category_id)s AND c.incident_ack_seconds >= b.lower
+              AND {:stats_link_filters} AND {:stats_link_range}
+              AND (r.scope = 'all' OR c.incident_severity::text = r.scope)
+            ORDER BY c.incident_ack_seconds OFFSET r.first_row - b.before LIMIT 2)
+        WHEN %(category_id)s::bigint IS NOT NULL THEN ARRAY(
+            SELECT c.incident_res_seconds FROM incident_categories c
+            WHERE c.category_id = %(category_id)s AND c.incident_res_seconds >= b.lower
+              AND {:stats_link_filters} AND {:stats_link_range}
+              AND (r.scope = 'all' OR c.incident_severity::text = r.scope)
+            ORDER BY c.incident_res_seconds OFFSET r.first_row - b.before LIMIT 2)
         WHEN r.metric = 'ack' AND r.scope = 'all' THEN ARRAY(
             SELECT i.ack_seconds FROM incidents i WHERE i.ack_seconds >= b.lower AND {:incident_filters}
             ORDER BY i.ack_seconds OFFSET r.first_row - b.before LIMIT 2)
@@ -291,10 +370,10 @@ bucket AS (
 {:stats_document}
 
 -- name: incident_stats_rollup :one :custom_plan
--- incident_stats for filters on status, severity, source, assignee_id=none and the created_at
--- range only (the others are NULL), without a pass over the matching incidents: see
+-- incident_stats for filters on status, severity, source, assignee_id=none, category and the
+-- created_at range only (the others are NULL), without a pass over the matching incidents: see
 -- stats_selection. PERF: the worst of them took 5.3 s through incident_stats at a million
--- incidents (docs/decisions.md).
+-- incidents, and with a category 6.4 s (docs/decisions.md).
 WITH {:stats_days},
 {:stats_selection},
 by_bucket AS (

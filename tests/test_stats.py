@@ -1,9 +1,11 @@
 """GET /incidents/stats against figures computed here from controlled timestamps."""
 
+import contextlib
 import datetime
 import random
 import threading
 
+import psycopg
 import pytest
 
 from api.db import connect
@@ -194,8 +196,27 @@ def rollups(db_conn):
                 "incident_stats_durations",
                 "metric, created_on, status, severity, source, unassigned, lower, total",
             ),
+            (
+                "incident_stats_category_days",
+                "category_id, created_on, resolved_on::text, status, severity, source, unassigned",
+            ),
+            (
+                "incident_stats_category_durations",
+                "category_id, metric, created_on, status, severity, source, unassigned, lower, total",
+            ),
         ]
     ]
+
+
+def stale_links(db_conn):
+    """Category links whose copy of their incident's columns differs from the incident."""
+    return db_conn.execute(
+        "SELECT c.incident_id, c.category_id FROM incident_categories c JOIN incidents i ON i.id = c.incident_id"
+        " WHERE (c.incident_created_at, c.incident_status, c.incident_severity, c.incident_source,"
+        "        c.incident_assignee_id, c.incident_resolved_at, c.incident_ack_seconds, c.incident_res_seconds)"
+        " IS DISTINCT FROM (i.created_at, i.status, i.severity, i.source, i.assignee_id, i.resolved_at,"
+        "                   i.ack_seconds, i.res_seconds)"
+    ).fetchall()
 
 
 def assert_consistent(queries, db_conn):
@@ -205,8 +226,10 @@ def assert_consistent(queries, db_conn):
     with db_conn.transaction(force_rollback=True):
         db_conn.execute("SELECT incident_duration_buckets_refill()")
         db_conn.execute("SELECT incident_stats_refill()")
+        db_conn.execute("SELECT incident_stats_category_refill()")
         assert kept == histogram(db_conn)
         assert kept_rollups == rollups(db_conn)
+    assert stale_links(db_conn) == []
     general, fast = both_paths(queries, db_conn)
     assert_same(general, fast)
     return fast
@@ -329,6 +352,33 @@ def test_the_histogram_follows_the_api(client, queries, db_conn, reporter, respo
     assert stats(client, reporter)["mtta_seconds"]["mean"] is None
 
 
+def test_the_category_rollups_follow_the_api(
+    client, queries, db_conn, reporter, responder, admin, make_incident, make_category
+):
+    first, second = make_category()["id"], make_category()["id"]
+    incident = make_incident(reporter, title="disk full", severity="low")
+    path = f"/incidents/{incident['id']}"
+    steps = [
+        {"category_ids": [first]},
+        {"status": "in_progress"},
+        {"status": "resolved", "category_ids": [second, first]},
+        {"severity": "high"},
+        {"category_ids": [second]},
+        {"status": "closed", "category_ids": [first]},
+        {"status": "open", "category_ids": [second]},
+    ]
+    for body in steps:
+        result = client.simulate_patch(path, json=body, headers=responder["headers"])
+        assert result.status_code == 200, result.json
+        assert_consistent(queries, db_conn)
+        for category in first, second:
+            body = stats(client, reporter, f"category_id={category}")
+            args = {"category_id": category}
+            assert_same(queries.incident_stats(db_conn, **incident_filters(args), days=30), body)
+    assert client.simulate_delete(f"/categories/{second}", headers=admin["headers"]).status_code == 204
+    assert_consistent(queries, db_conn)
+
+
 # Filtered stats: whichever way the endpoint computes them, they say exactly what the general
 # query (one pass over the matching incidents, sorting their durations) says for the same filters.
 
@@ -436,9 +486,9 @@ def boundaries(now):
 
 
 @pytest.fixture
-def spread(db_conn, reporter, make_user, now):
+def spread(db_conn, reporter, make_user, make_category, now):
     """varied_incidents over five months, and resolved or closed ones created on, just before
-    and just after each boundary, some unassigned."""
+    and just after each boundary, some unassigned; in two categories (link_categories)."""
     assignees = [make_user("responder")["id"] for _ in range(2)]
     varied_incidents(db_conn, reporter["id"], assignees, now, count=300)
     db_conn.execute(
@@ -463,7 +513,24 @@ def spread(db_conn, reporter, make_user, now):
             " resolved_at) VALUES ('t', %s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
+    link_categories(db_conn, [make_category()["id"] for _ in range(2)])
     return starts, midnights, inside
+
+
+def link_categories(db_conn, categories):
+    """Half the incidents in the first category, a third in the second (a sixth in both), the
+    incidents on the boundaries in both."""
+    first, second = categories
+    db_conn.execute(
+        "INSERT INTO incident_categories (incident_id, category_id)"
+        " SELECT id, %s FROM incidents WHERE id %% 2 = 0 OR id > 300"
+        " UNION ALL SELECT id, %s FROM incidents WHERE id %% 3 = 0 OR id > 300",
+        [first, second],
+    )
+
+
+def categories(db_conn):
+    return [row["id"] for row in db_conn.execute("SELECT id FROM categories ORDER BY id")]
 
 
 def ranges(starts, midnights, inside):
@@ -504,11 +571,20 @@ ROLLUP_FILTERS = [
     {"severity": ["medium"], "assignee_id": None},
     {"source": ["api"], "status": ["resolved", "in_progress"]},
     {"source": ["alertmanager"]},
+    {"category_id": 0},
+    {"category_id": 1},
+    {"category_id": 0, "status": ["resolved", "closed"]},
+    {"category_id": 0, "status": ["closed"], "severity": ["low", "critical"]},
+    {"category_id": 1, "status": ["open", "in_progress"]},
+    {"category_id": 1, "severity": ["medium"], "assignee_id": None},
+    {"category_id": 0, "source": ["api"], "status": ["resolved", "in_progress"]},
 ]
 
 
 @pytest.mark.parametrize("filters", ROLLUP_FILTERS, ids=str)
 def test_rollups_say_what_the_general_query_says(queries, db_conn, spread, filters):
+    if "category_id" in filters:  # the n-th category of the spread
+        filters = {**filters, "category_id": categories(db_conn)[filters["category_id"]]}
     for after, before in [(None, None), *ranges(*spread)]:
         args = {**filters, "created_after": after, "created_before": before}
         args = {name: value for name, value in args.items() if value is not None or name == "assignee_id"}
@@ -532,12 +608,22 @@ def test_rollups_follow_every_change(queries, db_conn, spread):
         "UPDATE incidents SET created_at = created_at - interval '20 days',"
         " acknowledged_at = acknowledged_at - interval '20 days' WHERE id % 7 = 0",
         "DELETE FROM incidents WHERE id % 8 = 3",
+        "DELETE FROM incident_categories WHERE incident_id % 5 = 2",
+        "INSERT INTO incident_categories (incident_id, category_id)"
+        " SELECT id, (SELECT min(id) FROM categories) FROM incidents WHERE id % 5 = 2",
+        "DELETE FROM categories WHERE id = (SELECT max(id) FROM categories)",
     ]
     starts, midnights, inside = spread
+    first = categories(db_conn)[0]
     for statement in changes:
         db_conn.execute(statement)
         assert_consistent(queries, db_conn)
-        for args in ({"status": ["resolved", "closed"], "created_after": inside[1]}, {"assignee_id": None}):
+        for args in (
+            {"status": ["resolved", "closed"], "created_after": inside[1]},
+            {"assignee_id": None},
+            {"category_id": first, "created_after": inside[1]},
+            {"category_id": first, "status": ["closed"], "assignee_id": None},
+        ):
             general = queries.incident_stats(db_conn, **incident_filters(args), days=90)
             assert_same(general, queries.incident_stats_rollup(db_conn, **stats_span(args), days=90))
 
@@ -570,33 +656,123 @@ def test_a_range_splits_into_whole_units_and_exact_ends():
     assert (one_day["day_edge_from"], one_day["day_edge_to"]) == (at(2025, 1, 10, 5), at(2025, 1, 10, 7))
 
 
-def test_rollups_stay_exact_under_concurrent_changes(queries, db_conn, database_url, spread):
+def test_rollups_stay_exact_under_concurrent_changes(queries, db_conn, database_url, spread, make_category):
     """Transactions moving resolved and closed incidents between the same rollup rows at once
-    (each upsert waits for the row's other writer) leave the rollups equal to a rebuild."""
+    (each upsert waits for the row's other writer), taking them out of categories and putting
+    them back, and a category deleted meanwhile, leave the rollups equal to a rebuild."""
     ids = [
         row["id"]
         for row in db_conn.execute("SELECT id FROM incidents WHERE status IN ('resolved', 'closed')")
     ]
+    doomed = make_category()["id"]
+    db_conn.execute(
+        "INSERT INTO incident_categories (incident_id, category_id) SELECT id, %s FROM incidents", [doomed]
+    )
+    linked = categories(db_conn)
     before, failures = rollups(db_conn), []
 
     def change(seed):
         rng = random.Random(seed)
-        try:
-            with connect(database_url) as conn:
-                for _ in range(40):
-                    with conn.transaction():
-                        conn.execute(
-                            "UPDATE incidents SET severity = %s, assignee_id = NULL WHERE id = %s",
-                            [rng.choice(SEVERITIES), rng.choice(ids)],
+        with connect(database_url) as conn:
+            for _ in range(40):
+                with conn.transaction():
+                    conn.execute(
+                        "UPDATE incidents SET severity = %s, assignee_id = NULL WHERE id = %s",
+                        [rng.choice(SEVERITIES), rng.choice(ids)],
+                    )
+
+    def relink(seed):
+        rng = random.Random(seed)
+        with connect(database_url) as conn:
+            for _ in range(40):
+                incident, category = rng.choice(ids), rng.choice(linked)
+                with conn.transaction():
+                    gone = conn.execute(
+                        "DELETE FROM incident_categories WHERE incident_id = %s AND category_id = %s",
+                        [incident, category],
+                    ).rowcount
+                if not gone:
+                    with contextlib.suppress(psycopg.errors.ForeignKeyViolation), conn.transaction():
+                        conn.execute(  # the category may have just been deleted
+                            "INSERT INTO incident_categories (incident_id, category_id) VALUES (%s, %s)"
+                            " ON CONFLICT DO NOTHING",
+                            [incident, category],
                         )
+
+    def delete_category():
+        with connect(database_url) as conn:
+            conn.execute("SELECT pg_sleep(0.2)")
+            conn.execute("DELETE FROM categories WHERE id = %s", [doomed])
+
+    def reported(work, *args):
+        try:
+            work(*args)
         except Exception as failure:  # noqa: BLE001 (reported below, from the test's thread)
             failures.append(failure)
 
-    workers = [threading.Thread(target=change, args=(seed,)) for seed in range(6)]
+    workers = [threading.Thread(target=reported, args=(change, seed)) for seed in range(6)]
+    workers += [threading.Thread(target=reported, args=(relink, seed)) for seed in range(3)]
+    workers.append(threading.Thread(target=reported, args=(delete_category,)))
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     assert failures == []
     assert rollups(db_conn) != before
+    assert (
+        db_conn.execute(
+            "SELECT count(*) AS n FROM incident_stats_category_days WHERE category_id = %s", [doomed]
+        ).fetchone()["n"]
+        == 0
+    )
+    assert_consistent(queries, db_conn)
+
+
+def test_crossing_category_changes_do_not_deadlock(
+    queries, db_conn, database_url, reporter, make_category, now
+):
+    """Resolved incidents that share every rollup key moved between two categories at once, in
+    opposite directions, through set_incident_categories (unlinks, then links): the API locks
+    the rows first (lock_category_rollups), in key order, so no two changes wait for each other."""
+    first, second = make_category()["id"], make_category()["id"]
+    created = now - datetime.timedelta(days=3)
+    ids = [
+        db_conn.execute(
+            "INSERT INTO incidents (title, severity, status, reporter_id, created_at, acknowledged_at, resolved_at)"
+            " VALUES ('t', 'high', 'resolved', %s, %s, %s, %s) RETURNING id",
+            [
+                reporter["id"],
+                created,
+                created + datetime.timedelta(seconds=30),
+                created + datetime.timedelta(hours=1),
+            ],
+        ).fetchone()["id"]
+        for _ in range(12)
+    ]
+    for incident in ids:
+        queries.set_incident_categories(db_conn, id=incident, category_ids=[first])
+    failures = []
+
+    def move(seed):
+        rng = random.Random(seed)
+        try:
+            with connect(database_url) as conn:
+                for _ in range(30):
+                    with conn.transaction():
+                        incident = rng.choice(ids)
+                        conn.execute("SELECT 1 FROM incidents WHERE id = %s FOR UPDATE", [incident])
+                        target = rng.choice([[first], [second], [second, first]])
+                        queries.lock_category_rollups(
+                            conn, id=incident, category_ids=target
+                        )  # as the API does
+                        queries.set_incident_categories(conn, id=incident, category_ids=target)
+        except Exception as failure:  # noqa: BLE001 (reported below, from the test's thread)
+            failures.append(failure)
+
+    workers = [threading.Thread(target=move, args=(seed,)) for seed in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
     assert_consistent(queries, db_conn)

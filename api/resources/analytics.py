@@ -97,7 +97,7 @@ async def incident_stats(queries, conn, args):
         return await queries.incident_stats_rollup(conn, **stats_span(narrowing), days=days)
 
 
-ROLLUP_FILTERS = {"status", "severity", "source", "created_after", "created_before"}
+ROLLUP_FILTERS = {"status", "severity", "source", "category_id", "created_after", "created_before"}
 
 
 def rolled_up(filters):

@@ -17,7 +17,8 @@ from api.resources.common import Resource, check_if_match, created, etag_matches
 from api.schemas import INCIDENT, INCIDENT_CREATE, INCIDENT_PAGE, INCIDENT_PATCH, INCIDENT_REPLACE, RESOLVE
 
 
-async def set_categories(conn, queries, incident_id, category_ids):
+async def set_categories(conn, queries, incident_id, category_ids, status="open"):
+    """Links the incident (whose `status` is that) to exactly these categories."""
     missing = await queries.find_missing_categories(conn, ids=category_ids)
     if missing:
         raise ValidationFailed(
@@ -26,6 +27,8 @@ async def set_categories(conn, queries, incident_id, category_ids):
                 for row in missing
             ]
         )
+    if status in ("resolved", "closed"):  # see lock_category_rollups
+        await queries.lock_category_rollups(conn, id=incident_id, category_ids=category_ids)
     await queries.set_incident_categories(conn, id=incident_id, category_ids=category_ids)
 
 
@@ -175,7 +178,7 @@ async def change(conn, queries, user, current, body):
     if not changed:
         return await queries.get_incident(conn, id=current["id"])
     if "category_ids" in changed:
-        await set_categories(conn, queries, current["id"], changed["category_ids"])
+        await set_categories(conn, queries, current["id"], changed["category_ids"], current["status"])
     await queries.update_incident(conn, **{**current, **changed})
     return await history.record_changed(conn, queries, user["id"], current, changed)
 
