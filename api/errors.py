@@ -119,6 +119,14 @@ async def took_too_long(req, resp, ex, params):
     )
 
 
+async def collided(req, resp, ex, params):
+    log.warning("%s: %s %s", type(ex).__name__, req.method, escape_controls(req.path))
+    raise unavailable(
+        "The request collided with a concurrent one and was undone as a whole; retry it.",
+        title="Concurrent change",
+    )
+
+
 async def overloaded(req, resp, ex, params):
     metrics.POOL_BUSY.inc()
     log.warning("pool busy: %s %s", req.method, escape_controls(req.path))
@@ -135,4 +143,6 @@ def register(app):
     app.add_error_handler(psycopg.DataError, rejected_value)
     app.add_error_handler(psycopg.OperationalError, database_unavailable)
     app.add_error_handler(pg.QueryCanceled, took_too_long)
+    # NOTE: a deadlock or serialization failure is an OperationalError, but no outage
+    app.add_error_handler((pg.DeadlockDetected, pg.SerializationFailure, pg.TransactionRollback), collided)
     app.add_error_handler(PoolBusy, overloaded)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.config import Config
+from api.db import connect
 from api.params import MAX_QUERY_STRING
 from tests.fix_app import client_of
 from tests.fix_server import ROOT, call, gunicorn, lock_waiters, only_connection_held, row_locked, wait_until
@@ -54,6 +55,39 @@ def test_a_statement_over_statement_timeout_is_503_and_writes_nothing(
     assert db_conn.execute("SELECT count(*) AS n FROM incident_history").fetchone()["n"] == 1
     # a slow statement is no outage: the next request is served at once
     assert impatient_client.simulate_get("/ready").status_code == 200
+
+
+def test_a_request_that_deadlocks_with_another_transaction_is_503_and_writes_nothing(
+    client, database_url, db_conn, responder, make_incident
+):
+    """The PATCH locks its incident and then waits to check its assignee, whom another
+    transaction holds and which then waits for the incident: PostgreSQL undoes one of them."""
+    incident = make_incident(responder, title="before")
+    replies = []
+    with connect(database_url) as other, other.transaction():
+        other.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", [responder["id"]])
+        patch = threading.Thread(
+            target=lambda: replies.append(
+                client.simulate_patch(
+                    f"/incidents/{incident['id']}",
+                    json={"title": "after", "assignee_id": responder["id"]},
+                    headers=responder["headers"],
+                )
+            )
+        )
+        patch.start()
+        wait_until(lambda: lock_waiters(db_conn) == 1, 10, "the PATCH never waited for the assignee")
+        other.execute("SELECT 1 FROM incidents WHERE id = %s FOR UPDATE", [incident["id"]])
+    patch.join()
+    (result,) = replies
+    assert result.status_code == 503
+    assert result.json["title"] == "Concurrent change"
+    assert int(result.headers["retry-after"]) > 0
+    assert db_conn.execute("SELECT title, version FROM incidents").fetchone() == {
+        "title": "before",
+        "version": 1,
+    }
+    assert client.simulate_get("/ready").status_code == 200  # a deadlock is no outage
 
 
 def test_a_busy_pool_is_503_after_pool_timeout_and_no_outage(database_url, db_conn, reporter, make_incident):
