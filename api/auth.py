@@ -104,9 +104,8 @@ class AuthMiddleware:
             if req.method not in getattr(resource, "authenticates_in_query", ()):
                 await look_up_caller(req, self._db, self._queries)
             return
-        async with (
-            self._db.read() as conn
-        ):  # the token checked on the primary, the rest read from the replica
+        # the token checked on the primary, the rest read from the replica
+        async with self._db.read() as conn:
             user = await self._queries.get_reader_by_token(conn, token_hash=req.context.token_hash)
             if user is not None:
                 self._db.allow_replica(user.pop("written_up_to"))
