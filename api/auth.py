@@ -102,7 +102,7 @@ class AuthMiddleware:
         on_replica = self._db.replica is not None and req.method in getattr(resource, "replica_methods", ())
         if not on_replica:
             if req.method not in getattr(resource, "authenticates_in_query", ()):
-                await look_up_caller(req, self._db, self._queries)
+                await known_caller(req, self._db, self._queries)
             return
         # the token checked on the primary, the rest read from the replica
         async with self._db.read() as conn:
@@ -112,11 +112,16 @@ class AuthMiddleware:
         req.context.user = caller(user)
 
 
-async def look_up_caller(req, db, queries):
-    """`req.context.user`: the caller behind the request's token (its hash), or a 401. Also for
-    a method of `authenticates_in_query` that needs its caller before its query after all."""
-    async with db.read() as conn:
-        req.context.user = caller(await queries.get_user_by_token(conn, token_hash=req.context.token_hash))
+async def known_caller(req, db, queries):
+    """`req.context.user`, looked up by the request's token (its hash) unless known already, or
+    a 401. Also for a method of `authenticates_in_query` that needs its caller before its query
+    after all."""
+    if req.context.get("user") is None:
+        async with db.read() as conn:
+            req.context.user = caller(
+                await queries.get_user_by_token(conn, token_hash=req.context.token_hash)
+            )
+    return req.context.user
 
 
 def bearer_token(req):

@@ -9,7 +9,7 @@ import re
 
 import falcon
 
-from api.auth import look_up_caller
+from api.auth import known_caller
 from api.errors import Problem
 
 HEADER = "Idempotency-Key"
@@ -28,10 +28,9 @@ def idempotent(responder):
         if key is None:
             return await responder(resource, req, resp, **params)
         check_key(key)
-        if req.context.get("user") is None:  # a responder that authenticates in its query
-            await look_up_caller(req, resource._db, resource._queries)
+        user = await known_caller(req, resource._db, resource._queries)
         digest = fingerprint(req)
-        scope = {"user_id": req.context.user["id"], "key": key}
+        scope = {"user_id": user["id"], "key": key}
         queries = resource._queries
         async with resource._db.write() as conn:
             if not await queries.lock_idempotency_key(conn, **scope):

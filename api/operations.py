@@ -4,8 +4,10 @@ query parameters, body schema, Idempotency-Key) and keeps it for the OpenAPI doc
 import dataclasses
 import functools
 
+import falcon
+
 from api import idempotency, params
-from api.auth import require_role
+from api.auth import known_caller, require_role
 from api.errors import InvalidParameter
 from api.validation import body_reader
 
@@ -60,9 +62,14 @@ def operation(
         async def checked(resource, req, resp, **route_params):
             if roles:
                 require_role(req.context.user, roles)
-            req.context.args = parse_query(req, query, required)
-            if read_body is not None:
-                req.context.body = await read_body(req)
+            try:
+                req.context.args = parse_query(req, query, required)
+                if read_body is not None:
+                    req.context.body = await read_body(req)
+            except falcon.HTTPError:
+                if req.context.get("token_hash"):  # a bad token is a 401 before any fault of the request
+                    await known_caller(req, resource._db, resource._queries)
+                raise
             await inner(resource, req, resp, **route_params)
 
         checked.operation = Operation(

@@ -162,6 +162,27 @@ def test_bad_credentials_are_401_with_www_authenticate(
 
 
 @pytest.mark.parametrize(
+    "method, path, request_fault",
+    [
+        ("POST", "/incidents", {"json": {}}),  # no title
+        ("POST", "/incidents", {"body": "{", "headers": {"Content-Type": "application/json"}}),
+        ("POST", "/incidents", {"json": {"title": "t"}, "params": {"unknown": "1"}}),
+        ("GET", "/incidents", {"params": {"sort": "bogus"}}),
+        ("GET", "/incidents/1", {"params": {"unknown": "1"}}),
+    ],
+)
+def test_a_bad_token_is_401_whatever_else_is_wrong_with_the_request(
+    client, db_conn, method, path, request_fault
+):
+    """Also where the responder's own query checks the token: a stranger learns nothing of the
+    request's other checks."""
+    bad = {"Authorization": "Bearer inc_thisTokenWasNeverIssuedToAnyoneAtAll0000000"}
+    fault = {**request_fault, "headers": {**request_fault.get("headers", {}), **bad}}
+    assert_unauthorized(client.simulate_request(method, path, **fault))
+    assert db_conn.execute("SELECT count(*) AS n FROM incidents").fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize(
     "method, path",
     [
         ("GET", "/users"),

@@ -1,7 +1,7 @@
 import falcon
 
 from api import history
-from api.auth import authenticated, forbid, look_up_caller
+from api.auth import authenticated, forbid, known_caller
 from api.errors import ValidationFailed
 from api.incident_rules import (
     RESPONDER_ROLES,
@@ -92,9 +92,7 @@ class Collection(Resource):
         return incidents[0]
 
     async def _create(self, req, parameters):
-        if req.context.get("user") is None:
-            await look_up_caller(req, self._db, self._queries)
-        user = req.context.user
+        user = await known_caller(req, self._db, self._queries)
         if parameters["assignee_id"] is not None and user["role"] not in RESPONDER_ROLES:
             raise may_not_assign()
         category_ids = parameters["category_ids"]
