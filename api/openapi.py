@@ -28,8 +28,8 @@ ERROR_TEXT = {
     "or the Idempotency-Key was used for a different request",
     429: "Too many failed logins from this address (for this username, or for any); "
     "retry after Retry-After seconds",
-    503: "The database is unavailable, or the request took too long (its own title says which); "
-    "retry after Retry-After seconds",
+    503: "The database is unavailable, the request took too long, or it collided with a concurrent one "
+    "and was undone (its own title says which); retry after Retry-After seconds",
 }
 
 
