@@ -2,11 +2,12 @@
 category's incidents, and the filters that search, stats and the report share."""
 
 import dataclasses
+import functools
 
 from api import params
 from api.auth import authenticated
 from api.incident_rules import present
-from api.pagination import encode_cursor, page, positive_id, requested
+from api.pagination import MAX_LIMIT, encode_cursor, page, positive_id, requested
 from api.schemas import DEDUP_KEY_MAX_LENGTH, SEVERITIES, SOURCES, STATUSES
 
 
@@ -84,60 +85,62 @@ def incident_filters(args):
 CREATED_AT_SORTS = {key: sort for key, sort in SORTS.items() if sort.column == "created_at"}
 
 
-def list_queries(query, filters, table="i", sorts=SORTS, prepare_unfiltered=True):
-    """`query` (list_incidents, list_user_incidents or list_category_incidents) for each (sort
-    key, first page or not, filtered or not), filled with constant SQL that keys on `table`.
-    PERF: an unfiltered list is prepared where its generic plan is sound (planning a user's
-    list took 0.9 of its 2.0 ms); a filtered one is planned for its values every time, since
-    the generic plans of the catch-all `filters` scan whole tables."""
-    return {
-        (key, first, filtered): dataclasses.replace(
-            query.format(
-                filters=filters if filtered else "TRUE",
-                after="TRUE" if first else sort.after(table),
-                order_by=sort.order_by(table),
-            ),
-            custom_plan=filtered or not prepare_unfiltered,
-        )
-        for key, sort in sorts.items()
-        for first in (True, False)
-        for filtered in (True, False)
-    }
+# Filters whose best plan depends on their value: a list given one is planned for its values
+# every time. At a million incidents the generic plan of ?source=alertmanager ran past 5 s
+# (the partial index on source <> 'api' cannot serve an unknown value) against 0.04 ms, and of
+# ?category_id=<rare>&sort=-severity 125 ms against 11 ms.
+PLANNED_PER_VALUE = {"source", "category_id"}
 
 
-def with_caller(page_for_token, page, sort_key):
-    """`page` inside the page_for_token fragment, ordered by `sort_key` as before."""
-    wrapper = dataclasses.replace(page, text=page_for_token)
-    return wrapper.format(page=page.text, order_by=SORTS[sort_key].order_by("page"))
+# The row counts a list query may fetch (a page and one more, to know whether there is
+# another), each its own prepared statement. PERF: a constant LIMIT, because PostgreSQL plans
+# a generic plan for a LIMIT parameter as if a tenth of the rows were fetched, finds it dearer
+# than plans for the values, and plans every call again: 1,350 µs of its CPU per list against
+# 650 µs. A page between two counts fetches the larger and drops the rest.
+PAGE_ROWS = (11, 21, 51, 101, MAX_LIMIT + 1)
 
 
-def is_filtered(filters):
-    return any(filters[name] not in (None, False) for name in NO_FILTERS)
+def given_filters(filters):
+    """The names of the filters set in incident_filters parameters, in NO_FILTERS' order."""
+    return tuple(name for name in NO_FILTERS if filters[name] not in (None, False))
 
 
 class IncidentLists:
-    """Filtered, sorted, keyset-paginated incident lists: /incidents and its nested forms."""
+    """Filtered, sorted, keyset-paginated incident lists: /incidents and its nested forms.
+    PERF: a list's query tests only the filters it was given (their filter_* fragments), so
+    that it can be prepared and keep a generic plan: the catch-all incident_filters, planned
+    for its values on every call, took 1,250-1,600 µs of PostgreSQL's CPU per list against
+    370-490 µs prepared, and its generic plans scan whole tables."""
 
     def __init__(self, queries):
-        filters = queries.fragments["incident_filters"]
-        self.variants = {  # by query name, then by (sort key, first page or not, filtered or not)
-            "list_incidents": list_queries(queries.list_incidents, filters),
-            "list_user_incidents": list_queries(queries.list_user_incidents, filters),
-            # NOTE: the category walk's generic plan took 19-31 ms against 1.3-1.6 ms planned for its values
-            "list_category_incidents": list_queries(
-                queries.list_category_incidents, filters, "c", CREATED_AT_SORTS, prepare_unfiltered=False
-            ),
-        }
-        page_for_token = queries.fragments["page_for_token"]
-        self.for_token = {  # the same, each with the caller behind the bearer token
-            name: {key: with_caller(page_for_token, page, key[0]) for key, page in pages.items()}
-            for name, pages in self.variants.items()
-        }
+        self.queries = queries
+        self.page_for_token = queries.fragments["page_for_token"]
+        self.variant = functools.lru_cache(maxsize=4096)(self._variant)
+
+    def _variant(self, name, sort_key, first, given, rows, for_token):
+        """The query `name` for a sort key, first page or not, the names of the filters given,
+        the rows to fetch, and with the caller behind the bearer token or not: constant SQL only."""
+        sort = SORTS[sort_key]
+        table = "c" if name == "list_category_incidents" else "i"
+        conditions = " AND ".join(self.queries.fragments["filter_" + f] for f in given)
+        query = self.queries[name].format(
+            filters=conditions or "TRUE",
+            after="TRUE" if first else sort.after(table),
+            order_by=sort.order_by(table),
+            rows=str(rows),
+        )
+        query = dataclasses.replace(
+            query, custom_plan=query.custom_plan or not PLANNED_PER_VALUE.isdisjoint(given)
+        )
+        if for_token:
+            wrapper = dataclasses.replace(query, text=self.page_for_token)
+            query = wrapper.format(page=query.text, order_by=sort.order_by("page"))
+        return query
 
     def query(self, sort_key, first, filters, for_token=False):
         """The list query (with the caller, `for_token`) and its parameters for incident_filters
-        parameters (plus user_id and relation on a user's list). A category's incidents by
-        created_at walk its links."""
+        parameters (plus user_id and relation on a user's list, and `limit`, the rows wanted).
+        A category's incidents by created_at walk its links."""
         if "user_id" in filters:
             name = "list_user_incidents"
         elif filters["category_id"] is not None and sort_key in CREATED_AT_SORTS:
@@ -145,8 +148,8 @@ class IncidentLists:
             filters = {**filters, "category_id": None, "in_category": filters["category_id"]}
         else:
             name = "list_incidents"
-        queries = self.for_token if for_token else self.variants
-        return queries[name][sort_key, first, is_filtered(filters)], filters
+        rows = next(rows for rows in PAGE_ROWS if rows >= filters["limit"])
+        return self.variant(name, sort_key, first, given_filters(filters), rows, for_token), filters
 
     async def respond(self, conn, req, resp, **fixed):
         """The page for the parsed query parameters, within the `fixed` filters of the route,

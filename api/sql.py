@@ -8,8 +8,8 @@ unprepared, planned for its actual parameters every time (for catch-all filters 
 `(%(x)s IS NULL OR col = %(x)s)`, whose generic plans scan whole tables).
 A `:fragment` is no query but SQL that queries (and other fragments) include by writing
 `{:its_name}`, replaced when the file is loaded. A slot, `{name}` with a name in SLOTS, is
-filled with constant SQL when the app starts (Query.format: the sort order, the keyset
-condition). A duplicate name, an unknown kind, an empty query, or a brace placeholder that
+filled with constant SQL before the query runs (Query.format: the sort order, the keyset
+condition, a list's filters and row count). A duplicate name, an unknown kind, an empty query, or a brace placeholder that
 is neither a known fragment nor a slot stops start-up.
 """
 
@@ -27,7 +27,7 @@ ONE_ROW = {"one", "scalar"}
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's named placeholder, %(name)s
 FRAGMENT = re.compile(r"\{:(\w+)\}")
 BRACED = re.compile(r"\{[^{}]*\}")
-SLOTS = {"filters", "after", "order_by", "page"}
+SLOTS = {"filters", "after", "order_by", "page", "rows"}
 
 
 class QueryFileError(ValueError):

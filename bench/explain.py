@@ -280,9 +280,8 @@ def _explain(conn, text, params, generic):
             cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             cursor.execute(f"SET LOCAL statement_timeout = {GENERIC_TIMEOUT_MS}")
             args = sql.SQL(", ").join(sql.Literal(_literal(params[n])) for n in names)
-            return cursor.execute(
-                sql.SQL(f"EXPLAIN ({options}) EXECUTE bench_query({{}})").format(args)
-            ).fetchall()
+            execute = "EXECUTE bench_query({})" if names else "EXECUTE bench_query"
+            return cursor.execute(sql.SQL(f"EXPLAIN ({options}) {execute}").format(args)).fetchall()
     finally:
         cursor.execute("DEALLOCATE bench_query")
 
@@ -304,7 +303,7 @@ def run(url):
         conn.execute("SET jit = off")  # as on the app's connections (api/db.py)
         ids = probes(conn)
         first = conn.execute(
-            IncidentLists(queries).variants["list_incidents"]["-created_at", True, False].text,
+            IncidentLists(queries).variant("list_incidents", "-created_at", True, (), False).text,
             {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50},
         ).fetchall()
         page_two = {"after_value": first[-1]["created_at"], "after_id": first[-1]["id"]}

@@ -1,16 +1,23 @@
+import itertools
+
 import psycopg
 import pytest
 
-from api.lists import IncidentLists
+from api.lists import CREATED_AT_SORTS, NO_FILTERS, PAGE_ROWS, SORTS, IncidentLists, incident_filters
 from api.sql import QueryFileError, load_queries, numbered
+
+LISTS = {"list_incidents": SORTS, "list_user_incidents": SORTS, "list_category_incidents": CREATED_AT_SORTS}
 
 
 def all_query_texts(queries):
+    """Every query's text, and each list's for every sort key, page, token or not, and filter:
+    no filter, each one alone, all of them."""
     lists = IncidentLists(queries)
-    texts = {name: q.text for name, q in queries.items() if name not in lists.variants}
-    for kind, templates in (("", lists.variants), ("for_token", lists.for_token)):
-        for name, variants in templates.items():
-            texts.update({f"{name}{kind}{key}": q.text for key, q in variants.items()})
+    texts = {name: q.text for name, q in queries.items() if name not in LISTS}
+    shapes = [(), *((name,) for name in NO_FILTERS), tuple(NO_FILTERS)]
+    for name, sorts in LISTS.items():
+        for key in itertools.product(sorts, (True, False), shapes, PAGE_ROWS, (True, False)):
+            texts[str((name, *key))] = lists.variant(name, *key).text
     return texts
 
 
@@ -95,11 +102,24 @@ def test_custom_plan_queries_are_never_prepared(db_conn, tmp_path):
     assert [row["statement"] for row in prepared] == ["SELECT $1::int + 1 AS x"]
 
 
-def test_the_catch_all_list_queries_are_custom_plan(queries):
+def test_the_catch_all_queries_are_custom_plan(queries):
     assert {name for name, query in queries.items() if query.custom_plan} >= {
-        "list_incidents",
-        "list_user_incidents",
         "list_category_incidents",
         "search_incidents",
         "incident_stats",
     }
+
+
+def test_a_list_is_prepared_unless_a_filter_needs_planning_for_its_value(db_conn, queries):
+    lists = IncidentLists(queries)
+    for args in (
+        {"status": ["open"], "severity": ["high"]},
+        {"status": ["open"], "source": ["alertmanager"]},
+    ):
+        page = {**incident_filters(args), "after_value": None, "after_id": None, "limit": 2}
+        query, params = lists.query("-created_at", True, page)
+        for _ in range(6):
+            query(db_conn, **params)
+    prepared = [row["statement"] for row in db_conn.execute("SELECT statement FROM pg_prepared_statements")]
+    assert [s for s in prepared if "i.severity = ANY" in s] != []
+    assert [s for s in prepared if "i.source = ANY" in s] == []
