@@ -100,7 +100,8 @@ LIMIT {rows}
 -- each link keeps, and stops after one page; the category filter of list_incidents hashes all
 -- of the category's links first. {after} and {order_by} name the links `c`. The created_at
 -- range is tested on the links too, so that the walk starts and ends at its bounds. Planned
--- for its values every time: its generic plan took 19-31 ms against 1.3-1.6 ms.
+-- for its values every time: with a created_at range its generic plan took 7.7-23 ms against
+-- 0.09-2.2 ms (its range test on the links is a catch-all).
 SELECT i.* FROM (SELECT incident_id AS id, incident_created_at AS created_at
                  FROM incident_categories
                  WHERE category_id = %(in_category)s
