@@ -99,9 +99,23 @@ PLANNED_PER_VALUE = {"source"}
 PAGE_ROWS = (11, 21, 51, 101, MAX_LIMIT + 1)
 
 
-def given_filters(filters):
-    """The names of the filters set in incident_filters parameters, in NO_FILTERS' order."""
-    return tuple(name for name in NO_FILTERS if filters[name] not in (None, False))
+# Filters given a list of values that test a single value by equality (their filter_one_*
+# fragments) on a list not narrowed to one user: PostgreSQL 15 reads no index in order for
+# `= ANY(...)`, and the triage list (one status, one severity, newest first) has an index to
+# read in order. A user's list reads that user's index in order and tests status on each row:
+# with an equality, the generic plan guessed the busiest reporter's 9,904 incidents at 100,
+# fetched and sorted them all (24 ms against 1.3 ms).
+ONE_VALUE_FILTERS = {"status", "severity"}
+
+
+def given_filters(filters, one_values):
+    """The names of the filters set in incident_filters parameters, in NO_FILTERS' order, each
+    as its fragment's name after `filter_` (`one_values`: filter_one_* for a single value)."""
+    return tuple(
+        f"one_{name}" if one_values and name in ONE_VALUE_FILTERS and len(filters[name]) == 1 else name
+        for name in NO_FILTERS
+        if filters[name] not in (None, False)
+    )
 
 
 class IncidentLists:
@@ -148,7 +162,11 @@ class IncidentLists:
         else:
             name = "list_incidents"
         rows = next(rows for rows in PAGE_ROWS if rows >= filters["limit"])
-        return self.variant(name, sort_key, first, given_filters(filters), rows, for_token), filters
+        one_values = (
+            name == "list_incidents" and filters["reporter_id"] is None and filters["assignee_id"] is None
+        )
+        given = given_filters(filters, one_values)
+        return self.variant(name, sort_key, first, given, rows, for_token), filters
 
     async def respond(self, conn, req, resp, **fixed):
         """The page for the parsed query parameters, within the `fixed` filters of the route,

@@ -20,6 +20,7 @@ FILES = [
     "20261202_24_stats_rollups.sql",
     "20261202_28_search_overflow.sql",
     "20261202_29_category_stats.sql",
+    "20261202_30_triage_list.sql",
 ]
 CREATE = re.compile(r"CREATE INDEX (\w+)\s")
 ALTER = re.compile(r"ALTER INDEX (\w+)\s")

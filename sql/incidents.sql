@@ -30,6 +30,13 @@ i.status = ANY(%(status)s::incident_status[])
 -- name: filter_severity :fragment
 i.severity = ANY(%(severity)s::incident_severity[])
 
+-- name: filter_one_status :fragment
+-- filter_status for a list of one status: an equality, which an index can read in order.
+i.status = (%(status)s::incident_status[])[1]
+
+-- name: filter_one_severity :fragment
+i.severity = (%(severity)s::incident_severity[])[1]
+
 -- name: filter_reporter_id :fragment
 i.reporter_id = %(reporter_id)s::bigint
 

@@ -1,0 +1,1 @@
+DROP INDEX incidents_status_severity_created_idx;
