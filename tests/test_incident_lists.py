@@ -45,6 +45,25 @@ def test_filters(client, reporter, responder, make_incident, make_category):
     )
 
 
+def test_a_filtered_list_pages_in_order_whatever_its_size(client, reporter, responder, make_incident):
+    severities = ["high", "low", "high", "critical", "high"]
+    made = [make_incident(reporter, severity=severities[i % 5])["id"] for i in range(15)]
+    client.simulate_patch(f"/incidents/{made[0]}", json={"status": "closed"}, headers=responder["headers"])
+    open_high = [i for n, i in enumerate(made) if severities[n % 5] == "high" and n > 0][::-1]
+    for qs in ("status=open&severity=high", "status=open,in_progress&severity=high,medium", "severity=high"):
+        for limit in (1, 3, 12, 20):
+            seen, cursor = [], None
+            while True:
+                page = f"{qs}&limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+                result = client.simulate_get("/incidents", query_string=page, headers=reporter["headers"])
+                assert result.status_code == 200 and len(result.json["items"]) <= limit
+                seen += ids(result)
+                cursor = result.json["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == (open_high if "status" in qs else [*open_high, made[0]]), (qs, limit)
+
+
 def test_sort_by_severity_rank_with_id_ties(client, reporter, make_incident):
     made = {sev: make_incident(reporter, severity=sev)["id"] for sev in ["high", "low", "critical", "medium"]}
     extra_low = make_incident(reporter, severity="low")["id"]
