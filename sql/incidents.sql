@@ -85,19 +85,20 @@ LIMIT {rows}
 -- One page of the incidents a user reported or is assigned (relation 'reporter', 'assignee'
 -- or 'any'), matching the filters. PERF: reporter OR assignee in one scan would read the
 -- newest incidents until enough are the user's; two limited scans of the per-user indexes,
--- merged, read only the user's own.
-SELECT d.* FROM (
-    (SELECT i.id, i.created_at, i.updated_at, i.severity FROM incidents i
+-- merged, read only the user's own. An incident both reported by and assigned to the user
+-- comes from the first scan only, so the merge needs no deduplication (no join back).
+SELECT * FROM (
+    (SELECT * FROM incident_details i
      WHERE i.reporter_id = %(user_id)s AND %(relation)s <> 'assignee'
        AND {filters} AND {after}
      ORDER BY {order_by} LIMIT {rows})
-    UNION
-    (SELECT i.id, i.created_at, i.updated_at, i.severity FROM incidents i
+    UNION ALL
+    (SELECT * FROM incident_details i
      WHERE i.assignee_id = %(user_id)s AND %(relation)s <> 'reporter'
+       AND (%(relation)s = 'assignee' OR i.reporter_id <> %(user_id)s)
        AND {filters} AND {after}
      ORDER BY {order_by} LIMIT {rows})
 ) AS i
-JOIN incident_details d ON d.id = i.id
 ORDER BY {order_by}
 LIMIT {rows}
 

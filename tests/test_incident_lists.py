@@ -146,6 +146,10 @@ def test_user_incidents_by_relation(client, reporter, responder, make_incident, 
         f"/incidents/{assigned['id']}", json={"assignee_id": reporter["id"]}, headers=responder["headers"]
     )
     make_incident(other)
+    both = make_incident(reporter)  # reported by and assigned to the user: listed once
+    client.simulate_patch(
+        f"/incidents/{both['id']}", json={"assignee_id": reporter["id"]}, headers=responder["headers"]
+    )
     url = f"/users/{reporter['id']}/incidents"
 
     def query(qs=""):
@@ -153,9 +157,9 @@ def test_user_incidents_by_relation(client, reporter, responder, make_incident, 
         assert result.status_code == 200, result.json
         return sorted(ids(result))
 
-    assert query() == sorted([reported["id"], assigned["id"]])
-    assert query("relation=reporter") == [reported["id"]]
-    assert query("relation=assignee") == [assigned["id"]]
+    assert query() == sorted([reported["id"], assigned["id"], both["id"]])
+    assert query("relation=reporter") == sorted([reported["id"], both["id"]])
+    assert query("relation=assignee") == sorted([assigned["id"], both["id"]])
     assert query("relation=assignee&status=closed") == []
     assert client.simulate_get("/users/999/incidents", headers=other["headers"]).status_code == 404
     assert (
