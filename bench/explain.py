@@ -302,10 +302,9 @@ def run(url):
     with connect(url) as conn:
         conn.execute("SET jit = off")  # as on the app's connections (api/db.py)
         ids = probes(conn)
-        first = conn.execute(
-            IncidentLists(queries).variant("list_incidents", "-created_at", True, (), False).text,
-            {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50},
-        ).fetchall()
+        newest = {**incident_filters({}), "after_value": None, "after_id": None, "limit": 50}
+        query, params = IncidentLists(queries).query("-created_at", True, newest)
+        first = query(conn, **params)
         page_two = {"after_value": first[-1]["created_at"], "after_id": first[-1]["id"]}
         todo = cases(queries, ids, page_two)
         indexes.drop(conn)
