@@ -9,8 +9,8 @@ unprepared, planned for its actual parameters every time (for catch-all filters 
 A `:fragment` is no query but SQL that queries (and other fragments) include by writing
 `{:its_name}`, replaced when the file is loaded. A slot, `{name}` with a name in SLOTS, is
 filled with constant SQL before the query runs (Query.format: the sort order, the keyset
-condition, a list's filters and row count). A duplicate name, an unknown kind, an empty query, or a brace placeholder that
-is neither a known fragment nor a slot stops start-up.
+condition, a list's filters and row count). A duplicate name, an unknown kind, an empty
+query, or a brace placeholder that is neither a known fragment nor a slot stops start-up.
 """
 
 import dataclasses

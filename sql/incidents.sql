@@ -47,7 +47,8 @@ i.assignee_id = %(assignee_id)s::bigint
 i.assignee_id IS NULL
 
 -- name: filter_category_id :fragment
-EXISTS (SELECT 1 FROM incident_categories ic WHERE ic.incident_id = i.id AND ic.category_id = %(category_id)s::bigint)
+EXISTS (SELECT 1 FROM incident_categories ic
+        WHERE ic.incident_id = i.id AND ic.category_id = %(category_id)s::bigint)
 
 -- name: filter_created_after :fragment
 i.created_at >= %(created_after)s::timestamptz
