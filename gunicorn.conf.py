@@ -36,10 +36,11 @@ try:
 except ConfigError as ex:
     raise SystemExit(str(ex)) from None
 _longest_wait = _app.pool_timeout + _app.statement_timeout_ms / 1000
-if min(timeout, graceful_timeout) <= _longest_wait:
+_longest_stop = _app.drain_seconds + _longest_wait  # a worker serves DRAIN_SECONDS after SIGTERM
+if timeout <= _longest_wait or graceful_timeout <= _longest_stop:
     raise SystemExit(
-        f"GUNICORN_TIMEOUT ({timeout}) and GUNICORN_GRACEFUL_TIMEOUT ({graceful_timeout}) "
-        f"must exceed POOL_TIMEOUT + STATEMENT_TIMEOUT_MS ({_longest_wait:g} s)"
+        f"GUNICORN_TIMEOUT ({timeout}) must exceed POOL_TIMEOUT + STATEMENT_TIMEOUT_MS ({_longest_wait:g} s), "
+        f"and GUNICORN_GRACEFUL_TIMEOUT ({graceful_timeout}) must exceed that + DRAIN_SECONDS ({_longest_stop:g} s)"
     )
 
 

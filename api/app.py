@@ -148,7 +148,7 @@ class Lifespan:
     """The served app opens its pool at ASGI startup, in the worker after the fork, starts the
     retention job, the delivery wake-ups (and, with metrics on, the refresh of its pool's
     figures), and stops them at shutdown; from SIGTERM on, the worker is `draining` (GET /ready
-    answers 503). (Tests open the pool themselves: Falcon's test client runs startup and
+    answers 503) and stops accepting DRAIN_SECONDS later. (Tests open the pool themselves: Falcon's test client runs startup and
     shutdown around every simulated request.)"""
 
     def __init__(self, db, queries, retention_interval, wake_delivery, pool_figures=None):
@@ -184,16 +184,26 @@ class Lifespan:
 
     def _watch_sigterm(self):
         # NOTE: uvicorn's own SIGTERM handler (stop accepting, finish the requests in flight)
-        # still runs, after this one.
+        # runs after this one, DRAIN_SECONDS later: meanwhile the worker still serves and
+        # GET /ready answers 503, so a load balancer stops sending it requests before it stops
+        # accepting them. A second SIGTERM cuts the wait short.
         previous = signal.getsignal(signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        drain_seconds = self._db.config.drain_seconds
 
-        def on_sigterm(signum, frame):
-            self.draining = True
+        def stop_serving(signum, frame):
             if callable(previous):
                 previous(signum, frame)
             elif previous != signal.SIG_IGN:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.raise_signal(signal.SIGTERM)
+
+        def on_sigterm(signum, frame):
+            drained_already, self.draining = self.draining, True
+            if drained_already or not drain_seconds:
+                stop_serving(signum, frame)
+            else:
+                loop.call_soon_threadsafe(loop.call_later, drain_seconds, stop_serving, signum, frame)
 
         signal.signal(signal.SIGTERM, on_sigterm)
 

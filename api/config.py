@@ -24,6 +24,7 @@ class Config:
     metrics_token: str | None = None  # GET /metrics answers 404 while unset
     database_replica_url: str = ""  # a streaming replica that lists, search, stats... may read from
     replica_max_lag: float = 5.0  # seconds; a replica further behind is skipped
+    drain_seconds: float = 0.0  # after SIGTERM: GET /ready answers 503 while the worker still serves
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -53,6 +54,7 @@ class Config:
             metrics_token=_metrics_token(env),
             database_replica_url=env.get("DATABASE_REPLICA_URL", ""),
             replica_max_lag=_replica_max_lag(env),
+            drain_seconds=_drain_seconds(env),
         )
 
 
@@ -117,6 +119,17 @@ def _replica_max_lag(env):
         seconds = -1.0
     if not 0.5 <= seconds <= 86400:  # NOTE: the lag is measured every 0.25 s (api/replica.py)
         raise ConfigError(f"REPLICA_MAX_LAG must be 0.5 to 86400 seconds, not {text!r}")
+    return seconds
+
+
+def _drain_seconds(env):
+    text = env.get("DRAIN_SECONDS", str(Config.drain_seconds))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 600:
+        raise ConfigError(f"DRAIN_SECONDS must be 0 to 600 seconds, not {text!r}")
     return seconds
 
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.config import Config
+from api.config import Config, ConfigError
 from api.db import connect
 from api.params import MAX_QUERY_STRING
 from tests.fix_app import client_of
@@ -212,8 +212,9 @@ def test_gunicorn_timeouts_exceed_the_longest_wait_of_a_request(monkeypatch):
     assert conf["timeout"] > conf["graceful_timeout"] > longest_wait
 
 
-def test_gunicorn_refuses_timeouts_below_the_apps(database_url):
-    env = {**os.environ, "DATABASE_URL": database_url, "GUNICORN_TIMEOUT": "8"}
+@pytest.mark.parametrize("setting", [{"GUNICORN_TIMEOUT": "8"}, {"DRAIN_SECONDS": "12"}])
+def test_gunicorn_refuses_timeouts_below_the_apps(database_url, setting):
+    env = {**os.environ, "DATABASE_URL": database_url, **setting}
     checked = subprocess.run(
         [
             os.path.join(os.path.dirname(sys.executable), "gunicorn"),
@@ -279,3 +280,40 @@ def test_sigterm_lets_the_request_in_flight_finish(database_url, db_conn, report
         assert process.wait(timeout=20) == 0
     assert replies[0].status == 200 and replies[0].body["title"] == "after"
     assert db_conn.execute("SELECT title FROM incidents").fetchone()["title"] == "after"
+
+
+def test_with_drain_seconds_ready_is_503_while_the_worker_still_serves(
+    database_url, db_conn, reporter, make_incident, tmp_path
+):
+    incident = make_incident(reporter, title="before")
+    path, replies = f"/incidents/{incident['id']}", []
+    settings = {"WEB_CONCURRENCY": 1, "DRAIN_SECONDS": 2}
+    with gunicorn(database_url, tmp_path / "gunicorn.log", **settings) as (base, process):
+        with row_locked(database_url, "incidents", incident["id"]):
+            in_flight = threading.Thread(
+                target=lambda: replies.append(
+                    call("PATCH", base + path, {"title": "after"}, reporter["headers"])
+                )
+            )
+            in_flight.start()
+            wait_until(lambda: lock_waiters(db_conn) == 1, 10, "the request never reached the database")
+            process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            wait_until(lambda: call("GET", base + "/ready").status == 503, 2, "/ready did not turn 503")
+            ready = call("GET", base + "/ready")
+            assert ready.body["draining"] is True and int(ready.headers["retry-after"]) > 0
+            assert call("GET", base + path, headers=reporter["headers"]).status == 200
+            wait_until(lambda: refused(base), 10, "gunicorn kept accepting new requests")
+            assert time.monotonic() - signalled >= 1.9
+        in_flight.join(10)
+        assert process.wait(timeout=20) == 0
+    assert replies[0].status == 200 and replies[0].body["title"] == "after"
+
+
+def test_drain_seconds_is_read_and_a_bad_value_refused():
+    base = {"DATABASE_URL": "postgresql://localhost/x"}
+    assert Config.from_env(base).drain_seconds == 0
+    assert Config.from_env({**base, "DRAIN_SECONDS": "7.5"}).drain_seconds == 7.5
+    for bad in ("-1", "601", "soon"):
+        with pytest.raises(ConfigError, match="DRAIN_SECONDS must be 0 to 600 seconds"):
+            Config.from_env({**base, "DRAIN_SECONDS": bad})
