@@ -1,6 +1,6 @@
 """Backups that restore: `python -m api backup` of a database filled through the API, restored
-by `python -m api restore` into a fresh database, gives every table back row for row; a
-database that is not empty is refused. And point-in-time recovery as docs/operations.md
+by `python -m api restore` into a fresh database, gives every table back row for row, and the
+service on it answers the same incidents; a database that is not empty is refused. And point-in-time recovery as docs/operations.md
 describes it, on a cluster of its own."""
 
 import os
@@ -14,7 +14,9 @@ import time
 from psycopg import sql
 
 from api.cli import pgcluster
+from api.config import Config
 from api.db import connect
+from tests.fix_app import client_of
 from tests.fix_db import scratch_database
 from tests.fix_server import ROOT, wait_until
 
@@ -90,10 +92,22 @@ def test_a_backup_restores_every_row_into_an_empty_database(
         rows, sequences = contents(fresh)
         assert (rows, sequences) == contents(database_url)
         assert [t for t in FILLED if not rows[("public", t)]] == []
+        served = answers(database_url, admin)
+        assert [status for status, _, _ in served] == [200, 200]
+        assert answers(fresh, admin) == served
 
         again = run_cli(fresh, "restore", dump)
         assert again.returncode != 0 and "is not empty" in again.stderr
         assert contents(fresh)[0] == rows
+
+
+def answers(database_url, user):
+    """What `GET /incidents/{id}` answers for every incident: status, ETag and body."""
+    with connect(database_url) as conn:
+        ids = [r["id"] for r in conn.execute("SELECT id FROM incidents ORDER BY id")]
+    with client_of(Config(database_url=database_url, pool_min_size=1, pool_max_size=1)) as client:
+        replies = [client.simulate_get(f"/incidents/{i}", headers=user["headers"]) for i in ids]
+    return [(r.status_code, r.headers["etag"], r.json) for r in replies]
 
 
 def test_restore_refuses_a_missing_file(database_url, tmp_path):
