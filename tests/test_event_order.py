@@ -1,6 +1,7 @@
-"""The feed's guarantee: positions follow commit order, so a reader that has seen position p
-never later finds a new event at or below p, even when a transaction that began first commits
-last; and under concurrent writers a reader following next_cursor collects every event once."""
+"""The feed's guarantee: a reader that has seen position p never later finds a new event at or
+below p, even when a transaction that began first commits last (below the HTTP layer and
+through it); and under concurrent writers a reader following next_cursor collects every event
+once."""
 
 import collections
 import concurrent.futures
@@ -14,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from api import history
 from api.db import connect
-from tests.fix_server import call, gunicorn
+from tests.fix_server import call, gunicorn, lock_waiters, row_locked, wait_until
 
 WRITERS, WRITES_EACH = 8, 50
 _titles = itertools.count(1)
@@ -189,6 +190,32 @@ def finished():
     done = threading.Event()
     done.set()
     return done
+
+
+def test_a_request_held_open_while_a_later_one_commits_is_not_skipped_over_http(
+    server, database_url, db_conn, make_user, make_category
+):
+    """A POST with a category takes its position, then waits for the category's row; a later
+    POST commits meanwhile. The feed shows neither until the first commits, then both in order."""
+    headers = {"Authorization": f"Bearer {make_user('responder')['token']}"}
+    category = make_category()
+    start = call("GET", f"{server}/events?limit=1000", headers=headers).body["next_cursor"]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with row_locked(database_url, "categories", category["id"]):
+            slow = pool.submit(
+                call,
+                "POST",
+                f"{server}/incidents",
+                {"title": "slow", "category_ids": [category["id"]]},
+                headers,
+            )
+            wait_until(lambda: lock_waiters(db_conn) == 1, 10, "the first POST never waited")
+            assert call("POST", f"{server}/incidents", {"title": "fast"}, headers).status == 201
+            while_open = call("GET", f"{server}/events?after={start}", headers=headers).body
+            assert (while_open["items"], while_open["next_cursor"]) == ([], start)
+        assert slow.result(timeout=10).status == 201
+    events = follow(server, headers, start, finished())
+    assert [e["data"]["incident"]["title"] for e in events] == ["slow", "fast"]
 
 
 def test_a_comment_waiting_for_the_incidents_turn_takes_its_position_after_the_change_it_waited_for(

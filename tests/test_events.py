@@ -1,5 +1,5 @@
 """The change feed, GET /events: one event per committed change, of the right type and shape,
-none for a failed request, positions in commit order (no reader ever skips one), paging by
+none for a failed request, positions that no reader ever skips, paging by
 position, 410 below what retention kept."""
 
 import jsonschema
