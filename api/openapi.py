@@ -7,7 +7,7 @@ from falcon.routing import map_http_methods
 
 from api import idempotency
 from api.auth import is_public
-from api.schemas import EVENT, EVENT_TYPES, ID, PING_MESSAGE, PROBLEM
+from api.schemas import EVENT_TYPES, ID, PING_MESSAGE, PROBLEM, event_of
 from api.validation import MERGE_PATCH
 
 ERROR_TEXT = {
@@ -192,9 +192,7 @@ SIGNATURE_HEADERS = [
 
 def _webhooks():
     """What the delivery worker POSTs to a subscribed URL, one entry per message type."""
-    messages = {
-        t: {**EVENT, "properties": {**EVENT["properties"], "type": {"const": t}}} for t in EVENT_TYPES
-    }
+    messages = {t: event_of(t) for t in EVENT_TYPES}
     messages["webhook.ping"] = PING_MESSAGE
     return {
         message_type: {

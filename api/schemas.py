@@ -202,6 +202,18 @@ EVENT = _record(
         },
     }
 )
+EVENT_DATA_MEMBERS = {"comment.created": ("incident", "comment"), "incident.deleted": ("incident",)}
+
+
+def event_of(event_type):
+    """An event of one type, with the `data` members that type carries (the others: the incident
+    and its changes)."""
+    members = EVENT_DATA_MEMBERS.get(event_type, ("incident", "changes"))
+    data = EVENT["properties"]["data"]
+    data = {**data, "properties": {m: data["properties"][m] for m in members}, "required": list(members)}
+    return {**EVENT, "properties": {**EVENT["properties"], "type": {"const": event_type}, "data": data}}
+
+
 EVENT_PAGE = _record(
     {"items": {"type": "array", "items": EVENT}, "next_cursor": {"type": "string", "pattern": "^[0-9]+$"}}
 )

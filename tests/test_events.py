@@ -5,7 +5,7 @@ position, 410 below what retention kept."""
 import jsonschema
 import pytest
 
-from api.schemas import EVENT_PAGE
+from api.schemas import EVENT_PAGE, event_of
 
 EVENT_KEYS = {"id", "position", "type", "occurred_at", "actor_id", "incident_id", "incident_version", "data"}
 
@@ -46,6 +46,7 @@ class Feed:
         ]
         event = events[0]
         assert set(event) == EVENT_KEYS
+        jsonschema.validate(event, event_of(type_))  # as the OpenAPI document's webhooks describe it
         assert event["id"] == f"evt_{event['position']}"
         assert self.cursor == str(event["position"])
         return event
