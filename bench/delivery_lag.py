@@ -120,6 +120,15 @@ def event_count(url):
         return conn.execute("SELECT count(*) AS n FROM events").fetchone()["n"]
 
 
+def settled_event_count(url):
+    """The events' count once it stopped growing: the requests in flight when wrk stopped are done."""
+    last, count = -1, event_count(url)
+    while count != last:
+        time.sleep(1)
+        last, count = count, event_count(url)
+    return count
+
+
 def main():
     server_url = pgcluster.database_url()
     url = database_url(server_url, DATABASE)
@@ -139,8 +148,7 @@ def main():
                         cpu_before = cpu_seconds([worker_pid])
                         result = run_wrk(port, lua, token, seconds=SECONDS)
                         if config == "one webhook":
-                            time.sleep(1)  # the requests in flight when wrk stopped are done
-                            expected = event_count(url) - before
+                            expected = settled_event_count(url) - before
                             got = drained(server, expected)
                             lags += [received - occurred for received, occurred, _ in server.arrivals]
                             distinct = len({message_id for *_, message_id in server.arrivals})
