@@ -82,9 +82,10 @@ REPLICA_LAG = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livemostrecent",
 )
-# The pool's own figures (psycopg_pool's get_stats()), added up over the workers alive.
+# The pools' own figures (psycopg_pool's get_stats()), added up over the workers alive, by
+# pool: primary, and replica with DATABASE_REPLICA_URL.
 POOL_GAUGES = {
-    name: Gauge(metric, text, registry=REGISTRY, multiprocess_mode="livesum")
+    name: Gauge(metric, text, ["pool"], registry=REGISTRY, multiprocess_mode="livesum")
     for name, metric, text in (
         ("pool_max", "incidents_db_pool_max_connections", "Connections the pools may open (POOL_MAX_SIZE)"),
         ("pool_size", "incidents_db_pool_connections", "Connections open, in use or idle"),
@@ -93,7 +94,7 @@ POOL_GAUGES = {
     )
 }
 POOL_COUNTERS = {
-    name: (Counter(metric, text, registry=REGISTRY), scale)
+    name: (Counter(metric, text, ["pool"], registry=REGISTRY), scale)
     for name, metric, text, scale in (
         ("requests_queued", "incidents_db_pool_waits_total", "Connection requests that had to wait", 1),
         ("requests_wait_ms", "incidents_db_pool_wait_seconds_total", "Time waited for a connection", 0.001),
@@ -140,23 +141,26 @@ class RequestMetrics:
 
 
 class PoolFigures:
-    """Writes `db`'s pool figures: the gauges as they are, the counters by what they grew since
-    the last refresh (psycopg_pool's own counts start again with each new pool)."""
+    """Writes the figures of `db`'s pools, labelled with the pool's name: the gauges as they are,
+    the counters by what they grew since the last refresh (psycopg_pool's own counts start again
+    with each new pool)."""
 
     def __init__(self, db):
         self._db = db
-        self._seen = {}
+        self._seen = {}  # (pool, figure) -> its value at the last refresh
 
     def refresh(self):
-        stats = self._db.pool_stats()
+        for pool, stats in self._db.pool_stats().items():
+            self._write(pool, stats)
+
+    def _write(self, pool, stats):
         for name, gauge in POOL_GAUGES.items():
-            gauge.set(stats.get(name, 0))
+            gauge.labels(pool).set(stats.get(name, 0))
         for name, (counter, scale) in POOL_COUNTERS.items():
-            value, seen = stats.get(name, 0), self._seen.get(name, 0)
+            value, seen = stats.get(name, 0), self._seen.get((pool, name), 0)
             grown = value - seen if value >= seen else value
-            if grown:
-                counter.inc(grown * scale)
-            self._seen[name] = value
+            counter.labels(pool).inc(grown * scale)  # 0 too: the series shows from the start
+            self._seen[pool, name] = value
 
     async def refresh_every(self, seconds=POOL_REFRESH_SECONDS):
         while True:

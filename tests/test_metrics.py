@@ -137,18 +137,19 @@ def test_latency_histograms_have_buckets_by_route_template_and_method(metered, r
 
 def test_pool_gauges_and_counters_are_present(metered, config):
     scraped = scrape(metered)
-    assert value(scraped, "incidents_db_pool_max_connections") == config.pool_max_size
-    connections = value(scraped, "incidents_db_pool_connections")
+    assert value(scraped, "incidents_db_pool_max_connections", pool="primary") == config.pool_max_size
+    connections = value(scraped, "incidents_db_pool_connections", pool="primary")
     assert 1 <= connections <= config.pool_max_size
-    assert 0 <= value(scraped, "incidents_db_pool_available_connections") <= connections
-    assert value(scraped, "incidents_db_pool_waiting_requests") == 0
-    names = {name for name, _ in scraped}
-    assert {
+    assert 0 <= value(scraped, "incidents_db_pool_available_connections", pool="primary") <= connections
+    assert value(scraped, "incidents_db_pool_waiting_requests", pool="primary") == 0
+    for name in (
         "incidents_db_pool_waits_total",
         "incidents_db_pool_wait_seconds_total",
         "incidents_db_pool_connection_errors_total",
         "incidents_db_pool_connections_lost_total",
-    } <= names
+    ):
+        assert (name, frozenset({("pool", "primary")})) in scraped
+    assert not any(("pool", "replica") in labels for _, labels in scraped)  # no DATABASE_REPLICA_URL
     for cause in ("unavailable", "statement_timeout", "pool_busy"):
         assert ("incidents_database_errors_total", frozenset({("cause", cause)})) in scraped
 
@@ -236,8 +237,8 @@ def test_statement_timeouts_busy_pools_and_outages_are_counted(
     assert grown("incidents_database_errors_total", cause="statement_timeout") == 1
     assert grown("incidents_database_errors_total", cause="pool_busy") == 1
     assert grown("incidents_database_errors_total", cause="unavailable") == 1
-    assert grown("incidents_db_pool_waits_total") >= 1
-    assert grown("incidents_db_pool_wait_seconds_total") >= 0.25
+    assert grown("incidents_db_pool_waits_total", pool="primary") >= 1
+    assert grown("incidents_db_pool_wait_seconds_total", pool="primary") >= 0.25
 
 
 @contextlib.contextmanager
@@ -289,7 +290,10 @@ def metrics_folder_of(pid):
 
 
 def both_pools_counted(base):
-    return value(fetch_metrics(base), "incidents_db_pool_max_connections") == 2 * Config.pool_max_size
+    return (
+        value(fetch_metrics(base), "incidents_db_pool_max_connections", pool="primary")
+        == 2 * Config.pool_max_size
+    )
 
 
 def test_gunicorn_workers_count_into_one_private_folder_that_goes_at_exit(database_url, tmp_path):
@@ -306,7 +310,10 @@ def test_gunicorn_workers_count_into_one_private_folder_that_goes_at_exit(databa
         for _ in range(6):  # whichever worker answers, the sum is the same
             scraped = fetch_metrics(base)
             assert requests(scraped, "/health", "GET", "200") == sent
-            assert value(scraped, "incidents_db_pool_max_connections") == 2 * Config.pool_max_size
+            assert (
+                value(scraped, "incidents_db_pool_max_connections", pool="primary")
+                == 2 * Config.pool_max_size
+            )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     answered = {
@@ -339,7 +346,7 @@ def test_a_dead_workers_counts_stay_and_its_pool_gauges_go(database_url, tmp_pat
         def both_pools_counted():
             scraped = fetch_metrics(base)
             assert requests(scraped, "/health", "GET", "200") == 10  # the dead worker's count stays
-            pool_max.append(value(scraped, "incidents_db_pool_max_connections"))
+            pool_max.append(value(scraped, "incidents_db_pool_max_connections", pool="primary"))
             return pool_max[-1] == 2 * Config.pool_max_size
 
         wait_until(both_pools_counted, 20, f"the new worker {replacement} counts its pool")
