@@ -6,7 +6,9 @@ own in that folder, and a scrape, whichever worker answers it, adds up those of 
 it (the tests' in-process app), the figures live in this process alone.
 
 A new figure is one line below (Counter, Gauge with its multiprocess_mode, or Histogram, with
-`registry=REGISTRY`) and one `.inc()`, `.set()` or `.observe()` where it happens."""
+`registry=REGISTRY`) and one `.inc()`, `.set()` or `.observe()` where it happens. A counter that
+the database keeps (webhook_deliveries) is instead made afresh for each scrape, from what the
+scrape read."""
 
 import asyncio
 import os
@@ -16,6 +18,7 @@ import time
 import falcon
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.core import CounterMetricFamily
 
 # NOTE: prometheus_client chooses its mode once, when it is imported; so does this module.
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
@@ -168,10 +171,39 @@ class PoolFigures:
             await asyncio.sleep(seconds)
 
 
-def exposition():
-    """Every figure in the Prometheus text format: in multiprocess mode, those of all workers."""
+def webhook_deliveries(delivered, failed):
+    """incidents_webhook_deliveries_total: the delivery workers' attempts, as the database
+    counts them. NOTE: not a Counter of this process: the attempts are made by other processes,
+    and a running total read from the database is the same whichever worker reads it, where the
+    multiprocess mode would add up the workers' copies."""
+    family = CounterMetricFamily(
+        "incidents_webhook_deliveries",
+        "Attempts of the delivery workers to deliver an event to a webhook (redeliveries included, "
+        "pings not), by outcome: delivered (a 2xx in time) or failed",
+        labels=["outcome"],
+    )
+    family.add_metric(["delivered"], delivered)
+    family.add_metric(["failed"], failed)
+    return family
+
+
+class Scrape:
+    """What a scrape answers: the figures of `registry`, then the families made for it."""
+
+    def __init__(self, registry, families):
+        self._registry = registry
+        self._families = families
+
+    def collect(self):
+        yield from self._registry.collect()
+        yield from self._families
+
+
+def exposition(read_now=()):
+    """Every figure in the Prometheus text format: in multiprocess mode, those of all workers;
+    then the metric families `read_now` (made from the database for this scrape)."""
+    registry = REGISTRY
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return prometheus_client.generate_latest(registry)
-    return prometheus_client.generate_latest(REGISTRY)
+    return prometheus_client.generate_latest(Scrape(registry, read_now))
