@@ -87,9 +87,15 @@ class Database:
             self.replica = None
 
     def pool_stats(self):
-        """psycopg_pool's figures of the open pool (pool_size, pool_available, requests_waiting,
-        …); empty before open()."""
-        return {} if self._pool is None else self._pool.get_stats()
+        """psycopg_pool's figures (pool_size, pool_available, requests_waiting, …) of each pool
+        by its name: primary, and replica while open with DATABASE_REPLICA_URL; empty before
+        open()."""
+        if self._pool is None:
+            return {}
+        stats = {"primary": self._pool.get_stats()}
+        if self.replica is not None:
+            stats["replica"] = self.replica.pool_stats()
+        return stats
 
     def begin_request(self):
         """Starts a request in this asyncio task: it gets one connection, checked out by its

@@ -6,7 +6,9 @@ own in that folder, and a scrape, whichever worker answers it, adds up those of 
 it (the tests' in-process app), the figures live in this process alone.
 
 A new figure is one line below (Counter, Gauge with its multiprocess_mode, or Histogram, with
-`registry=REGISTRY`) and one `.inc()`, `.set()` or `.observe()` where it happens."""
+`registry=REGISTRY`) and one `.inc()`, `.set()` or `.observe()` where it happens. A counter that
+the database keeps (webhook_deliveries) is instead made afresh for each scrape, from what the
+scrape read."""
 
 import asyncio
 import os
@@ -16,6 +18,7 @@ import time
 import falcon
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.core import CounterMetricFamily
 
 # NOTE: prometheus_client chooses its mode once, when it is imported; so does this module.
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
@@ -82,9 +85,10 @@ REPLICA_LAG = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livemostrecent",
 )
-# The pool's own figures (psycopg_pool's get_stats()), added up over the workers alive.
+# The pools' own figures (psycopg_pool's get_stats()), added up over the workers alive, by
+# pool: primary, and replica with DATABASE_REPLICA_URL.
 POOL_GAUGES = {
-    name: Gauge(metric, text, registry=REGISTRY, multiprocess_mode="livesum")
+    name: Gauge(metric, text, ["pool"], registry=REGISTRY, multiprocess_mode="livesum")
     for name, metric, text in (
         ("pool_max", "incidents_db_pool_max_connections", "Connections the pools may open (POOL_MAX_SIZE)"),
         ("pool_size", "incidents_db_pool_connections", "Connections open, in use or idle"),
@@ -93,7 +97,7 @@ POOL_GAUGES = {
     )
 }
 POOL_COUNTERS = {
-    name: (Counter(metric, text, registry=REGISTRY), scale)
+    name: (Counter(metric, text, ["pool"], registry=REGISTRY), scale)
     for name, metric, text, scale in (
         ("requests_queued", "incidents_db_pool_waits_total", "Connection requests that had to wait", 1),
         ("requests_wait_ms", "incidents_db_pool_wait_seconds_total", "Time waited for a connection", 0.001),
@@ -140,23 +144,26 @@ class RequestMetrics:
 
 
 class PoolFigures:
-    """Writes `db`'s pool figures: the gauges as they are, the counters by what they grew since
-    the last refresh (psycopg_pool's own counts start again with each new pool)."""
+    """Writes the figures of `db`'s pools, labelled with the pool's name: the gauges as they are,
+    the counters by what they grew since the last refresh (psycopg_pool's own counts start again
+    with each new pool)."""
 
     def __init__(self, db):
         self._db = db
-        self._seen = {}
+        self._seen = {}  # (pool, figure) -> its value at the last refresh
 
     def refresh(self):
-        stats = self._db.pool_stats()
+        for pool, stats in self._db.pool_stats().items():
+            self._write(pool, stats)
+
+    def _write(self, pool, stats):
         for name, gauge in POOL_GAUGES.items():
-            gauge.set(stats.get(name, 0))
+            gauge.labels(pool).set(stats.get(name, 0))
         for name, (counter, scale) in POOL_COUNTERS.items():
-            value, seen = stats.get(name, 0), self._seen.get(name, 0)
+            value, seen = stats.get(name, 0), self._seen.get((pool, name), 0)
             grown = value - seen if value >= seen else value
-            if grown:
-                counter.inc(grown * scale)
-            self._seen[name] = value
+            counter.labels(pool).inc(grown * scale)  # 0 too: the series shows from the start
+            self._seen[pool, name] = value
 
     async def refresh_every(self, seconds=POOL_REFRESH_SECONDS):
         while True:
@@ -164,10 +171,39 @@ class PoolFigures:
             await asyncio.sleep(seconds)
 
 
-def exposition():
-    """Every figure in the Prometheus text format: in multiprocess mode, those of all workers."""
+def webhook_deliveries(delivered, failed):
+    """incidents_webhook_deliveries_total: the delivery workers' attempts, as the database
+    counts them. NOTE: not a Counter of this process: the attempts are made by other processes,
+    and a running total read from the database is the same whichever worker reads it, where the
+    multiprocess mode would add up the workers' copies."""
+    family = CounterMetricFamily(
+        "incidents_webhook_deliveries",
+        "Attempts of the delivery workers to deliver an event to a webhook (redeliveries included, "
+        "pings not), by outcome: delivered (a 2xx in time) or failed",
+        labels=["outcome"],
+    )
+    family.add_metric(["delivered"], delivered)
+    family.add_metric(["failed"], failed)
+    return family
+
+
+class Scrape:
+    """What a scrape answers: the figures of `registry`, then the families made for it."""
+
+    def __init__(self, registry, families):
+        self._registry = registry
+        self._families = families
+
+    def collect(self):
+        yield from self._registry.collect()
+        yield from self._families
+
+
+def exposition(read_now=()):
+    """Every figure in the Prometheus text format: in multiprocess mode, those of all workers;
+    then the metric families `read_now` (made from the database for this scrape)."""
+    registry = REGISTRY
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return prometheus_client.generate_latest(registry)
-    return prometheus_client.generate_latest(REGISTRY)
+    return prometheus_client.generate_latest(Scrape(registry, read_now))

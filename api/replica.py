@@ -50,6 +50,9 @@ class Replica:
     async def close(self):
         await self._pool.close()
 
+    def pool_stats(self):
+        return self._pool.get_stats()
+
     def lag(self):
         """At most how many seconds the replica is behind the primary (None: unknown or down)."""
         return None if self._fresh_at is None else time.monotonic() - self._fresh_at

@@ -14,6 +14,17 @@ w.secret, CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret 
 -- cursor, of a type it subscribes to.
 e.position > w.cursor AND e.position < {:feed_horizon} AND e.type = ANY(w.event_types)
 
+-- name: add_to_delivery_totals :fragment
+-- Adds the attempts a statement logs (its CTE `logged`, RETURNING webhook_id and error) to
+-- their webhook's running totals: delivered when without an error, as webhooks.Attempt says.
+-- GET /metrics reads them; the retention job prunes the log, never them.
+INSERT INTO webhook_delivery_totals AS t (webhook_id, delivered, failed)
+SELECT webhook_id, count(*) FILTER (WHERE error IS NULL), count(*) FILTER (WHERE error IS NOT NULL)
+FROM logged
+GROUP BY webhook_id
+ON CONFLICT (webhook_id) DO UPDATE SET delivered = t.delivered + excluded.delivered,
+                                       failed = t.failed + excluded.failed
+
 -- name: list_webhooks :many
 SELECT {:webhook_columns} FROM webhooks
 WHERE id > %(after_id)s
@@ -87,6 +98,7 @@ SELECT (SELECT count(*) FROM wanted WHERE kept)::int AS queued,
        array(SELECT ord - 1 FROM wanted WHERE NOT kept ORDER BY ord)::int[] AS missing
 
 -- name: record_ping :exec
+-- Logged only: a ping is a test of the receiver, not a delivery (no delivery totals).
 INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, status_code, error, duration_ms)
 VALUES (%(webhook_id)s, %(event_id)s, 1, %(status_code)s, %(error)s, %(duration_ms)s)
 
@@ -132,35 +144,38 @@ CROSS JOIN LATERAL (
 WHERE w.id = %(webhook_id)s AND w.active
 
 -- name: record_redelivery :exec
--- A redelivery is attempted once: logged, and off the queue.
+-- A redelivery is attempted once: logged, counted, and off the queue.
 WITH logged AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, error, duration_ms)
     VALUES (%(webhook_id)s, %(event_id)s, %(position)s, 1, %(status_code)s, %(error)s, %(duration_ms)s)
-)
+    RETURNING webhook_id, error
+), counted AS ({:add_to_delivery_totals})
 DELETE FROM webhook_redeliveries WHERE webhook_id = %(webhook_id)s AND position = %(position)s
 
 -- name: record_delivered :execrows
--- Events after the cursor delivered (in order), logged; the cursor moves past the last one.
--- Unless the cursor was moved meanwhile (PATCH), or the webhook disabled: then only the log
--- remembers them.
+-- Events after the cursor delivered (in order), logged and counted; the cursor moves past the
+-- last one. Unless the cursor was moved meanwhile (PATCH), or the webhook disabled: then only
+-- the log and the totals remember them.
 WITH logged AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, duration_ms)
     SELECT %(webhook_id)s, 'evt_' || d.position, d.position, d.attempt, d.status_code, d.duration_ms
     FROM unnest(%(positions)s::bigint[], %(attempts)s::int[], %(status_codes)s::int[],
                 %(durations_ms)s::float8[]) AS d(position, attempt, status_code, duration_ms)
-)
+    RETURNING webhook_id, error
+), counted AS ({:add_to_delivery_totals})
 UPDATE webhooks SET cursor = (%(positions)s::bigint[])[cardinality(%(positions)s::bigint[])], failures = 0
 WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND active
 
 -- name: record_failure :exec
--- A failed attempt at the event after the cursor, logged: the next one is due in
+-- A failed attempt at the event after the cursor, logged and counted: the next one is due in
 -- `retry_seconds`, or the webhook is disabled with `disabled_reason` (when that is not NULL)
 -- and every active admin notified. Unless the cursor was moved meanwhile (PATCH), or the
--- webhook disabled: then only the log remembers the attempt.
+-- webhook disabled: then only the log and the totals remember the attempt.
 WITH logged AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, error, duration_ms)
     VALUES (%(webhook_id)s, %(event_id)s, %(position)s, %(attempt)s, %(status_code)s, %(error)s, %(duration_ms)s)
-), updated AS (
+    RETURNING webhook_id, error
+), counted AS ({:add_to_delivery_totals}), updated AS (
     UPDATE webhooks SET
         failures = failures + 1,
         next_attempt_at = now() + make_interval(secs => %(retry_seconds)s),
@@ -177,12 +192,15 @@ WHERE u.role = 'admin' AND u.active AND %(disabled_reason)s::text IS NOT NULL AN
 
 -- name: webhook_figures :one
 -- For GET /metrics: how many webhooks are active, failing (the last attempt at their next event
--- failed) and disabled, and how old the oldest event is that an active webhook has yet to get,
--- in seconds (0 when none is waiting). PERF: one primary-key probe per active webhook.
+-- failed) and disabled, how old the oldest event is that an active webhook has yet to get, in
+-- seconds (0 when none is waiting), and how many delivery attempts ever succeeded and failed.
+-- PERF: one primary-key probe per active webhook, one small row per webhook for the totals.
 SELECT count(*) FILTER (WHERE w.active) AS active,
        count(*) FILTER (WHERE w.active AND w.failures > 0) AS failing,
        count(*) FILTER (WHERE NOT w.active) AS disabled,
-       coalesce(extract(epoch FROM now() - min(waiting.occurred_at)), 0)::float8 AS delivery_lag_seconds
+       coalesce(extract(epoch FROM now() - min(waiting.occurred_at)), 0)::float8 AS delivery_lag_seconds,
+       (SELECT coalesce(sum(delivered), 0) FROM webhook_delivery_totals)::bigint AS delivered,
+       (SELECT coalesce(sum(failed), 0) FROM webhook_delivery_totals)::bigint AS failed
 FROM webhooks w
 LEFT JOIN LATERAL (
     SELECT e.occurred_at FROM events e

@@ -1,13 +1,16 @@
 """GET /metrics: the Prometheus text format, only for METRICS_TOKEN, with requests counted by
-route template, method and status, latency histograms, the pool's and the database's figures
-and the change feed's position; under gunicorn, added up over the workers."""
+route template, method and status, latency histograms, the pool's and the database's figures,
+the change feed's position and the webhooks' figures (delivery attempts counted in the
+database, past the log's pruning); under gunicorn, added up over the workers."""
 
+import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
 import os
 import pathlib
 import signal
+import threading
 import urllib.parse
 import urllib.request
 
@@ -15,11 +18,13 @@ import falcon.testing
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api import delivery
 from api.config import Config, ConfigError
 from api.db import connect
 from tests.fix_app import client_of
 from tests.fix_db import with_database
 from tests.fix_server import call, gunicorn, only_connection_held, row_locked, wait_until
+from tests.fix_webhooks import LOOPBACK
 
 TOKEN = "metrics-token-for-the-tests-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -137,18 +142,19 @@ def test_latency_histograms_have_buckets_by_route_template_and_method(metered, r
 
 def test_pool_gauges_and_counters_are_present(metered, config):
     scraped = scrape(metered)
-    assert value(scraped, "incidents_db_pool_max_connections") == config.pool_max_size
-    connections = value(scraped, "incidents_db_pool_connections")
+    assert value(scraped, "incidents_db_pool_max_connections", pool="primary") == config.pool_max_size
+    connections = value(scraped, "incidents_db_pool_connections", pool="primary")
     assert 1 <= connections <= config.pool_max_size
-    assert 0 <= value(scraped, "incidents_db_pool_available_connections") <= connections
-    assert value(scraped, "incidents_db_pool_waiting_requests") == 0
-    names = {name for name, _ in scraped}
-    assert {
+    assert 0 <= value(scraped, "incidents_db_pool_available_connections", pool="primary") <= connections
+    assert value(scraped, "incidents_db_pool_waiting_requests", pool="primary") == 0
+    for name in (
         "incidents_db_pool_waits_total",
         "incidents_db_pool_wait_seconds_total",
         "incidents_db_pool_connection_errors_total",
         "incidents_db_pool_connections_lost_total",
-    } <= names
+    ):
+        assert (name, frozenset({("pool", "primary")})) in scraped
+    assert not any(("pool", "replica") in labels for _, labels in scraped)  # no DATABASE_REPLICA_URL
     for cause in ("unavailable", "statement_timeout", "pool_busy"):
         assert ("incidents_database_errors_total", frozenset({("cause", cause)})) in scraped
 
@@ -191,6 +197,73 @@ def test_webhook_figures(metered, db_conn, queries, reporter, make_incident):
         1,
     ]
     assert 90 <= value(scraped, "incidents_webhook_delivery_lag_seconds") < 120
+
+
+def delivery_attempts(client):
+    return delivery_attempts_in(scrape(client))
+
+
+def delivery_attempts_in(scraped):
+    """(failed, delivered): incidents_webhook_deliveries_total by outcome."""
+    return tuple(
+        scraped[("incidents_webhook_deliveries_total", frozenset({("outcome", outcome)}))]
+        for outcome in ("failed", "delivered")
+    )
+
+
+@contextlib.contextmanager
+def delivering(config, queries, monkeypatch):
+    """The delivery worker (api/delivery.py) in a thread of this process, to loopback, retrying
+    after 0.3 s, until the block ends. NOTE: it polls every 50 ms instead of every second (each
+    retry waited for a poll), and in a process of its own it took a second to start."""
+    monkeypatch.setattr(delivery, "POLL_SECONDS", 0.05)
+    config = dataclasses.replace(
+        config, webhook_allowed_networks=LOOPBACK, webhook_retry_schedule=(0.3, 0.3, 0.3)
+    )
+    loop, stop = asyncio.new_event_loop(), asyncio.Event()
+    worker = threading.Thread(target=loop.run_until_complete, args=[delivery.run(config, queries, stop)])
+    worker.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        worker.join(10)
+        loop.close()
+
+
+def test_failed_deliveries_are_counted_and_the_count_outlives_the_log(
+    metered, config, db_conn, queries, admin, reporter, make_incident, hook_receiver, monkeypatch
+):
+    hook_receiver.statuses = [500, 503]  # then 200: the second retry is delivered
+    webhook = queries.create_webhook(
+        db_conn,
+        url=hook_receiver.url,
+        event_types=["incident.created"],
+        description=None,
+        secret="whsec_QUJD",
+    )
+    failed, delivered = delivery_attempts(metered)
+    with delivering(config, queries, monkeypatch):
+        make_incident(reporter)
+        wait_until(lambda: delivery_attempts(metered) == (failed + 2, delivered + 1), 10, "attempts counted")
+    assert [r.status for r in hook_receiver.got()] == [500, 503, 200]
+    ping = metered.simulate_post(f"/webhooks/{webhook['id']}/ping", headers=admin["headers"])
+    assert ping.status_code == 200 and not ping.json["delivered"]  # a ping is no delivery: not counted
+    assert queries.purge_webhook_deliveries(db_conn, batch=100, days=0) == 4
+    assert delivery_attempts(metered) == (failed + 2, delivered + 1)
+    assert (
+        "# TYPE incidents_webhook_deliveries_total counter"
+        in metered.simulate_get("/metrics", headers=BEARER).text
+    )
+
+
+def test_the_delivery_counts_are_left_out_of_a_scrape_the_database_is_too_slow_for(metered, database_url):
+    assert ("incidents_feed_position", frozenset()) in scrape(metered)
+    with connect(database_url) as conn, conn.transaction():
+        conn.execute("LOCK TABLE webhook_delivery_totals IN ACCESS EXCLUSIVE MODE")
+        scraped = scrape(metered)
+    assert not any(name == "incidents_webhook_deliveries_total" for name, _ in scraped)
+    assert ("incidents_feed_position", frozenset()) in scraped  # the gauge keeps its last value
 
 
 def test_statement_timeouts_busy_pools_and_outages_are_counted(
@@ -236,8 +309,8 @@ def test_statement_timeouts_busy_pools_and_outages_are_counted(
     assert grown("incidents_database_errors_total", cause="statement_timeout") == 1
     assert grown("incidents_database_errors_total", cause="pool_busy") == 1
     assert grown("incidents_database_errors_total", cause="unavailable") == 1
-    assert grown("incidents_db_pool_waits_total") >= 1
-    assert grown("incidents_db_pool_wait_seconds_total") >= 0.25
+    assert grown("incidents_db_pool_waits_total", pool="primary") >= 1
+    assert grown("incidents_db_pool_wait_seconds_total", pool="primary") >= 0.25
 
 
 @contextlib.contextmanager
@@ -289,11 +362,15 @@ def metrics_folder_of(pid):
 
 
 def both_pools_counted(base):
-    return value(fetch_metrics(base), "incidents_db_pool_max_connections") == 2 * Config.pool_max_size
+    return (
+        value(fetch_metrics(base), "incidents_db_pool_max_connections", pool="primary")
+        == 2 * Config.pool_max_size
+    )
 
 
-def test_gunicorn_workers_count_into_one_private_folder_that_goes_at_exit(database_url, tmp_path):
+def test_gunicorn_workers_count_into_one_private_folder_that_goes_at_exit(database_url, db_conn, tmp_path):
     sent = 60
+    db_conn.execute("INSERT INTO webhook_delivery_totals (webhook_id, delivered, failed) VALUES (1, 5, 3)")
     with gunicorn(database_url, tmp_path / "gunicorn.log", METRICS_TOKEN=TOKEN) as (base, process):
         wait_until(lambda: both_pools_counted(base), 20, "both workers started")
         workers = workers_of(process.pid)
@@ -306,7 +383,11 @@ def test_gunicorn_workers_count_into_one_private_folder_that_goes_at_exit(databa
         for _ in range(6):  # whichever worker answers, the sum is the same
             scraped = fetch_metrics(base)
             assert requests(scraped, "/health", "GET", "200") == sent
-            assert value(scraped, "incidents_db_pool_max_connections") == 2 * Config.pool_max_size
+            assert delivery_attempts_in(scraped) == (3, 5)  # read from the database, not added up
+            assert (
+                value(scraped, "incidents_db_pool_max_connections", pool="primary")
+                == 2 * Config.pool_max_size
+            )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     answered = {
@@ -339,7 +420,7 @@ def test_a_dead_workers_counts_stay_and_its_pool_gauges_go(database_url, tmp_pat
         def both_pools_counted():
             scraped = fetch_metrics(base)
             assert requests(scraped, "/health", "GET", "200") == 10  # the dead worker's count stays
-            pool_max.append(value(scraped, "incidents_db_pool_max_connections"))
+            pool_max.append(value(scraped, "incidents_db_pool_max_connections", pool="primary"))
             return pool_max[-1] == 2 * Config.pool_max_size
 
         wait_until(both_pools_counted, 20, f"the new worker {replacement} counts its pool")

@@ -13,7 +13,7 @@ from api.config import Config, ConfigError
 from api.db import connect
 from tests.fix_app import bearer_of_new_user
 from tests.fix_server import call, gunicorn, wait_until
-from tests.test_metrics import samples, value
+from tests.test_metrics import fetch_metrics, samples, value
 
 METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
 MAX_LAG = 4.0
@@ -151,6 +151,20 @@ def test_others_read_the_replica_while_the_writer_reads_its_own_writes(replicate
             lambda path=path: replica_answers(served, path, alice), 10, f"{path} never read the replica"
         )
     assert "written while replay is paused" in str(call("GET", served + "/events", headers=alice).body)
+
+
+def test_the_replica_pools_figures_are_exported_beside_the_primarys(served):
+    def pool_max(scraped):
+        return {pool: value(scraped, "incidents_db_pool_max_connections", pool=pool) for pool in POOLS}
+
+    both_workers = {pool: 2 * Config.pool_max_size for pool in POOLS}
+    wait_until(lambda: pool_max(fetch_metrics(served)) == both_workers, 10, "both workers' pools counted")
+    scraped = fetch_metrics(served)
+    assert 1 <= value(scraped, "incidents_db_pool_connections", pool="replica") <= 2 * Config.pool_max_size
+    assert ("incidents_db_pool_waits_total", frozenset({("pool", "replica")})) in scraped
+
+
+POOLS = ("primary", "replica")
 
 
 def test_a_killed_replica_is_skipped_and_used_again_once_back(replicated, served):
