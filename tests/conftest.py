@@ -1,1 +1,1 @@
-pytest_plugins = ("tests.fix_db", "tests.fix_app", "tests.fix_webhooks")
+pytest_plugins = ("tests.fix_db", "tests.fix_pgbouncer", "tests.fix_app", "tests.fix_webhooks")

@@ -12,14 +12,16 @@ from api.auth import hash_password, new_token
 from api.config import Config
 from api.db import Database
 from api.sql import load_queries
+from tests.fix_pgbouncer import through
 
 PASSWORD = "correct horse battery"
 _counter = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def config(database_url):
-    return Config(database_url=database_url, pool_min_size=1, pool_max_size=4)
+def config(database_url, db_conn, session_pgbouncer):
+    config = Config(database_url=database_url, pool_min_size=1, pool_max_size=4)
+    return config if session_pgbouncer is None else through(session_pgbouncer, config, db_conn)
 
 
 @contextlib.contextmanager

@@ -1,9 +1,13 @@
 """A real PgBouncer in transaction mode on a free loopback port, in front of a test server.
 
 PgBouncer refuses to run as root, so as root it runs as the `postgres` user, which then owns
-its folder. It lets anyone in (`auth_type = trust`) on loopback, as the test server does."""
+its folder. It lets anyone in (`auth_type = trust`) on loopback, as the test server does.
+
+With `--through-pgbouncer`, the session's app (the `config` fixture) reaches the test database
+through one, as DATABASE_POOLER=transaction; the tests' own connections (`db_conn`) stay direct."""
 
 import contextlib
+import dataclasses
 import os
 import pathlib
 import shutil
@@ -16,6 +20,7 @@ import urllib.parse
 
 import pytest
 
+from api.db import save_session_defaults
 from tests.fix_server import free_port
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -26,6 +31,37 @@ FAIL_FAST = {
     "server_connect_timeout": "1",
     "server_login_retry": "1",
 }
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--through-pgbouncer",
+        action="store_true",
+        help="the app's connections go through a PgBouncer in transaction mode (DATABASE_POOLER=transaction)",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("through_pgbouncer") and not os.access(PGBOUNCER, os.X_OK):
+        raise pytest.UsageError("--through-pgbouncer needs pgbouncer: sudo apt-get install pgbouncer")
+
+
+@pytest.fixture(scope="session")
+def session_pgbouncer(request, server_url):
+    """With --through-pgbouncer, a PgBouncer in front of the session's server; else None."""
+    if not request.config.getoption("through_pgbouncer"):
+        yield None
+        return
+    with pgbouncer(server_url) as bouncer:
+        yield bouncer
+
+
+def through(bouncer, config, conn):
+    """`config` with its database (`conn`'s) reached through `bouncer` in transaction mode, after
+    saving its session settings as the role's defaults there, as `python -m api migrate` would."""
+    config = dataclasses.replace(config, database_pooler="transaction")
+    save_session_defaults(conn, config)
+    return dataclasses.replace(config, database_url=bouncer(conn.info.dbname))
 
 
 def require_pgbouncer():

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from api.config import Config
 from tests.fix_app import client_of
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -97,12 +96,9 @@ def hook_receiver():
 
 
 @pytest.fixture(scope="session")
-def loopback_client(database_url):
+def loopback_client(config):
     """A client of the app that lets webhooks reach loopback, as WEBHOOK_ALLOWED_NETWORKS may."""
-    config = Config(
-        database_url=database_url, pool_min_size=1, pool_max_size=4, webhook_allowed_networks=LOOPBACK
-    )
-    with client_of(config) as client:
+    with client_of(dataclasses.replace(config, webhook_allowed_networks=LOOPBACK)) as client:
         yield client
 
 

@@ -11,12 +11,15 @@ import pytest
 from api.cli import migrate, pgcluster
 from api.config import Config, ConfigError
 from api.db import connect
+from api.sql import load_queries
 from tests.fix_app import bearer_of_new_user
 from tests.fix_server import call, gunicorn, wait_until
 from tests.test_metrics import fetch_metrics, samples, value
 
 METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
 MAX_LAG = 4.0
+# what the paused-replay test writes before and during the pause
+EARLIER, NEW, COMMENT = "reported before the pause", "written while replay is paused", "seen by its author"
 
 
 def user_with_token(url, username, role):
@@ -60,9 +63,13 @@ def served(replicated, tmp_path_factory):
 
 
 def titles(base, headers):
-    reply = call("GET", base + "/incidents?limit=100", headers=headers)
-    assert reply.status == 200, reply.body
-    return {incident["title"] for incident in reply.body["items"]}
+    return {incident["title"] for incident in page(base, "/incidents?limit=100", headers)}
+
+
+def page(base, path, headers):
+    reply = call("GET", base + path, headers=headers)
+    assert reply.status == 200, (path, reply.body)
+    return reply.body["items"]
 
 
 def reads_served_by(base):
@@ -77,11 +84,28 @@ SERVERS = ("replica", "primary")
 
 def list_read(base, headers):
     """(the server that served a list request, the titles it listed)."""
+    return read_by(base, "/incidents?limit=100", "title", headers)
+
+
+def read_by(base, path, field, headers):
+    """(the server that served a GET of the page `path`, the `field` of each item on it)."""
     before = reads_served_by(base)
-    listed = titles(base, headers)
+    items = page(base, path, headers)
     after = reads_served_by(base)
     (server,) = [server for server in SERVERS if after[server] > before[server]]
-    return server, frozenset(listed)
+    return server, frozenset(item[field] for item in items)
+
+
+def replica_reads_stale(base, path, field, headers, stale, fresh):
+    """Whether one of at most 5 reads of `path` came from the replica; each that did showed
+    `stale`, and each the primary served `fresh`. NOTE: a busy machine may send a read to the
+    primary now and then (a replica connection not had within 0.1 s)."""
+    for _ in range(5):
+        read = read_by(base, path, field, headers)
+        assert read in [("replica", stale), ("primary", fresh)], (path, read)
+        if read[0] == "replica":
+            return True
+    return False
 
 
 def replica_answers(base, path, headers):
@@ -117,40 +141,55 @@ def replayed(reply):
     return reply.status == 201 and reply.headers.get("idempotent-replayed") == "true"
 
 
-def report(base, headers, title, **extra):
-    reply = call("POST", base + "/incidents", {"title": title}, {**headers, **extra})
+def report(base, headers, title, **fields):
+    reply = call("POST", base + "/incidents", {"title": title, **fields}, headers)
     assert reply.status == 201, reply.body
     return reply.body
 
 
 def test_others_read_the_replica_while_the_writer_reads_its_own_writes(replicated, served):
-    _, replica, users = replicated
+    primary, replica, users = replicated
     alice, bob = users["alice"], users["bob"]
-    new = "written while replay is paused"
-    wait_until(lambda: serves_from(served, alice, "replica"), 10, "lists never read from the replica")
+    with connect(primary.url()) as conn:
+        category = load_queries().create_category(conn, name="databases")
+    earlier = report(served, bob, EARLIER)
+    wait_until(lambda: list_read(served, alice) == ("replica", {EARLIER}), 10, "lists never read the replica")
     replay(replica, "pause")
     try:
         written = time.monotonic()
-        report(served, bob, new)
-        assert list_read(served, bob) == ("primary", {new})  # its author's next read
-        # NOTE: a busy machine may send a read to the primary now and then (a replica connection
-        # not had within 0.1 s), which has the incident; every read the replica serves has not
-        reads = [list_read(served, alice) for _ in range(5)]
-        assert ("replica", set()) in reads and all(
-            read in [("replica", set()), ("primary", {new})] for read in reads
-        )
+        new = report(served, bob, NEW, category_ids=[category["id"]])
+        commented = call("POST", f"{served}/incidents/{earlier['id']}/comments", {"content": COMMENT}, bob)
+        assert commented.status == 201, commented.body
+        for path, field, stale, fresh in paused_reads(earlier["id"], new["reporter_id"], category["id"]):
+            assert read_by(served, path, field, bob) == ("primary", fresh)  # its author's next read
+            assert replica_reads_stale(served, path, field, alice, stale, fresh), (
+                f"{path} never read the replica"
+            )
         time.sleep(max(0.0, written + MAX_LAG + 1.0 - time.monotonic()))
-        assert list_read(served, alice) == ("primary", {new})  # too far behind: skipped
+        assert list_read(served, alice) == ("primary", {EARLIER, NEW})  # too far behind: skipped
     finally:
         replay(replica, "resume")
-    wait_until(lambda: list_read(served, alice) == ("replica", {new}), 10, "the replica never caught up")
+    wait_until(
+        lambda: list_read(served, alice) == ("replica", {EARLIER, NEW}), 10, "the replica never caught up"
+    )
     # the feed and the other replica reads answer from the replica too (as lists do, now and then
     # from the primary on a busy machine)
     for path in ("/events", "/incidents/search?query=paused", "/incidents/stats"):
         wait_until(
             lambda path=path: replica_answers(served, path, alice), 10, f"{path} never read the replica"
         )
-    assert "written while replay is paused" in str(call("GET", served + "/events", headers=alice).body)
+    assert NEW in str(call("GET", served + "/events", headers=alice).body)
+
+
+def paused_reads(incident_id, user_id, category_id):
+    """(path, the field of its items, what the replica has, what the writes while paused made)."""
+    return [
+        ("/incidents", "title", {EARLIER}, {EARLIER, NEW}),
+        (f"/users/{user_id}/incidents", "title", {EARLIER}, {EARLIER, NEW}),
+        (f"/categories/{category_id}/incidents", "title", set(), {NEW}),
+        (f"/incidents/{incident_id}/comments", "content", set(), {COMMENT}),
+        (f"/incidents/{incident_id}/history", "action", {"created"}, {"created", "commented"}),
+    ]
 
 
 def test_the_replica_pools_figures_are_exported_beside_the_primarys(served):
