@@ -3,7 +3,7 @@
 Each active webhook with something due is claimed with a session advisory lock (claim_due_webhooks),
 so that however many workers run, one at a time sends to a webhook: its queued redeliveries,
 then the feed's events after its cursor, in position order, one in flight. A success moves the
-cursor; a failure schedules a retry (WEBHOOK_RETRY_SCHEDULE, with jitter) or disables the
+cursor (and so does the claim, past final events a webhook does not subscribe to); a failure schedules a retry (WEBHOOK_RETRY_SCHEDULE, with jitter) or disables the
 webhook. Everything lives in the database, so a worker that dies, loses the database or meets
 a receiver that is down loses nothing: the event is sent again (at least once; receivers
 deduplicate by `webhook-id`). The worker wakes on NOTIFY webhook_delivery (the web workers send

@@ -97,15 +97,38 @@ SELECT pg_notify('webhook_delivery', '')
 -- name: claim_due_webhooks :many :custom_plan
 -- The active webhooks with something to send now, that no worker (this one included: `busy`)
 -- is delivering: each is claimed with a session advisory lock, which the worker holds while
--- it delivers and which goes with its connection if it dies.
-SELECT due.id FROM (
-    SELECT w.id FROM webhooks w
+-- it delivers and which goes with its connection if it dies. On the way, each of the others
+-- that has nothing to send up to the newest final event (below feed_horizon, as readers see
+-- the feed) moves its cursor there, past the events it does not subscribe to, so that it holds
+-- back neither the retention job nor this query's range: forwards only, while no worker
+-- delivers to it (a transaction advisory lock on the same key), and not when its cursor, types
+-- or state changed since this statement's snapshot (a PATCH: the row is checked again as
+-- updated). PERF: one probe of the events per active webhook, as before; a row update only
+-- for those the feed moved past.
+WITH final AS (
+    SELECT max(position) AS position FROM events WHERE position < {:feed_horizon}
+), webhook AS (
+    SELECT w.id, w.cursor, w.event_types, w.next_attempt_at,
+           EXISTS (SELECT FROM events e WHERE {:awaited_by_webhook}) AS awaiting
+    FROM webhooks w
     WHERE w.active AND w.id <> ALL(%(busy)s::bigint[])
-      AND (EXISTS (SELECT FROM webhook_redeliveries r WHERE r.webhook_id = w.id)
-           OR w.next_attempt_at <= now()
-              AND EXISTS (SELECT FROM events e WHERE {:awaited_by_webhook}))
-    ORDER BY w.id
+), idle AS (
+    SELECT webhook.id, webhook.cursor, webhook.event_types, final.position
+    FROM webhook, final
+    WHERE NOT webhook.awaiting AND webhook.cursor < final.position
     OFFSET 0  -- NOTE: keeps the lock below from being taken for rows this filters out
+), passed AS (
+    UPDATE webhooks w SET cursor = idle.position, failures = 0
+    FROM idle
+    WHERE w.id = idle.id AND w.cursor = idle.cursor AND w.event_types = idle.event_types AND w.active
+      AND pg_try_advisory_xact_lock(hashtextextended('webhook', idle.id))
+)
+SELECT due.id FROM (
+    SELECT webhook.id FROM webhook
+    WHERE EXISTS (SELECT FROM webhook_redeliveries r WHERE r.webhook_id = webhook.id)
+          OR webhook.next_attempt_at <= now() AND webhook.awaiting
+    ORDER BY webhook.id
+    OFFSET 0  -- NOTE: as above
 ) due
 WHERE pg_try_advisory_lock(hashtextextended('webhook', due.id))
 

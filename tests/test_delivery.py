@@ -5,6 +5,7 @@ never twice at once however many workers run, and nothing lost when a worker die
 the database."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -18,8 +19,10 @@ import standardwebhooks
 
 from api import delivery
 from api.config import Config, ConfigError
+from api.db import connect
 from tests.fix_server import ROOT, wait_until
 from tests.fix_webhooks import subscribe
+from tests.test_retention import age_events, one_round
 
 SCHEDULE = "0.3s,0.3s,0.3s"  # 4 attempts in all, about a second apart
 
@@ -114,6 +117,32 @@ def test_a_webhook_gets_only_the_types_it_subscribed_to(
     assert got["type"] == "comment.created"
     time.sleep(1.5)  # a poll later, still nothing else
     assert len(hook_receiver.got()) == 1
+
+
+def test_a_webhook_passes_the_events_it_does_not_subscribe_to_once_they_are_final(
+    loopback_client, database_url, db_conn, config, queries, admin, responder, hook_receiver, worker
+):
+    """Its cursor moves past them, so the retention job prunes them; not past the event of a
+    transaction still open, nor past an event it subscribes to."""
+    webhook = subscribe(loopback_client, admin, hook_receiver.url, event_types=["incident.deleted"])
+    [first, second] = incidents(loopback_client, responder, 2)
+    with connect(database_url) as slow, slow.transaction():
+        # its position is below those of the events written after it started, which wait for it
+        position_from = slow.execute("SELECT pg_current_xact_id()::text::bigint AS x").fetchone()["x"] << 20
+        incidents(loopback_client, responder, 30, prefix="Other")
+        time.sleep(1.0)  # the worker is woken by those writes, and polls
+        assert webhook_of(loopback_client, admin, webhook)["cursor"] < position_from
+        queries.delete_incident(slow, id=first, actor_id=admin["id"])
+    [deleted] = messages(hook_receiver.wait_for(1))
+    assert (deleted["type"], deleted["incident_id"]) == ("incident.deleted", first)
+    last = feed(loopback_client, admin)[-1]["position"]
+    wait_until(lambda: webhook_of(loopback_client, admin, webhook)["cursor"] >= last, 5, "cursor behind")
+
+    age_events(db_conn, [40] * 33)
+    assert one_round(dataclasses.replace(config, event_retention_days=30), queries)["events"] == 33
+    loopback_client.simulate_delete(f"/incidents/{second}", headers=admin["headers"])
+    got = messages(hook_receiver.wait_for(2))
+    assert [(m["type"], m["incident_id"]) for m in got[1:]] == [("incident.deleted", second)]
 
 
 def test_a_failure_is_retried_on_the_schedule_with_the_same_id_and_body(
