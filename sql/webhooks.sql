@@ -73,7 +73,8 @@ LIMIT %(limit)s
 
 -- name: queue_redeliveries :one
 -- Queues the events at `positions` (those still kept) to be sent to the webhook once more;
--- the 0-based indexes of those not kept, when any, and how many were queued.
+-- the 0-based indexes of those not kept, when any, and how many events were queued (one
+-- named twice, or queued already, is queued once).
 WITH wanted AS (
     SELECT w.position, w.ord, EXISTS (SELECT FROM events e WHERE e.position = w.position) AS kept
     FROM unnest(%(positions)s::bigint[]) WITH ORDINALITY AS w(position, ord)
@@ -83,7 +84,7 @@ WITH wanted AS (
     WHERE kept AND NOT EXISTS (SELECT FROM wanted missing WHERE NOT missing.kept)
     ON CONFLICT DO NOTHING
 )
-SELECT (SELECT count(*) FROM wanted WHERE kept)::int AS queued,
+SELECT (SELECT count(DISTINCT position) FROM wanted WHERE kept)::int AS queued,
        array(SELECT ord - 1 FROM wanted WHERE NOT kept ORDER BY ord)::int[] AS missing
 
 -- name: record_ping :exec
