@@ -3,12 +3,12 @@
 Each active webhook with something due is claimed with a session advisory lock (claim_due_webhooks),
 so that however many workers run, one at a time sends to a webhook: its queued redeliveries,
 then the feed's events after its cursor, in position order, one in flight. A success moves the
-cursor (and so does the claim, past final events a webhook does not subscribe to); a failure schedules a retry (WEBHOOK_RETRY_SCHEDULE, with jitter) or disables the
-webhook. Everything lives in the database, so a worker that dies, loses the database or meets
+cursor (and so does the claim, past final events a webhook does not subscribe to); a failure
+schedules a retry (WEBHOOK_RETRY_SCHEDULE, with jitter) or disables the webhook. Everything lives in the database, so a worker that dies, loses the database or meets
 a receiver that is down loses nothing: the event is sent again (at least once; receivers
 deduplicate by `webhook-id`). The worker wakes on NOTIFY webhook_delivery (the web workers send
-it after writes, api/app.py WakeDelivery) and polls every POLL_SECONDS, so a lost notification
-only delays."""
+it after writes, api/app.py WakeDelivery), when a retry it scheduled is due, and polls every
+POLL_SECONDS, so a lost notification only delays."""
 
 import asyncio
 import contextlib
@@ -141,17 +141,23 @@ class Worker:
                 else:
                     await delivered.record(conn, self._queries)
                     number = delivered.attempt_number(item)
+                    outcome = failure(self._config.webhook_retry_schedule, number, attempt)
                     await self._queries.record_failure(
                         conn,
                         **_log_columns(webhook_id, item, attempt),
                         attempt=number,
                         cursor=delivered.cursor,
-                        **failure(self._config.webhook_retry_schedule, number, attempt),
+                        **outcome,
                     )
+                    self._wake_after(outcome["retry_seconds"])
                     return False
         finally:
             await delivered.record(conn, self._queries)
         return True
+
+    def _wake_after(self, seconds):
+        """Claims again when a retry is due, rather than at the next poll after it."""
+        asyncio.get_running_loop().call_later(seconds, self._wake.set)
 
     async def _send(self, item):
         event = present(item)

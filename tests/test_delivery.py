@@ -6,6 +6,7 @@ the database."""
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -24,7 +25,9 @@ from tests.fix_server import ROOT, wait_until
 from tests.fix_webhooks import subscribe
 from tests.test_retention import age_events, one_round
 
-SCHEDULE = "0.3s,0.3s,0.3s"  # 4 attempts in all, about a second apart
+STEPS = (0.2, 0.5, 0.3)  # seconds: 4 attempts in all, about a second
+SCHEDULE = ",".join(f"{step}s" for step in STEPS)
+LATENCY = 0.4  # seconds at most from a retry's due time to its arrival at the receiver
 
 
 @contextlib.contextmanager
@@ -154,6 +157,9 @@ def test_a_failure_is_retried_on_the_schedule_with_the_same_id_and_body(
     received = hook_receiver.wait_for(3)
     assert [r.status for r in received] == [500, 503, 200]
     assert len({(r.headers["webhook-id"], r.body) for r in received}) == 1
+    gaps = [later.arrived - earlier.arrived for earlier, later in itertools.pairwise(received)]
+    for gap, step in zip(gaps, STEPS, strict=False):
+        assert step * (1 - delivery.JITTER) <= gap <= step * (1 + delivery.JITTER) + LATENCY, (gaps, STEPS)
     # the worker records the last attempt just after the receiver answered it
     wait_until(
         lambda: (
