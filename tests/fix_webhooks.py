@@ -14,7 +14,7 @@ import pytest
 from api.config import Config
 from tests.fix_app import client_of
 
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 @dataclasses.dataclass

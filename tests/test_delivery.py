@@ -31,12 +31,12 @@ LATENCY = 0.4  # seconds at most from a retry's due time to its arrival at the r
 
 
 @contextlib.contextmanager
-def delivery_worker(database_url, tmp_path, name="worker"):
+def delivery_worker(database_url, tmp_path, name="worker", allowed_networks="127.0.0.0/8"):
     """`python -m api deliver`, stopped with SIGTERM (if still running) when the block ends."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "WEBHOOK_ALLOWED_NETWORKS": allowed_networks,
         "WEBHOOK_RETRY_SCHEDULE": SCHEDULE,
     }
     with open(tmp_path / f"{name}.log", "a") as log:
@@ -263,6 +263,27 @@ def test_redeliver_sends_again_without_moving_the_cursor(
     again = hook_receiver.wait_for(3)[2]
     assert (again.headers["webhook-id"], again.body) == (first.headers["webhook-id"], first.body)
     assert webhook_of(loopback_client, admin, webhook)["cursor"] == cursor
+
+
+def test_the_address_is_checked_again_when_connecting(
+    loopback_client, database_url, tmp_path, admin, responder, hook_receiver
+):
+    """Webhooks saved while WEBHOOK_ALLOWED_NETWORKS let them reach loopback, by an address and
+    by a name, and a worker that runs without it: nothing reaches the receiver."""
+    port = hook_receiver.url.rsplit(":", 1)[1]
+    by_address = subscribe(loopback_client, admin, hook_receiver.url)
+    by_name = subscribe(loopback_client, admin, f"http://localhost:{port}/")
+    incidents(loopback_client, responder, 1)
+    with delivery_worker(database_url, tmp_path, allowed_networks=""):
+        for webhook, why in [
+            (by_address, "127.0.0.1 is not a public address"),
+            (by_name, "localhost resolves to no public address"),
+        ]:
+            wait_until(lambda webhook=webhook: deliveries(loopback_client, admin, webhook), 10, "no attempt")
+            first = deliveries(loopback_client, admin, webhook)[0]
+            assert (first["status_code"], first["attempt"]) == (None, 1)
+            assert why in first["error"], first["error"]
+    assert hook_receiver.arrivals == 0
 
 
 def test_a_worker_killed_mid_delivery_loses_nothing(
