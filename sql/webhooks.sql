@@ -14,6 +14,14 @@ w.secret, CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret 
 -- cursor, of a type it subscribes to.
 e.position > w.cursor AND e.position < {:feed_horizon} AND e.type = ANY(w.event_types)
 
+-- name: notify_webhook_disabled :fragment
+-- Notifies every active admin that webhook %(webhook_id)s was disabled, when the CTE `disabled`
+-- has a row.
+INSERT INTO notifications (user_id, event, webhook_id)
+SELECT u.id, 'webhook_disabled', %(webhook_id)s
+FROM users u
+WHERE u.role = 'admin' AND u.active AND EXISTS (SELECT FROM disabled)
+
 -- name: list_webhooks :many
 SELECT {:webhook_columns} FROM webhooks
 WHERE id > %(after_id)s
@@ -156,12 +164,20 @@ CROSS JOIN LATERAL (
 WHERE w.id = %(webhook_id)s AND w.active
 
 -- name: record_redelivery :exec
--- A redelivery is attempted once: logged, and off the queue.
+-- A redelivery is attempted once: logged, and off the queue. With a `disabled_reason` (the
+-- receiver answered 410 Gone) the webhook is disabled, as after any delivery, and every active
+-- admin notified.
 WITH logged AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, error, duration_ms)
     VALUES (%(webhook_id)s, %(event_id)s, %(position)s, 1, %(status_code)s, %(error)s, %(duration_ms)s)
+), unqueued AS (
+    DELETE FROM webhook_redeliveries WHERE webhook_id = %(webhook_id)s AND position = %(position)s
+), disabled AS (
+    UPDATE webhooks SET active = false, disabled_reason = %(disabled_reason)s, updated_at = now()
+    WHERE id = %(webhook_id)s AND active AND %(disabled_reason)s::text IS NOT NULL
+    RETURNING id
 )
-DELETE FROM webhook_redeliveries WHERE webhook_id = %(webhook_id)s AND position = %(position)s
+{:notify_webhook_disabled}
 
 -- name: record_delivered :execrows
 -- Events after the cursor delivered (in order), logged; the cursor moves past the last one.
@@ -193,11 +209,10 @@ WITH logged AS (
         updated_at = CASE WHEN %(disabled_reason)s::text IS NULL THEN updated_at ELSE now() END
     WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND active
     RETURNING id
+), disabled AS (
+    SELECT id FROM updated WHERE %(disabled_reason)s::text IS NOT NULL
 )
-INSERT INTO notifications (user_id, event, webhook_id)
-SELECT u.id, 'webhook_disabled', %(webhook_id)s
-FROM users u
-WHERE u.role = 'admin' AND u.active AND %(disabled_reason)s::text IS NOT NULL AND EXISTS (SELECT FROM updated)
+{:notify_webhook_disabled}
 
 -- name: webhook_figures :one
 -- For GET /metrics: how many webhooks are active, failing (the last attempt at their next event

@@ -286,6 +286,28 @@ def test_the_address_is_checked_again_when_connecting(
     assert hook_receiver.arrivals == 0
 
 
+def test_a_redelivery_answered_410_disables_the_webhook(
+    loopback_client, admin, responder, hook_receiver, worker
+):
+    webhook = subscribe(loopback_client, admin, hook_receiver.url)
+    incidents(loopback_client, responder, 1)
+    [first] = hook_receiver.wait_for(1)
+    cursor = json.loads(first.body)["position"]
+    wait_until(lambda: webhook_of(loopback_client, admin, webhook)["cursor"] == cursor, 5, "cursor")
+    hook_receiver.statuses = [410]
+    loopback_client.simulate_post(
+        f"/webhooks/{webhook['id']}/redeliver",
+        json={"event_ids": [first.headers["webhook-id"]]},
+        headers=admin["headers"],
+    )
+    wait_until(lambda: not webhook_of(loopback_client, admin, webhook)["active"], 10, "still active")
+    disabled = webhook_of(loopback_client, admin, webhook)
+    assert ("410" in disabled["disabled_reason"], disabled["cursor"]) == (True, cursor)
+    [notice] = loopback_client.simulate_get("/notifications", headers=admin["headers"]).json["items"]
+    assert (notice["event"], notice["webhook_id"]) == ("webhook_disabled", webhook["id"])
+    assert [r.status for r in hook_receiver.got()] == [200, 410]
+
+
 def test_a_worker_killed_mid_delivery_loses_nothing(
     loopback_client, database_url, tmp_path, admin, responder, hook_receiver
 ):
