@@ -3,12 +3,12 @@
 Each active webhook with something due is claimed with a session advisory lock (claim_due_webhooks),
 so that however many workers run, one at a time sends to a webhook: its queued redeliveries,
 then the feed's events after its cursor, in position order, one in flight. A success moves the
-cursor; a failure schedules a retry (WEBHOOK_RETRY_SCHEDULE, with jitter) or disables the
-webhook. Everything lives in the database, so a worker that dies, loses the database or meets
+cursor (and so does the claim, past final events a webhook does not subscribe to); a failure
+schedules a retry (WEBHOOK_RETRY_SCHEDULE, with jitter) or disables the webhook. Everything lives in the database, so a worker that dies, loses the database or meets
 a receiver that is down loses nothing: the event is sent again (at least once; receivers
 deduplicate by `webhook-id`). The worker wakes on NOTIFY webhook_delivery (the web workers send
-it after writes, api/app.py WakeDelivery) and polls every POLL_SECONDS, so a lost notification
-only delays."""
+it after writes, api/app.py WakeDelivery), when a retry it scheduled is due, and polls every
+POLL_SECONDS, so a lost notification only delays."""
 
 import asyncio
 import contextlib
@@ -31,6 +31,7 @@ RECONNECT_SECONDS = (0.5, 1, 2, 5, 10)
 JITTER = 0.1  # a retry waits its scheduled time ± 10%
 BATCH = 100  # messages read, then sent one at a time
 RECORD_SECONDS = 1.0  # deliveries are recorded together, at most this long after the last record
+GONE = "The receiver answered 410 Gone."  # which disables the webhook, whatever was sent
 
 
 async def run(config, queries, stop):
@@ -125,15 +126,20 @@ class Worker:
 
     async def _send_batch(self, conn, webhook_id, batch):
         """Sends `batch` in order and records it; False at the first failure of an event after
-        the cursor (the rest waits for its retry), or once the webhook was changed meanwhile
-        (deactivated, or its cursor moved). PERF: deliveries are recorded together, at most
+        the cursor (the rest waits for its retry), at a 410 to a redelivery (which disables the
+        webhook), or once the webhook was changed meanwhile (deactivated, or its cursor moved). PERF: deliveries are recorded together, at most
         RECORD_SECONDS apart (a worker that dies before sends them again)."""
         delivered = Delivered(webhook_id, batch[0]["cursor"])
         try:
             for item in batch:
                 attempt = await self._send(item)
                 if item["redelivery"]:
-                    await self._queries.record_redelivery(conn, **_log_columns(webhook_id, item, attempt))
+                    gone = GONE if attempt.status_code == 410 else None
+                    await self._queries.record_redelivery(
+                        conn, **_log_columns(webhook_id, item, attempt), disabled_reason=gone
+                    )
+                    if gone:
+                        return False
                 elif attempt.delivered:
                     delivered.add(item, attempt)
                     if delivered.overdue() and not await delivered.record(conn, self._queries):
@@ -141,17 +147,23 @@ class Worker:
                 else:
                     await delivered.record(conn, self._queries)
                     number = delivered.attempt_number(item)
+                    outcome = failure(self._config.webhook_retry_schedule, number, attempt)
                     await self._queries.record_failure(
                         conn,
                         **_log_columns(webhook_id, item, attempt),
                         attempt=number,
                         cursor=delivered.cursor,
-                        **failure(self._config.webhook_retry_schedule, number, attempt),
+                        **outcome,
                     )
+                    self._wake_after(outcome["retry_seconds"])
                     return False
         finally:
             await delivered.record(conn, self._queries)
         return True
+
+    def _wake_after(self, seconds):
+        """Claims again when a retry is due, rather than at the next poll after it."""
+        asyncio.get_running_loop().call_later(seconds, self._wake.set)
 
     async def _send(self, item):
         event = present(item)
@@ -212,7 +224,7 @@ def failure(schedule, attempt_number, attempt):
     """What a failed attempt at the event after the cursor leads to: a retry after its scheduled
     time, or the webhook disabled (on 410 Gone, or when every retry of the schedule failed)."""
     if attempt.status_code == 410:
-        reason = "The receiver answered 410 Gone."
+        reason = GONE
     elif attempt_number > len(schedule):
         reason = f"{attempt_number} attempts to deliver one event failed; the last: {attempt.error}."
     else:

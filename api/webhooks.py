@@ -85,6 +85,15 @@ async def resolve(host, port):
     return sorted({info[4][0] for info in infos})
 
 
+class RefusedAddress(OSError):
+    # NOTE: aiohttp reports a resolver's OSError by its strerror alone.
+    def __init__(self, message):
+        super().__init__(None, message)
+
+    def __str__(self):
+        return self.strerror
+
+
 class SafeResolver(aiohttp.abc.AbstractResolver):
     """Resolves as usual, then keeps only the allowed addresses: the check made when the URL was
     saved is made again when connecting (the name may resolve elsewhere by now)."""
@@ -97,7 +106,7 @@ class SafeResolver(aiohttp.abc.AbstractResolver):
         found = await self._resolver.resolve(host, port, family)
         allowed = [info for info in found if address_allowed(info["host"], self._allowed)]
         if not allowed:
-            raise OSError(f"{host} resolves to no public address")
+            raise RefusedAddress(f"{host} resolves to no public address")
         return allowed
 
     async def close(self):
@@ -135,7 +144,7 @@ async def send(client, url, signing_secrets, message_id, body, allowed_networks)
         # NOTE: aiohttp does not ask the resolver about an IP literal.
         literal = _literal(host)
         if literal is not None and not address_allowed(literal, allowed_networks):
-            raise OSError(f"{host} is not a public address")
+            raise RefusedAddress(f"{host} is not a public address")
         async with client.post(
             url, data=body, headers=headers(signing_secrets, message_id, body), allow_redirects=False
         ) as response:

@@ -25,6 +25,14 @@ GROUP BY webhook_id
 ON CONFLICT (webhook_id) DO UPDATE SET delivered = t.delivered + excluded.delivered,
                                        failed = t.failed + excluded.failed
 
+-- name: notify_webhook_disabled :fragment
+-- Notifies every active admin that webhook %(webhook_id)s was disabled, when the CTE `disabled`
+-- has a row.
+INSERT INTO notifications (user_id, event, webhook_id)
+SELECT u.id, 'webhook_disabled', %(webhook_id)s
+FROM users u
+WHERE u.role = 'admin' AND u.active AND EXISTS (SELECT FROM disabled)
+
 -- name: list_webhooks :many
 SELECT {:webhook_columns} FROM webhooks
 WHERE id > %(after_id)s
@@ -84,7 +92,8 @@ LIMIT %(limit)s
 
 -- name: queue_redeliveries :one
 -- Queues the events at `positions` (those still kept) to be sent to the webhook once more;
--- the 0-based indexes of those not kept, when any, and how many were queued.
+-- the 0-based indexes of those not kept, when any, and how many events were queued (one
+-- named twice, or queued already, is queued once).
 WITH wanted AS (
     SELECT w.position, w.ord, EXISTS (SELECT FROM events e WHERE e.position = w.position) AS kept
     FROM unnest(%(positions)s::bigint[]) WITH ORDINALITY AS w(position, ord)
@@ -94,7 +103,7 @@ WITH wanted AS (
     WHERE kept AND NOT EXISTS (SELECT FROM wanted missing WHERE NOT missing.kept)
     ON CONFLICT DO NOTHING
 )
-SELECT (SELECT count(*) FROM wanted WHERE kept)::int AS queued,
+SELECT (SELECT count(DISTINCT position) FROM wanted WHERE kept)::int AS queued,
        array(SELECT ord - 1 FROM wanted WHERE NOT kept ORDER BY ord)::int[] AS missing
 
 -- name: record_ping :exec
@@ -109,15 +118,38 @@ SELECT pg_notify('webhook_delivery', '')
 -- name: claim_due_webhooks :many :custom_plan
 -- The active webhooks with something to send now, that no worker (this one included: `busy`)
 -- is delivering: each is claimed with a session advisory lock, which the worker holds while
--- it delivers and which goes with its connection if it dies.
-SELECT due.id FROM (
-    SELECT w.id FROM webhooks w
+-- it delivers and which goes with its connection if it dies. On the way, each of the others
+-- that has nothing to send up to the newest final event (below feed_horizon, as readers see
+-- the feed) moves its cursor there, past the events it does not subscribe to, so that it holds
+-- back neither the retention job nor this query's range: forwards only, while no worker
+-- delivers to it (a transaction advisory lock on the same key), and not when its cursor, types
+-- or state changed since this statement's snapshot (a PATCH: the row is checked again as
+-- updated). PERF: one probe of the events per active webhook, as before; a row update only
+-- for those the feed moved past.
+WITH final AS (
+    SELECT max(position) AS position FROM events WHERE position < {:feed_horizon}
+), webhook AS (
+    SELECT w.id, w.cursor, w.event_types, w.next_attempt_at,
+           EXISTS (SELECT FROM events e WHERE {:awaited_by_webhook}) AS awaiting
+    FROM webhooks w
     WHERE w.active AND w.id <> ALL(%(busy)s::bigint[])
-      AND (EXISTS (SELECT FROM webhook_redeliveries r WHERE r.webhook_id = w.id)
-           OR w.next_attempt_at <= now()
-              AND EXISTS (SELECT FROM events e WHERE {:awaited_by_webhook}))
-    ORDER BY w.id
+), idle AS (
+    SELECT webhook.id, webhook.cursor, webhook.event_types, final.position
+    FROM webhook, final
+    WHERE NOT webhook.awaiting AND webhook.cursor < final.position
     OFFSET 0  -- NOTE: keeps the lock below from being taken for rows this filters out
+), passed AS (
+    UPDATE webhooks w SET cursor = idle.position, failures = 0
+    FROM idle
+    WHERE w.id = idle.id AND w.cursor = idle.cursor AND w.event_types = idle.event_types AND w.active
+      AND pg_try_advisory_xact_lock(hashtextextended('webhook', idle.id))
+)
+SELECT due.id FROM (
+    SELECT webhook.id FROM webhook
+    WHERE EXISTS (SELECT FROM webhook_redeliveries r WHERE r.webhook_id = webhook.id)
+          OR webhook.next_attempt_at <= now() AND webhook.awaiting
+    ORDER BY webhook.id
+    OFFSET 0  -- NOTE: as above
 ) due
 WHERE pg_try_advisory_lock(hashtextextended('webhook', due.id))
 
@@ -144,13 +176,22 @@ CROSS JOIN LATERAL (
 WHERE w.id = %(webhook_id)s AND w.active
 
 -- name: record_redelivery :exec
--- A redelivery is attempted once: logged, counted, and off the queue.
+-- A redelivery is attempted once: logged, counted, and off the queue. With a `disabled_reason`
+-- (the receiver answered 410 Gone) the webhook is disabled, as after any delivery, and every
+-- active admin notified.
 WITH logged AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, error, duration_ms)
     VALUES (%(webhook_id)s, %(event_id)s, %(position)s, 1, %(status_code)s, %(error)s, %(duration_ms)s)
     RETURNING webhook_id, error
-), counted AS ({:add_to_delivery_totals})
-DELETE FROM webhook_redeliveries WHERE webhook_id = %(webhook_id)s AND position = %(position)s
+), counted AS ({:add_to_delivery_totals}
+), unqueued AS (
+    DELETE FROM webhook_redeliveries WHERE webhook_id = %(webhook_id)s AND position = %(position)s
+), disabled AS (
+    UPDATE webhooks SET active = false, disabled_reason = %(disabled_reason)s, updated_at = now()
+    WHERE id = %(webhook_id)s AND active AND %(disabled_reason)s::text IS NOT NULL
+    RETURNING id
+)
+{:notify_webhook_disabled}
 
 -- name: record_delivered :execrows
 -- Events after the cursor delivered (in order), logged and counted; the cursor moves past the
@@ -184,11 +225,10 @@ WITH logged AS (
         updated_at = CASE WHEN %(disabled_reason)s::text IS NULL THEN updated_at ELSE now() END
     WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND active
     RETURNING id
+), disabled AS (
+    SELECT id FROM updated WHERE %(disabled_reason)s::text IS NOT NULL
 )
-INSERT INTO notifications (user_id, event, webhook_id)
-SELECT u.id, 'webhook_disabled', %(webhook_id)s
-FROM users u
-WHERE u.role = 'admin' AND u.active AND %(disabled_reason)s::text IS NOT NULL AND EXISTS (SELECT FROM updated)
+{:notify_webhook_disabled}
 
 -- name: webhook_figures :one
 -- For GET /metrics: how many webhooks are active, failing (the last attempt at their next event

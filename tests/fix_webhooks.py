@@ -13,7 +13,7 @@ import pytest
 
 from tests.fix_app import client_of
 
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 @dataclasses.dataclass
@@ -22,6 +22,7 @@ class Received:
     headers: dict  # lower-case names
     body: bytes
     status: int  # the answer
+    arrived: float  # time.monotonic() when the request arrived
 
 
 class Receiver:
@@ -63,11 +64,13 @@ def receiver():
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
+            arrived = time.monotonic()
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             state.arrivals += 1
             time.sleep(state.delay)
             status = state.answer()
-            state.record(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.record(Received(self.path, headers, body, status, arrived))
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", state.url + "/elsewhere")

@@ -5,6 +5,8 @@ never twice at once however many workers run, and nothing lost when a worker die
 the database."""
 
 import contextlib
+import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -18,19 +20,23 @@ import standardwebhooks
 
 from api import delivery
 from api.config import Config, ConfigError
+from api.db import connect
 from tests.fix_server import ROOT, wait_until
 from tests.fix_webhooks import subscribe
+from tests.test_retention import age_events, one_round
 
-SCHEDULE = "0.3s,0.3s,0.3s"  # 4 attempts in all, about a second apart
+STEPS = (0.2, 0.5, 0.3)  # seconds: 4 attempts in all, about a second
+SCHEDULE = ",".join(f"{step}s" for step in STEPS)
+LATENCY = 0.4  # seconds at most from a retry's due time to its arrival at the receiver
 
 
 @contextlib.contextmanager
-def delivery_worker(database_url, tmp_path, name="worker"):
+def delivery_worker(database_url, tmp_path, name="worker", allowed_networks="127.0.0.0/8"):
     """`python -m api deliver`, stopped with SIGTERM (if still running) when the block ends."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "WEBHOOK_ALLOWED_NETWORKS": allowed_networks,
         "WEBHOOK_RETRY_SCHEDULE": SCHEDULE,
     }
     with open(tmp_path / f"{name}.log", "a") as log:
@@ -116,6 +122,32 @@ def test_a_webhook_gets_only_the_types_it_subscribed_to(
     assert len(hook_receiver.got()) == 1
 
 
+def test_a_webhook_passes_the_events_it_does_not_subscribe_to_once_they_are_final(
+    loopback_client, database_url, db_conn, config, queries, admin, responder, hook_receiver, worker
+):
+    """Its cursor moves past them, so the retention job prunes them; not past the event of a
+    transaction still open, nor past an event it subscribes to."""
+    webhook = subscribe(loopback_client, admin, hook_receiver.url, event_types=["incident.deleted"])
+    [first, second] = incidents(loopback_client, responder, 2)
+    with connect(database_url) as slow, slow.transaction():
+        # its position is below those of the events written after it started, which wait for it
+        position_from = slow.execute("SELECT pg_current_xact_id()::text::bigint AS x").fetchone()["x"] << 20
+        incidents(loopback_client, responder, 30, prefix="Other")
+        time.sleep(1.0)  # the worker is woken by those writes, and polls
+        assert webhook_of(loopback_client, admin, webhook)["cursor"] < position_from
+        queries.delete_incident(slow, id=first, actor_id=admin["id"])
+    [deleted] = messages(hook_receiver.wait_for(1))
+    assert (deleted["type"], deleted["incident_id"]) == ("incident.deleted", first)
+    last = feed(loopback_client, admin)[-1]["position"]
+    wait_until(lambda: webhook_of(loopback_client, admin, webhook)["cursor"] >= last, 5, "cursor behind")
+
+    age_events(db_conn, [40] * 33)
+    assert one_round(dataclasses.replace(config, event_retention_days=30), queries)["events"] == 33
+    loopback_client.simulate_delete(f"/incidents/{second}", headers=admin["headers"])
+    got = messages(hook_receiver.wait_for(2))
+    assert [(m["type"], m["incident_id"]) for m in got[1:]] == [("incident.deleted", second)]
+
+
 def test_a_failure_is_retried_on_the_schedule_with_the_same_id_and_body(
     loopback_client, admin, responder, hook_receiver, worker
 ):
@@ -125,6 +157,9 @@ def test_a_failure_is_retried_on_the_schedule_with_the_same_id_and_body(
     received = hook_receiver.wait_for(3)
     assert [r.status for r in received] == [500, 503, 200]
     assert len({(r.headers["webhook-id"], r.body) for r in received}) == 1
+    gaps = [later.arrived - earlier.arrived for earlier, later in itertools.pairwise(received)]
+    for gap, step in zip(gaps, STEPS, strict=False):
+        assert step * (1 - delivery.JITTER) <= gap <= step * (1 + delivery.JITTER) + LATENCY, (gaps, STEPS)
     # the worker records the last attempt just after the receiver answered it
     wait_until(
         lambda: (
@@ -228,6 +263,49 @@ def test_redeliver_sends_again_without_moving_the_cursor(
     again = hook_receiver.wait_for(3)[2]
     assert (again.headers["webhook-id"], again.body) == (first.headers["webhook-id"], first.body)
     assert webhook_of(loopback_client, admin, webhook)["cursor"] == cursor
+
+
+def test_the_address_is_checked_again_when_connecting(
+    loopback_client, database_url, tmp_path, admin, responder, hook_receiver
+):
+    """Webhooks saved while WEBHOOK_ALLOWED_NETWORKS let them reach loopback, by an address and
+    by a name, and a worker that runs without it: nothing reaches the receiver."""
+    port = hook_receiver.url.rsplit(":", 1)[1]
+    by_address = subscribe(loopback_client, admin, hook_receiver.url)
+    by_name = subscribe(loopback_client, admin, f"http://localhost:{port}/")
+    incidents(loopback_client, responder, 1)
+    with delivery_worker(database_url, tmp_path, allowed_networks=""):
+        for webhook, why in [
+            (by_address, "127.0.0.1 is not a public address"),
+            (by_name, "localhost resolves to no public address"),
+        ]:
+            wait_until(lambda webhook=webhook: deliveries(loopback_client, admin, webhook), 10, "no attempt")
+            first = deliveries(loopback_client, admin, webhook)[0]
+            assert (first["status_code"], first["attempt"]) == (None, 1)
+            assert why in first["error"], first["error"]
+    assert hook_receiver.arrivals == 0
+
+
+def test_a_redelivery_answered_410_disables_the_webhook(
+    loopback_client, admin, responder, hook_receiver, worker
+):
+    webhook = subscribe(loopback_client, admin, hook_receiver.url)
+    incidents(loopback_client, responder, 1)
+    [first] = hook_receiver.wait_for(1)
+    cursor = json.loads(first.body)["position"]
+    wait_until(lambda: webhook_of(loopback_client, admin, webhook)["cursor"] == cursor, 5, "cursor")
+    hook_receiver.statuses = [410]
+    loopback_client.simulate_post(
+        f"/webhooks/{webhook['id']}/redeliver",
+        json={"event_ids": [first.headers["webhook-id"]]},
+        headers=admin["headers"],
+    )
+    wait_until(lambda: not webhook_of(loopback_client, admin, webhook)["active"], 10, "still active")
+    disabled = webhook_of(loopback_client, admin, webhook)
+    assert ("410" in disabled["disabled_reason"], disabled["cursor"]) == (True, cursor)
+    [notice] = loopback_client.simulate_get("/notifications", headers=admin["headers"]).json["items"]
+    assert (notice["event"], notice["webhook_id"]) == ("webhook_disabled", webhook["id"])
+    assert [r.status for r in hook_receiver.got()] == [200, 410]
 
 
 def test_a_worker_killed_mid_delivery_loses_nothing(

@@ -88,6 +88,20 @@ def test_every_kind_of_write_is_one_event_of_its_type(client, admin, responder, 
         assert result.status_code == 200, result.json
         feed.incident_event(type_, responder, iid)
 
+    # a replacement that changes three members is one event, of the most specific type
+    current = client.simulate_get(f"/incidents/{iid}", headers=responder["headers"]).json
+    replacement = {
+        **{name: current[name] for name in ("title", "assignee_id", "resolution")},
+        "category_ids": [c["id"] for c in current["categories"]],
+        "description": "db-1 /var at 100 %",
+        "severity": "critical",
+        "status": "open",
+    }
+    result = client.simulate_put(f"/incidents/{iid}", json=replacement, headers=responder["headers"])
+    assert result.status_code == 200, result.json
+    event = feed.incident_event("incident.status_changed", responder, iid)
+    assert set(event["data"]["changes"]) == {"description", "severity", "status"}
+
     client.simulate_post(
         f"/incidents/{iid}/resolve", json={"resolution": "pruned logs"}, headers=responder["headers"]
     )

@@ -245,6 +245,24 @@ def test_redeliver_queues_kept_events_and_names_missing_ones(
     assert unknown.status_code == 404
 
 
+def test_redeliver_counts_an_event_named_twice_once(
+    loopback_client, db_conn, admin, responder, make_incident
+):
+    """As the delivery log lists an event once per attempt, a list of its ids may repeat one."""
+    webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/")
+    make_incident(responder)
+    make_incident(responder)
+    first, second = loopback_client.simulate_get("/events", headers=admin["headers"]).json["items"]
+    queued = loopback_client.simulate_post(
+        f"/webhooks/{webhook['id']}/redeliver",
+        json={"event_ids": [first["id"], second["id"], first["id"]]},
+        headers=admin["headers"],
+    )
+    assert (queued.status_code, queued.json) == (202, {"queued": 2})
+    rows = db_conn.execute("SELECT position FROM webhook_redeliveries ORDER BY position").fetchall()
+    assert [row["position"] for row in rows] == [first["position"], second["position"]]
+
+
 def test_the_secret_is_never_in_a_listing_or_a_log(loopback_client, admin):
     webhook = subscribe(loopback_client, admin, "http://127.0.0.1:9/")
     for path in ["/webhooks", f"/webhooks/{webhook['id']}", f"/webhooks/{webhook['id']}/deliveries"]:
