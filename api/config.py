@@ -53,8 +53,9 @@ class Config:
             delivery_database_url=env.get("DELIVERY_DATABASE_URL", ""),
             metrics_token=_metrics_token(env),
             database_replica_url=env.get("DATABASE_REPLICA_URL", ""),
-            replica_max_lag=_replica_max_lag(env),
-            drain_seconds=_drain_seconds(env),
+            # NOTE: the lag is measured every 0.25 s (api/replica.py)
+            replica_max_lag=_seconds(env, "REPLICA_MAX_LAG", cls.replica_max_lag, 0.5, 86400),
+            drain_seconds=_seconds(env, "DRAIN_SECONDS", cls.drain_seconds, 0, 600),
         )
 
 
@@ -111,25 +112,14 @@ def _pooler(env):
     return value
 
 
-def _replica_max_lag(env):
-    text = env.get("REPLICA_MAX_LAG", str(Config.replica_max_lag))
+def _seconds(env, name, default, low, high):
+    text = env.get(name, str(default))
     try:
         seconds = float(text)
     except ValueError:
-        seconds = -1.0
-    if not 0.5 <= seconds <= 86400:  # NOTE: the lag is measured every 0.25 s (api/replica.py)
-        raise ConfigError(f"REPLICA_MAX_LAG must be 0.5 to 86400 seconds, not {text!r}")
-    return seconds
-
-
-def _drain_seconds(env):
-    text = env.get("DRAIN_SECONDS", str(Config.drain_seconds))
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 600:
-        raise ConfigError(f"DRAIN_SECONDS must be 0 to 600 seconds, not {text!r}")
+        seconds = low - 1
+    if not low <= seconds <= high:
+        raise ConfigError(f"{name} must be {low:g} to {high:g} seconds, not {text!r}")
     return seconds
 
 
