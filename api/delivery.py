@@ -4,8 +4,9 @@ Each active webhook with something due is claimed with a session advisory lock (
 so that however many workers run, one at a time sends to a webhook: its queued redeliveries,
 then the feed's events after its cursor, in position order, one in flight. A success moves the
 cursor (and so does the claim, past final events a webhook does not subscribe to); a failure
-schedules a retry (WEBHOOK_RETRY_SCHEDULE, with jitter) or disables the webhook. Everything lives in the database, so a worker that dies, loses the database or meets
-a receiver that is down loses nothing: the event is sent again (at least once; receivers
+schedules a retry (WEBHOOK_RETRY_SCHEDULE, with jitter) or disables the webhook. Everything
+lives in the database, so a worker that dies, loses the database or meets a receiver that is
+down loses nothing: the event is sent again (at least once; receivers
 deduplicate by `webhook-id`). The worker wakes on NOTIFY webhook_delivery (the web workers send
 it after writes, api/app.py WakeDelivery), when a retry it scheduled is due, and polls every
 POLL_SECONDS, so a lost notification only delays."""
@@ -127,8 +128,9 @@ class Worker:
     async def _send_batch(self, conn, webhook_id, batch):
         """Sends `batch` in order and records it; False at the first failure of an event after
         the cursor (the rest waits for its retry), at a 410 to a redelivery (which disables the
-        webhook), or once the webhook was changed meanwhile (deactivated, or its cursor moved). PERF: deliveries are recorded together, at most
-        RECORD_SECONDS apart (a worker that dies before sends them again)."""
+        webhook), or once the webhook was changed meanwhile (deactivated, or its cursor moved).
+        PERF: deliveries are recorded together, at most RECORD_SECONDS apart (a worker that dies
+        before sends them again)."""
         delivered = Delivered(webhook_id, batch[0]["cursor"])
         try:
             for item in batch:
