@@ -128,10 +128,10 @@ class Worker:
     async def _send_batch(self, conn, webhook_id, batch):
         """Sends `batch` in order and records it; False at the first failure of an event after
         the cursor (the rest waits for its retry), at a 410 to a redelivery (which disables the
-        webhook), or once the webhook was changed meanwhile (deactivated, or its cursor moved).
+        webhook), or once the webhook was changed meanwhile (deactivated, or patched).
         PERF: deliveries are recorded together, at most RECORD_SECONDS apart (a worker that dies
         before sends them again)."""
-        delivered = Delivered(webhook_id, batch[0]["cursor"])
+        delivered = Delivered(webhook_id, batch[0]["cursor"], batch[0]["updated_at"])
         try:
             for item in batch:
                 attempt = await self._send(item)
@@ -155,6 +155,7 @@ class Worker:
                         **_log_columns(webhook_id, item, attempt),
                         attempt=number,
                         cursor=delivered.cursor,
+                        updated_at=delivered.updated_at,
                         **outcome,
                     )
                     self._wake_after(outcome["retry_seconds"])
@@ -185,9 +186,10 @@ class Worker:
 class Delivered:
     """Deliveries of events after a webhook's cursor, not yet recorded."""
 
-    def __init__(self, webhook_id, cursor):
+    def __init__(self, webhook_id, cursor, updated_at):
         self.webhook_id = webhook_id
         self.cursor = cursor  # as recorded
+        self.updated_at = updated_at  # the webhook's, when the batch was read
         self._rows = []
         self._recorded_at = time.monotonic()
 
@@ -204,8 +206,8 @@ class Delivered:
         )
 
     async def record(self, conn, queries):
-        """Records the deliveries; False when the webhook was deactivated or its cursor moved
-        meanwhile (then only the log keeps them)."""
+        """Records the deliveries; False when the webhook was deactivated or changed meanwhile
+        (then only the log keeps them)."""
         if not self._rows:
             return True
         positions, attempts, status_codes, durations = map(list, zip(*self._rows, strict=True))
@@ -213,6 +215,7 @@ class Delivered:
             conn,
             webhook_id=self.webhook_id,
             cursor=self.cursor,
+            updated_at=self.updated_at,
             positions=positions,
             attempts=attempts,
             status_codes=status_codes,

@@ -159,8 +159,9 @@ SELECT pg_advisory_unlock(hashtextextended('webhook', %(id)s))
 -- name: next_deliveries :many
 -- What to send the webhook next, when it is still active: up to `limit` messages, its queued
 -- redeliveries first, then the final events after its cursor that it subscribes to (once its
--- next attempt is due), each with the webhook's url, secrets, cursor and failures so far.
-SELECT w.url, {:signing_secrets}, w.cursor, w.failures, e.redelivery, e.position, e.type,
+-- next attempt is due), each with the webhook's url, secrets, cursor, failures so far, and when
+-- it was last changed.
+SELECT w.url, {:signing_secrets}, w.cursor, w.failures, w.updated_at, e.redelivery, e.position, e.type,
        e.occurred_at, e.actor_id, e.incident_id, e.incident_version, {:event_data} AS data
 FROM webhooks w
 CROSS JOIN LATERAL (
@@ -195,8 +196,9 @@ WITH logged AS (
 
 -- name: record_delivered :execrows
 -- Events after the cursor delivered (in order), logged and counted; the cursor moves past the
--- last one. Unless the cursor was moved meanwhile (PATCH), or the webhook disabled: then only
--- the log and the totals remember them.
+-- last one. Unless the webhook was changed meanwhile (a PATCH, even one that set the cursor to
+-- where it was, or a new secret) or disabled: then only the log and the totals remember them,
+-- and what was sent goes again.
 WITH logged AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, duration_ms)
     SELECT %(webhook_id)s, 'evt_' || d.position, d.position, d.attempt, d.status_code, d.duration_ms
@@ -205,13 +207,13 @@ WITH logged AS (
     RETURNING webhook_id, error
 ), counted AS ({:add_to_delivery_totals})
 UPDATE webhooks SET cursor = (%(positions)s::bigint[])[cardinality(%(positions)s::bigint[])], failures = 0
-WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND active
+WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND updated_at = %(updated_at)s AND active
 
 -- name: record_failure :exec
 -- A failed attempt at the event after the cursor, logged and counted: the next one is due in
 -- `retry_seconds`, or the webhook is disabled with `disabled_reason` (when that is not NULL)
--- and every active admin notified. Unless the cursor was moved meanwhile (PATCH), or the
--- webhook disabled: then only the log and the totals remember the attempt.
+-- and every active admin notified. Unless the webhook was changed meanwhile (as for
+-- record_delivered) or disabled: then only the log and the totals remember the attempt.
 WITH logged AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id, position, attempt, status_code, error, duration_ms)
     VALUES (%(webhook_id)s, %(event_id)s, %(position)s, %(attempt)s, %(status_code)s, %(error)s, %(duration_ms)s)
@@ -223,7 +225,7 @@ WITH logged AS (
         active = %(disabled_reason)s::text IS NULL,
         disabled_reason = %(disabled_reason)s,
         updated_at = CASE WHEN %(disabled_reason)s::text IS NULL THEN updated_at ELSE now() END
-    WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND active
+    WHERE id = %(webhook_id)s AND cursor = %(cursor)s AND updated_at = %(updated_at)s AND active
     RETURNING id
 ), disabled AS (
     SELECT id FROM updated WHERE %(disabled_reason)s::text IS NOT NULL

@@ -246,6 +246,24 @@ def test_moving_the_cursor_back_replays(loopback_client, admin, responder, hook_
     assert messages(again) == messages(first)
 
 
+def test_moving_the_cursor_back_to_where_a_batch_in_flight_started_replays_it(
+    loopback_client, admin, responder, hook_receiver, worker
+):
+    """The PATCH leaves the cursor as it was when the batch was read; the batch's record must
+    not move it past what the PATCH asked to have again."""
+    webhook = subscribe(loopback_client, admin, hook_receiver.url)
+    hook_receiver.delay = 0.5
+    incidents(loopback_client, responder, 2)
+    wait_until(lambda: hook_receiver.arrivals == 1, 10, "the first event in flight")
+    patched = loopback_client.simulate_patch(
+        f"/webhooks/{webhook['id']}", json={"cursor": webhook["cursor"]}, headers=admin["headers"]
+    )
+    assert patched.json["cursor"] == webhook["cursor"]
+    hook_receiver.delay = 0
+    sent = hook_receiver.wait_for(4)
+    assert messages(sent[2:]) == messages(sent[:2])
+
+
 def test_redeliver_sends_again_without_moving_the_cursor(
     loopback_client, admin, responder, hook_receiver, worker
 ):
