@@ -2,7 +2,8 @@
 
 Each query starts with a header line `-- name: <name> :<kind>`, optional `--` doc lines,
 then its text with psycopg placeholders (`%(name)s`), byte for byte what the server gets.
-Queries are prepared on each connection (psycopg's default: from the fifth run on), so
+The app's queries run through api/driver.py, prepared on each connection from their first run
+(the command line's and the tests' through psycopg's cursors, from the fifth), so
 PostgreSQL may reuse a generic plan; a header ending in ` :custom_plan` runs its query
 unprepared, planned for its actual parameters every time (for catch-all filters such as
 `(%(x)s IS NULL OR col = %(x)s)`, whose generic plans scan whole tables).
@@ -19,6 +20,8 @@ import re
 
 import psycopg
 from psycopg import sql
+
+from api import driver
 
 SQL_DIR = pathlib.Path(__file__).resolve().parent.parent / "sql"
 HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)(?P<custom_plan> :custom_plan)?\s*$")
@@ -55,10 +58,14 @@ class Query:
         return self._single(cursor, cursor.fetchone() if self.kind in ONE_ROW else None)
 
     async def _run_async(self, conn, params):
-        cursor = await conn.execute(self.text, params, prepare=self._prepare)
+        rows, count = await driver.run(conn, self.text, params, prepare=not self.custom_plan)
         if self.kind == "many":
-            return await cursor.fetchall()
-        return self._single(cursor, await cursor.fetchone() if self.kind in ONE_ROW else None)
+            return rows
+        if self.kind == "one":
+            return rows[0] if rows else None
+        if self.kind == "scalar":
+            return next(iter(rows[0].values())) if rows else None
+        return count if self.kind == "execrows" else None
 
     def _single(self, cursor, row):
         if self.kind == "one":
@@ -127,13 +134,6 @@ def expand(query, fragments, depth=0):
                 f"({', '.join('{' + s + '}' for s in sorted(SLOTS))}) nor a fragment ({{:name}})"
             )
     return text
-
-
-def numbered(text):
-    """`text` with its named placeholders numbered as the server sees a prepared statement
-    ($1, $2, ... in order of first use), and the names in that order."""
-    names = list(dict.fromkeys(PLACEHOLDER.findall(text)))
-    return PLACEHOLDER.sub(lambda m: f"${names.index(m[1]) + 1}", text), names
 
 
 def parse_file(path):

@@ -12,9 +12,10 @@ import psycopg
 from psycopg import sql
 
 from api.db import connect
+from api.driver import numbered
 from api.lists import IncidentLists, incident_filters
 from api.resources.analytics import SEARCH_CANDIDATES, stats_span
-from api.sql import load_queries, numbered
+from api.sql import load_queries
 from bench import database, indexes
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "explain.md"

@@ -223,7 +223,7 @@ def test_prepared_statements_never_cross_server_sessions(
     lenient_bouncer, reporter, make_incident, pooler, all_served
 ):
     """Many identical reads at once, from 8 client connections over 2 server sessions: each
-    query is prepared from its fifth run on a connection unless DATABASE_POOLER says not to."""
+    query is prepared on its first run on a connection unless DATABASE_POOLER says not to."""
     incident = make_incident(reporter)
     config = pooled(lenient_bouncer, pool_min_size=8, database_pooler=pooler)
 

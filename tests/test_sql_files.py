@@ -3,8 +3,9 @@ import itertools
 import psycopg
 import pytest
 
+from api.driver import numbered
 from api.lists import CREATED_AT_SORTS, NO_FILTERS, PAGE_ROWS, SORTS, IncidentLists, incident_filters
-from api.sql import QueryFileError, load_queries, numbered
+from api.sql import QueryFileError, load_queries
 
 LISTS = {"list_incidents": SORTS, "list_user_incidents": SORTS, "list_category_incidents": CREATED_AT_SORTS}
 
