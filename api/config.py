@@ -10,7 +10,7 @@ import re
 class Config:
     database_url: str
     pool_min_size: int = 4
-    pool_max_size: int = 4
+    pool_max_size: int = 8  # PERF: see docs/operations.md, Connections
     pool_timeout: float = 5.0
     statement_timeout_ms: int = 5000
     retention_interval_seconds: float = 600.0
