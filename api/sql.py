@@ -26,8 +26,6 @@ from api import driver
 SQL_DIR = pathlib.Path(__file__).resolve().parent.parent / "sql"
 HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*) :(?P<kind>\w+)(?P<custom_plan> :custom_plan)?\s*$")
 KINDS = {"one", "many", "scalar", "exec", "execrows", "fragment"}
-ONE_ROW = {"one", "scalar"}
-PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's named placeholder, %(name)s
 FRAGMENT = re.compile(r"\{:(\w+)\}")
 BRACED = re.compile(r"\{[^{}]*\}")
 SLOTS = {"filters", "after", "order_by", "page", "rows"}
@@ -52,13 +50,13 @@ class Query:
         a coroutine to await; on a Connection (the command line's, the tests'), it runs now."""
         if isinstance(conn, psycopg.AsyncConnection):
             return self._run_async(conn, params)
-        cursor = conn.execute(self.text, params, prepare=self._prepare)
-        if self.kind == "many":
-            return cursor.fetchall()
-        return self._single(cursor, cursor.fetchone() if self.kind in ONE_ROW else None)
+        cursor = conn.execute(self.text, params, prepare=False if self.custom_plan else None)
+        return self._answer(cursor.fetchall() if cursor.description else [], cursor.rowcount)
 
     async def _run_async(self, conn, params):
-        rows, count = await driver.run(conn, self.text, params, prepare=not self.custom_plan)
+        return self._answer(*await driver.run(conn, self.text, params, prepare=not self.custom_plan))
+
+    def _answer(self, rows, count):
         if self.kind == "many":
             return rows
         if self.kind == "one":
@@ -66,19 +64,6 @@ class Query:
         if self.kind == "scalar":
             return next(iter(rows[0].values())) if rows else None
         return count if self.kind == "execrows" else None
-
-    def _single(self, cursor, row):
-        if self.kind == "one":
-            return row
-        if self.kind == "scalar":
-            return None if row is None else next(iter(row.values()))
-        if self.kind == "execrows":
-            return cursor.rowcount
-        return None
-
-    @property
-    def _prepare(self):
-        return False if self.custom_plan else None
 
     def format(self, **slots):
         """This query with its `{slot}`s filled by constant SQL, never input."""
