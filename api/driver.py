@@ -24,7 +24,8 @@ from psycopg.generators import execute as send_and_fetch
 from psycopg.pq import ExecStatus
 
 PREPARED_MAX = 200
-PLACEHOLDER_OR_PERCENT = re.compile(r"%\((\w+)\)s|%%")
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's named placeholder, %(name)s
+PLACEHOLDER_OR_PERCENT = re.compile(PLACEHOLDER.pattern + "|%%")
 
 
 class _Session:

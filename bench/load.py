@@ -26,8 +26,9 @@ from api import history
 from api.auth import new_token
 from api.cli import migrate, pgcluster
 from api.db import connect
+from api.driver import PLACEHOLDER
 from api.incident_rules import RESPONDER_ROLES
-from api.sql import PLACEHOLDER, load_queries
+from api.sql import load_queries
 from bench import database
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
