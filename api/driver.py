@@ -42,7 +42,6 @@ class _Session:
 _sessions = weakref.WeakKeyDictionary()
 
 
-@functools.lru_cache(maxsize=1024)
 def numbered(text):
     """psycopg's `%(name)s` query as the server takes it, with `$1`, `$2`, … in order of first
     use and `%%` as `%`; and the parameter names in that order."""
@@ -58,14 +57,20 @@ def numbered(text):
     return PLACEHOLDER_OR_PERCENT.sub(number, text), tuple(names)
 
 
+@functools.lru_cache(maxsize=1024)
+def _server_query(text):
+    """numbered(text), encoded as libpq takes it: once per query text, not per run."""
+    query, names = numbered(text)
+    return query.encode(), names
+
+
 async def run(conn, text, params, prepare=True):
     """Runs `text` with `params` (by name) on `conn` (in autocommit: outside a transaction()
     block the statement commits by itself): its rows as dicts, and the number of rows it
     returned or touched (None for a statement that reports none)."""
     if not conn.autocommit:
         raise ValueError("the driver runs statements on connections in autocommit only")
-    query, names = numbered(text)
-    query = query.encode()
+    query, names = _server_query(text)
     session = _sessions.get(conn) or _sessions.setdefault(conn, _Session(conn))
     tx = session.transformer
     values = tx.dump_sequence([params[name] for name in names], [PyFormat.AUTO] * len(names))
