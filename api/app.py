@@ -148,8 +148,8 @@ class Lifespan:
     """The served app opens its pool at ASGI startup, in the worker after the fork, starts the
     retention job, the delivery wake-ups (and, with metrics on, the refresh of its pool's
     figures), and stops them at shutdown; from SIGTERM on, the worker is `draining` (GET /ready
-    answers 503) and stops accepting DRAIN_SECONDS later. (Tests open the pool themselves: Falcon's test client runs startup and
-    shutdown around every simulated request.)"""
+    answers 503) and stops accepting DRAIN_SECONDS later. (Tests open the pool themselves:
+    Falcon's test client runs startup and shutdown around every simulated request.)"""
 
     def __init__(self, db, queries, retention_interval, wake_delivery, pool_figures=None):
         self._db = db
